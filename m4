@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# M4 Director's two commands. Each sets everything up itself (venv, torch, the ComfyUI host, chromium).
+#   ./m4 demo [options]   the main job: analyse and plan through a real headless ComfyUI (see --help)
+#   ./m4 test [pytest args]   every test tier, ruff and the packaging checks
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  demo)
+    py="$(bash "$here/scripts/bootstrap.sh" | tail -n 1)"
+    cd "$here" && exec "$py" -m cli demo "$@"
+    ;;
+  test)
+    py="$(bash "$here/scripts/bootstrap.sh" | tail -n 1)"
+    cd "$here"
+    echo "[m4 test] ruff"
+    "$py" -m ruff check .
+    echo "[m4 test] pytest (tiers: pure, inprocess, server, browser)"
+    cd "$here/tests"
+    M4_REQUIRE_TIERS=all exec "$py" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ./m4 demo [--help] | ./m4 test [pytest args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,10 @@
+"""Custom socket types of the pack. Their names are part of saved workflows: never rename them."""
+
+from comfy_api.latest import io
+
+Analysis = io.Custom("M4_ANALYSIS")  # agents.analysis_types.VisualAnalysis, one per batch item (list)
+ReferenceReport = io.Custom("M4_REFERENCE_REPORT")  # agents.analysis_types.ReferenceReport
+Plan = io.Custom("M4_PLAN")  # the Animation Director's plan
+PoseKeypoint = io.Custom("POSE_KEYPOINT")  # controlnet_aux's type, so its preprocessors wire in
+
+CATEGORY = "M4 Director"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds everything the demo and the tests need, from nothing, idempotently:
+# a venv outside the clone (keyed by the requirement files), the pinned ComfyUI host, chromium.
+# Prints the venv's python path on its last line.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${M4_CACHE:-$HOME/.cache/m4-director}"
+mkdir -p "$cache"
+# One build at a time: parallel callers wait for the first one and then reuse its result.
+exec 9>"$cache/.bootstrap.lock"
+flock 9
+log() { echo "[bootstrap] $*" >&2; }
+
+# The ComfyUI tree (user's own via COMFYUI_PATH, else the pinned one).
+comfy="$(python3 "$here/scripts/comfy_host.py")"
+log "ComfyUI host: $comfy"
+
+# Bump VENV_REV when the install steps below change; requirement edits change the key by themselves.
+VENV_REV=1
+key="$( (echo "$VENV_REV"; cat "$here/requirements.txt" "$here/requirements-dev.txt" "$comfy/requirements.txt") | sha256sum | cut -c1-12)"
+venv="$cache/venv-$key"
+if [ ! -f "$venv/.m4-ready" ]; then
+  log "building venv $venv (torch from local disk; about 4 minutes the first time)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+  "$venv/bin/python" -m pip install --quiet torch==2.14.1 torchvision==0.29.1 >&2
+  python3 "$here/scripts/comfy_host.py" --requirements > "$cache/comfy-requirements.txt"
+  "$venv/bin/python" -m pip install --quiet torch==2.14.1 torchvision==0.29.1 \
+    -r "$cache/comfy-requirements.txt" -r "$here/requirements.txt" -r "$here/requirements-dev.txt" >&2
+  touch "$venv/.m4-ready"
+  # Older venvs of other requirement sets are dead weight (several GB each).
+  for old in "$cache"/venv-*; do [ "$old" = "$venv" ] || rm -rf "$old"; done
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing Debian chromium for the browser tier"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
+  else
+    log "chromium missing and not root: install Debian's chromium package (the browser tier will fail without it)"
+  fi
+fi
+echo "$venv/bin/python"

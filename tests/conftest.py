@@ -1,0 +1,60 @@
+"""Tier markers by folder, and the rule that no tier may pass by being skipped.
+
+Host fixtures (in-process ComfyUI, real server, browser) live in tests/host/ and are registered
+here as plugins so every tier shares one ComfyUI import and one server per session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["host.fixtures"]
+
+TIERS = ("pure", "inprocess", "server", "browser")
+_outcomes: dict[str, Counter[str]] = {t: Counter() for t in TIERS}
+
+
+def _tier_of(path: Path) -> str | None:
+    parts = path.parts
+    for tier in TIERS:
+        if tier in parts:
+            return tier
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = _tier_of(Path(str(item.fspath)).relative_to(Path(__file__).parent))
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
+            item.user_properties.append(("tier", tier))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    tier = dict(report.user_properties).get("tier")
+    if tier is None:
+        return
+    if report.when == "call" or report.outcome != "passed":
+        _outcomes[tier][report.outcome] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With M4_REQUIRE_TIERS=all (the test command, CI) every tier must have run and none skipped."""
+    if os.environ.get("M4_REQUIRE_TIERS") != "all":
+        return
+    problems = []
+    for tier in TIERS:
+        c = _outcomes[tier]
+        if c["passed"] == 0:
+            problems.append(f"tier '{tier}' ran no passing test")
+        if c["skipped"]:
+            problems.append(f"tier '{tier}' skipped {c['skipped']} test(s)")
+    if problems:
+        print("\nM4 tier check FAILED: " + "; ".join(problems))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        print("\nM4 tier check: " + ", ".join(f"{t} {_outcomes[t]['passed']} passed" for t in TIERS))

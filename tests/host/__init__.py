@@ -1,0 +1,1 @@
+"""The test host: a real ComfyUI for every tier (in-process, server, browser)."""

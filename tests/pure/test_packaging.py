@@ -1,0 +1,76 @@
+"""Packaging rules a Registry/Manager install depends on, checked on the files themselves."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FORBIDDEN_IN_AGENTS = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "server", "nodes", "execution"}
+
+
+def _req_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_requirements_txt_equals_pyproject_dependencies() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert _req_lines(REPO / "requirements.txt") == project["dependencies"]
+
+
+def test_pyproject_registry_metadata() -> None:
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    project, comfy = data["project"], data["tool"]["comfy"]
+    assert "comfyui" not in project["name"].lower()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
+    assert project["license"] == {"file": "LICENSE"}
+    assert "GNU GENERAL PUBLIC LICENSE" in (REPO / "LICENSE").read_text()[:200]
+    for key in ("PublisherId", "DisplayName", "Icon", "includes", "requires-comfyui"):
+        assert comfy.get(key), f"[tool.comfy] {key} missing"
+    assert (REPO / comfy["Icon"]).is_file()
+    # torch comes from ComfyUI: pinning it here would fight the user's CUDA build.
+    assert not any(d.split("=")[0].split(">")[0].strip() == "torch" for d in project["dependencies"])
+
+
+def test_root_init_is_import_safe() -> None:
+    tree = ast.parse((REPO / "__init__.py").read_text())
+    top_imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert top_imports == [], "the root __init__ must not import anything at module level"
+    names = {n.targets[0].id for n in tree.body if isinstance(n, ast.Assign)}
+    funcs = {n.name for n in tree.body if isinstance(n, ast.AsyncFunctionDef)}
+    assert "comfy_entrypoint" in funcs and "WEB_DIRECTORY" in names
+    assert "NODE_CLASS_MAPPINGS" not in names, "exporting V1 mappings makes the loader ignore comfy_entrypoint"
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_agents_never_import_comfyui() -> None:
+    offenders = {
+        str(p.relative_to(REPO)): sorted(_imported_roots(p) & FORBIDDEN_IN_AGENTS)
+        for p in (REPO / "agents").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_network_or_path_edits_at_import_in_pack_modules() -> None:
+    """Module level of agents/ and nodes/ must not touch sys.path or open connections."""
+    bad = re.compile(r"^(sys\.path\.(insert|append)|urllib\.request\.urlopen|requests\.(get|post))", re.M)
+    for path in list((REPO / "agents").rglob("*.py")) + list((REPO / "nodes").rglob("*.py")):
+        assert not bad.search(path.read_text()), f"{path.relative_to(REPO)} edits sys.path or uses the network"
+
+
+def test_fixture_images_keep_their_attribution() -> None:
+    notice = (REPO / "tests" / "fixtures" / "NOTICE.md").read_text()
+    for img in (REPO / "tests" / "fixtures").rglob("*"):
+        if img.suffix.lower() in {".png", ".jpg"}:
+            assert img.relative_to(REPO / "tests" / "fixtures").as_posix() in notice
