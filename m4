@@ -16,6 +16,8 @@ case "$cmd" in
     cd "$here"
     echo "[m4 test] ruff"
     "$py" -m ruff check .
+    echo "[m4 test] comfy node validate (Registry metadata and security checks)"
+    "${M4_CACHE:-$HOME/.cache/m4-director}/comfy-cli-1.23.0/bin/comfy" --skip-prompt --no-enable-telemetry node validate
     echo "[m4 test] pytest (tiers: pure, inprocess, server, browser)"
     cd "$here/tests"
     M4_REQUIRE_TIERS=all exec "$py" -m pytest "$@"

@@ -33,6 +33,17 @@ if [ ! -f "$venv/.m4-ready" ]; then
   for old in "$cache"/venv-*; do [ "$old" = "$venv" ] || rm -rf "$old"; done
 fi
 
+# comfy-cli (for `comfy node validate`, the Registry's own check) in a venv of its own: its many
+# dependencies stay out of the test venv.
+cli_venv="$cache/comfy-cli-1.23.0"
+if [ ! -f "$cli_venv/.m4-ready" ]; then
+  log "installing comfy-cli 1.23.0 for the Registry validation"
+  rm -rf "$cli_venv"
+  python3 -m venv "$cli_venv"
+  "$cli_venv/bin/python" -m pip install --quiet comfy-cli==1.23.0 ruff >&2
+  touch "$cli_venv/.m4-ready"
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     log "installing Debian chromium for the browser tier"
