@@ -74,3 +74,13 @@ def test_fixture_images_keep_their_attribution() -> None:
     for img in (REPO / "tests" / "fixtures").rglob("*"):
         if img.suffix.lower() in {".png", ".jpg"}:
             assert img.relative_to(REPO / "tests" / "fixtures").as_posix() in notice
+
+
+def test_pack_modules_import_each_other_relatively() -> None:
+    """ComfyUI loads the pack as custom_nodes.<folder>: a top-level `agents` package does not exist there."""
+    offenders = []
+    for path in list((REPO / "agents").rglob("*.py")) + list((REPO / "nodes").rglob("*.py")):
+        roots = _imported_roots(path)
+        if roots & {"agents", "nodes"}:
+            offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []
