@@ -1,0 +1,262 @@
+"""Stroke and ink measurements on one drawing (the Visual Analyst's pixel work).
+
+The drawing is brought to a fixed working size (longest side WORK_SIDE) so every length below is
+in the same units whatever the input resolution, then turned into an ink map (0 = paper,
+1 = full ink) that is independent of stroke colour, stroke polarity and paper shading. Every
+measure is derived from that map, its stroke mask and the mask's one-pixel skeleton.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from skimage.morphology import skeletonize
+
+from .imaging import ImageInputError
+
+WORK_SIDE = 512  # analysis resolution (longest side); bounds time and makes lengths comparable
+MIN_WORK_SHORT_SIDE = 16  # after scaling to WORK_SIDE the short side must still hold a stroke
+INK_FLOOR = 0.12  # ink below this is paper, whatever the noise estimate says
+NOISE_SIGMAS = 5.0  # paper grain: ink must clear median + this many robust sigmas of the paper
+FAINT_RATIO = 0.55  # a stroke whose peak ink is below this share of the main ink level is faint
+MIN_SPECK_AREA = 6  # components smaller than this (px at working size) are specks, not strokes
+EMPTY_INK_SHARE = 2e-4  # below this share of inked canvas there is no drawing
+EMPTY_SKELETON_PX = 12
+
+_NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float32)
+
+
+@dataclass
+class InkMap:
+    ink: np.ndarray  # (H, W) float32 0..1 at working size
+    inverted: bool  # light strokes on dark paper were detected and flipped
+    paper_level: float  # median paper brightness before flat-fielding
+    noise_sigma: float  # robust spread of the flat-fielded paper
+    threshold: float  # ink level that separates strokes from paper
+    scale: float  # working size / input size
+
+
+@dataclass
+class StrokeStats:
+    """Raw stroke measurements at working size (lengths in working pixels)."""
+
+    height: int
+    width: int
+    ink_share: float
+    skeleton_px: int
+    faint_skeleton_px: int
+    endpoints: int
+    junctions: int
+    gap_pairs: int
+    short_fragments: int
+    specks: int
+    median_width: float
+    width_p10: float
+    width_p90: float
+    object_boxes: list[tuple[int, int, int, int]]  # x, y, w, h of each object, largest mass first
+    object_masses: list[int]
+    gap_radius: float
+    group_radius: float
+    outline_px: float
+
+    @property
+    def empty(self) -> bool:
+        return self.ink_share < EMPTY_INK_SHARE or self.skeleton_px < EMPTY_SKELETON_PX
+
+
+def to_working_size(rgb: np.ndarray, name: str) -> tuple[np.ndarray, float]:
+    """Resize so the longest side is WORK_SIDE: area filter down, linear up."""
+    h, w = rgb.shape[:2]
+    s = WORK_SIDE / float(max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    if min(size) < MIN_WORK_SHORT_SIDE:
+        raise ImageInputError(
+            f"{name}: {w}x{h} is too elongated to analyse (short side would be {min(size)} px "
+            f"at the {WORK_SIDE} px working size; need at least {MIN_WORK_SHORT_SIDE})"
+        )
+    if s == 1.0:
+        return rgb, 1.0
+    interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, size, interpolation=interp), s
+
+
+def _paper_background(dark: np.ndarray) -> np.ndarray:
+    """Paper brightness per pixel: strokes closed away at quarter size, then smoothed."""
+    h, w = dark.shape
+    small = cv2.resize(dark, (max(4, w // 4), max(4, h // 4)), interpolation=cv2.INTER_AREA)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (11, 11))  # ~44 px: wider than marker strokes
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    closed = cv2.GaussianBlur(closed, (0, 0), 3.0)
+    return cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def ink_map(rgb: np.ndarray, name: str) -> InkMap:
+    """Flat-fielded ink darkness of a (H, W, 3) float RGB drawing, at working size."""
+    work, scale = to_working_size(rgb, name)
+    luma = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
+    inverted = bool(np.median(luma) < 0.5)  # paper is the majority of the canvas
+    if inverted:
+        work = 1.0 - work
+    # The darkest channel makes coloured strokes (yellow, red...) count as fully inked.
+    dark = np.ascontiguousarray(work.min(axis=2))
+    bg = _paper_background(dark)
+    paper = float(np.median(bg))
+    # Large solid fills would be closed into "paper"; real paper shading stays above 60 % of the
+    # sheet's level, so the floor keeps fills as ink while still removing scan vignetting.
+    bg = np.maximum(bg, max(paper * 0.6, 1e-3))
+    ink = np.clip((bg - dark) / bg, 0.0, 1.0).astype(np.float32)
+    med = float(np.median(ink))
+    sigma = float(1.4826 * np.median(np.abs(ink - med)))
+    threshold = max(INK_FLOOR, med + NOISE_SIGMAS * sigma)
+    return InkMap(ink=ink, inverted=inverted, paper_level=paper, noise_sigma=sigma, threshold=threshold, scale=scale)
+
+
+def _neighbour_count(skel: np.ndarray) -> np.ndarray:
+    return cv2.filter2D(skel.astype(np.float32), -1, _NEIGHBOURS, borderType=cv2.BORDER_CONSTANT)
+
+
+def _prune_spurs(skel: np.ndarray, length: int) -> np.ndarray:
+    """Remove side branches shorter than `length` px that thick or wobbly strokes grow.
+
+    Classic pruning (erode endpoints, regrow from the survivors along the old skeleton), plus
+    isolated short strokes are restored: they are real marks, only branches are noise.
+    """
+    if length <= 0:
+        return skel
+    cur = skel.copy()
+    for _ in range(length):
+        nb = _neighbour_count(cur)
+        cur = cur & ~((nb <= 1) & cur)
+    ends = cur & (_neighbour_count(cur) == 1)
+    grown = ends.copy()
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(length):
+        grown = (cv2.dilate(grown.astype(np.uint8), kernel) > 0) & skel
+    pruned = cur | grown
+    n, labels = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8)
+    if n > 1:
+        kept = np.bincount(labels[pruned], minlength=n) > 0
+        lost = ~kept
+        lost[0] = False
+        pruned |= lost[labels]
+    return pruned
+
+
+def _gap_pairs(
+    ends: np.ndarray, comp: np.ndarray, comp_len: np.ndarray, radius: float
+) -> int:
+    """Endpoint pairs that face each other across a short gap (mutual nearest, closer than radius).
+
+    Ends of different strokes always count; two ends of one stroke count only when that stroke
+    is long (a cut closed contour), not when it is a small V or hook.
+    """
+    n = len(ends)
+    if n < 2:
+        return 0
+    d = np.sqrt(((ends[:, None, :] - ends[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    same = comp[:, None] == comp[None, :]
+    short_same = same & (comp_len[comp][:, None] < 4.0 * radius)
+    d[short_same] = np.inf
+    nearest = d.argmin(axis=1)
+    pairs = 0
+    for i in range(n):
+        j = nearest[i]
+        if i < j and nearest[j] == i and d[i, j] < radius:
+            pairs += 1
+    return pairs
+
+
+def _objects(mask: np.ndarray, radius: float) -> tuple[list[tuple[int, int, int, int]], list[int]]:
+    """Group strokes closer than ~2 radius into objects; drop groups under 10 % of the largest."""
+    h, w = mask.shape
+    small = cv2.resize(mask.astype(np.uint8), (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    small = (small > 0).astype(np.uint8)
+    r = max(1, round(radius / 2))
+    grown = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1)))
+    n, labels = cv2.connectedComponents(grown, connectivity=8)
+    if n <= 1:
+        return [], []
+    full = cv2.resize(labels.astype(np.int32).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    full = full.astype(np.int32)
+    lab = np.where(mask, full, 0)
+    masses = np.bincount(lab.ravel(), minlength=n)
+    masses[0] = 0
+    order = [int(i) for i in np.argsort(-masses) if masses[i] > 0]
+    if not order:
+        return [], []
+    top = masses[order[0]]
+    boxes: list[tuple[int, int, int, int]] = []
+    kept: list[int] = []
+    for i in order:
+        if masses[i] < 0.1 * top:
+            break
+        ys, xs = np.nonzero(lab == i)
+        x0, y0 = int(xs.min()), int(ys.min())
+        boxes.append((x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1))
+        kept.append(int(masses[i]))
+    return boxes, kept
+
+
+def measure_strokes(ink: InkMap) -> StrokeStats:
+    """Stroke statistics of an ink map: skeleton length, faint share, ends, gaps, widths, objects."""
+    h, w = ink.ink.shape
+    smooth = cv2.GaussianBlur(ink.ink, (3, 3), 0)
+    raw_mask = (smooth > ink.threshold).astype(np.uint8)
+    n, labels, cc_stats, _ = cv2.connectedComponentsWithStats(raw_mask, connectivity=8)
+    areas = cc_stats[:, cv2.CC_STAT_AREA]
+    speck = areas < MIN_SPECK_AREA
+    speck[0] = False
+    specks = int(speck.sum())
+    mask = raw_mask.astype(bool) & ~speck[labels]
+    ink_share = float(mask.mean())
+
+    skel = skeletonize(mask)
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    half = dist[skel]
+    median_half = float(np.median(half)) if half.size else 1.0
+    skel = _prune_spurs(skel, max(2, round(1.5 * median_half)))
+    skel_px = int(skel.sum())
+
+    # Faint = construction-like: the stroke's local peak ink is well below the drawing's main ink.
+    peak = cv2.dilate(ink.ink, np.ones((3, 3), np.uint8))[skel]
+    main_level = float(np.percentile(peak, 90)) if peak.size else 0.0
+    faint = peak < FAINT_RATIO * main_level
+    faint_px = int(faint.sum())
+
+    # Width statistics of the main (non-faint) strokes: construction lines are measured apart.
+    widths = np.maximum(2.0 * dist[skel][~faint] - 1.0, 1.0)
+    if widths.size:
+        median_w, p10, p90 = (float(v) for v in np.percentile(widths, [50, 10, 90]))
+    else:
+        median_w = p10 = p90 = 0.0
+    # Edge roughness: outline length against the two sides of a smooth stroke of that length.
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    outline = sum(cv2.arcLength(c, True) for c in contours)
+
+    nb = _neighbour_count(skel)
+    end_mask = skel & (nb == 1)
+    junction_mask = (skel & (nb >= 3)).astype(np.uint8)
+    junctions = max(0, cv2.connectedComponents(junction_mask, connectivity=8)[0] - 1)
+
+    n_sk, sk_labels = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8)
+    comp_len = np.bincount(sk_labels.ravel(), minlength=n_sk).astype(np.float64)
+    comp_len[0] = 0
+    side = float(max(h, w))
+    gap_radius = float(np.clip(3.0 * median_w, 6.0, 0.04 * side))
+    ys, xs = np.nonzero(end_mask)
+    ends = np.stack([xs, ys], axis=1).astype(np.float64)
+    gaps = _gap_pairs(ends, sk_labels[ys, xs], comp_len, gap_radius)
+    short_fragments = int(((comp_len > 0) & (comp_len < 0.05 * side)).sum())
+
+    group_radius = max(0.03 * side, gap_radius)
+    boxes, masses = _objects(mask, group_radius)
+    return StrokeStats(
+        height=h, width=w, ink_share=ink_share, skeleton_px=skel_px, faint_skeleton_px=faint_px,
+        endpoints=int(end_mask.sum()), junctions=int(junctions), gap_pairs=gaps,
+        short_fragments=short_fragments, specks=specks, median_width=median_w, width_p10=p10,
+        width_p90=p90, object_boxes=boxes, object_masses=masses, gap_radius=gap_radius,
+        group_radius=group_radius, outline_px=float(outline),
+    )

@@ -1,0 +1,69 @@
+"""Image normalisation: every accepted shape/type lands in one canonical form, the rest fail by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.imaging import ImageInputError, fit_within, load_image, to_gray, to_rgb_float
+
+
+def test_load_real_rgba_and_rgb(shared_data):
+    rgba = load_image(shared_data / "sketches" / "human_line.png")
+    rgb = load_image(shared_data / "sketches" / "user_1.png")
+    assert rgba.shape == (768, 768, 4) and rgba.dtype == np.uint8
+    assert rgb.shape == (512, 512, 3)
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(ImageInputError, match="not found"):
+        load_image(tmp_path / "missing.png")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(ImageInputError, match="junk.png"):
+        load_image(junk)
+
+
+def test_alpha_is_composited_on_white():
+    rgba = np.zeros((20, 20, 4), np.uint8)  # black colour, fully transparent
+    rgba[5:10, 5:10, 3] = 255  # opaque black square
+    out = to_rgb_float(rgba)
+    assert out.shape == (20, 20, 3) and out.dtype == np.float32
+    assert out[0, 0].tolist() == [1.0, 1.0, 1.0]
+    assert out[7, 7].tolist() == [0.0, 0.0, 0.0]
+    half = np.zeros((20, 20, 2), np.float32)
+    half[..., 1] = 0.5  # gray+alpha: black at half opacity
+    assert to_rgb_float(half)[0, 0].tolist() == pytest.approx([0.5, 0.5, 0.5])
+
+
+def test_gray_uint16_and_float_inputs_agree():
+    gray = (np.arange(32 * 32).reshape(32, 32) % 256).astype(np.uint8)
+    a = to_rgb_float(gray)
+    b = to_rgb_float(gray.astype(np.uint16) * 257)
+    c = to_rgb_float(gray.astype(np.float64) / 255.0)
+    assert np.allclose(a, b, atol=1e-6) and np.allclose(a, c, atol=1e-6)
+    assert np.allclose(to_gray(a), a[:, :, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("arr", "pattern"),
+    [
+        (np.ones((10, 40, 3), np.float32), "sketch: 40x10 is too small"),
+        (np.ones((32, 32, 5), np.float32), "sketch: expected shape"),
+        (np.full((32, 32, 3), 2.0, np.float32), "sketch: float pixels must lie in 0..1"),
+        (np.full((32, 32, 3), np.inf, np.float32), "sketch: contains NaN or infinite"),
+        (np.ones((32, 32, 3), np.int64), "sketch: unsupported pixel type"),
+        ([[1, 2]], "sketch: expected a numpy array"),
+    ],
+)
+def test_bad_inputs_raise_named_errors(arr, pattern):
+    with pytest.raises(ImageInputError, match=pattern):
+        to_rgb_float(arr, "sketch")
+
+
+def test_fit_within_bounds_the_longer_side():
+    img = np.zeros((300, 1200, 3), np.float32)
+    out, s = fit_within(img, 600)
+    assert out.shape == (150, 600, 3) and s == pytest.approx(0.5)
+    same, s1 = fit_within(img, 2000)
+    assert same is img and s1 == 1.0
