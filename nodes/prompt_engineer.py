@@ -1,0 +1,62 @@
+"""M4PromptEngineer: the Prompt Engineer agent as a ComfyUI node (thin adapter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from comfy_api.latest import io
+
+from ..agents.prompt_engineer import build_prompts, parse_tags
+from .director import _plan_input, first_analysis
+from .types import CATEGORY, Analysis, Plan
+
+
+class M4PromptEngineer(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="M4PromptEngineer",
+            display_name="M4 Prompt Engineer",
+            category=f"{CATEGORY}/planning",
+            description=(
+                "Writes the two stage prompts for the locked model (Animagine XL 3.1, Danbooru tags): KS1 "
+                "holds structure (pose, proportions, accessories), KS2 does cleanup (line continuity, "
+                "polish, anti-artifact negatives, reference style only when the plan says it is safe). "
+                "KS2-only style language never reaches KS1. Outputs the plan with the prompts attached "
+                "(for M4 Plan Unpack) and the four prompts as text."
+            ),
+            inputs=[
+                Plan.Input("plan", tooltip="From M4 Animation Director."),
+                Analysis.Input("analysis", tooltip="From M4 Visual Analyst (the first item is used, like the "
+                               "Director). Its subject tags are used when subject_tags is empty."),
+                io.String.Input(
+                    "subject_tags", default="", multiline=True, optional=True,
+                    tooltip="Comma-separated Danbooru tags, e.g. '1girl, character:hatsune miku, "
+                    "series:vocaloid, twintails'. 'character:' / 'series:' prefixes place a tag in the model's "
+                    "expected order. Empty = the analysis's own tags.",
+                ),
+            ],
+            outputs=[
+                Plan.Output("plan_with_prompts", display_name="plan",
+                            tooltip="The same plan with the four prompts attached: wire it to M4 Plan "
+                            "Unpack to get values and prompts together."),
+                io.String.Output("ks1_positive", tooltip="Stage 1 positive prompt (node 2 text)."),
+                io.String.Output("ks1_negative", tooltip="Stage 1 negative prompt (node 3 text)."),
+                io.String.Output("ks2_positive", tooltip="Stage 2 positive prompt (node 77 text)."),
+                io.String.Output("ks2_negative", tooltip="Stage 2 negative prompt (node 76 text)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, plan: Any, analysis: Any, subject_tags: str | None = "") -> io.NodeOutput:
+        p = _plan_input(plan)
+        first, _count = first_analysis(analysis)
+        tags = parse_tags(subject_tags) if subject_tags and subject_tags.strip() else None
+        stage = build_prompts(p, first, tags)
+        with_prompts = p.with_prompts(stage.prompts())
+        panel = {"kind": "prompts", "title": "M4 prompts", "data": stage.to_dict()}
+        return io.NodeOutput(with_prompts, stage.ks1_positive, stage.ks1_negative, stage.ks2_positive,
+                             stage.ks2_negative, ui={"m4_panel": [panel]})
+
+
+NODES = [M4PromptEngineer]
