@@ -1,0 +1,102 @@
+"""The apply layer: the locked template matches the policy's driver map, and a plan changes only driven values."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from agents.analysis_types import ReferenceReport, VisualAnalysis
+from agents.animation_director import plan
+from agents.apply_plan import TemplateError, apply_plan, check_template, load_template, template_diff
+from agents.policy import default_policy
+from agents.prompt_engineer import build_prompts
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = default_policy()
+TEMPLATES = sorted((REPO / "workflows").glob("*_Api.json"))
+
+
+def _analysis(**kw) -> VisualAnalysis:
+    base = dict(image_name="t", empty=False, line_quality="messy", line_quality_score=0.3,
+                construction_lines=0.5, broken_lines=0.4, stroke_width_consistency=0.5, complexity="complex",
+                complexity_score=0.7, object_count=1, subject_scale=0.8, anatomy_risk="high",
+                anatomy_risk_score=0.8, anatomy_source="structure", subject_tags=["1girl"])
+    base.update(kw)
+    return VisualAnalysis(**base)
+
+
+def _plan():
+    a = _analysis()
+    p = plan(a, ReferenceReport.absent())
+    prompts = build_prompts(p, a, ["1girl"])
+    return p.with_prompts(prompts.prompts())
+
+
+def test_locked_template_is_the_policy_template() -> None:
+    assert (REPO / POLICY.template).is_file()
+    assert REPO / POLICY.template in TEMPLATES
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_template_matches_the_driver_map(path: Path) -> None:
+    template = load_template(path)
+    check_template(template, POLICY)  # raises with the node id on any mismatch
+    for node_id, driver in POLICY.nodes.items():
+        assert template[node_id]["class_type"] == driver.class_type
+        assert set(driver.drives) <= set(template[node_id]["inputs"])
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_applying_a_plan_changes_only_driven_values(path: Path) -> None:
+    template = load_template(path)
+    before = copy.deepcopy(template)
+    p = _plan()
+    applied = apply_plan(template, p, POLICY)
+    assert template == before, "apply_plan must not modify its input"
+    driven = {(nid, name) for nid, d in POLICY.nodes.items() for name in d.drives}
+    diffs = template_diff(template, applied)
+    assert diffs, "the plan should change at least one value"
+    assert {(nid, name) for nid, name, _, _ in diffs} <= driven
+    # ... and every driven input now holds the plan's value.
+    for node_id, driver in POLICY.nodes.items():
+        for input_name, field in driver.drives.items():
+            assert applied[node_id]["inputs"][input_name] == p.field_value(field)
+    assert set(applied) == set(template)
+    assert all(applied[k]["class_type"] == template[k]["class_type"] for k in template)
+
+
+def test_missing_node_is_named() -> None:
+    template = load_template(REPO / POLICY.template)
+    del template["104"]
+    with pytest.raises(TemplateError, match="'104'"):
+        apply_plan(template, _plan(), POLICY)
+
+
+def test_renamed_input_is_named() -> None:
+    template = load_template(REPO / POLICY.template)
+    template["66"]["inputs"]["end"] = template["66"]["inputs"].pop("end_at")
+    with pytest.raises(TemplateError, match=r"'66'.*'end_at'"):
+        apply_plan(template, _plan(), POLICY)
+
+
+def test_wrong_class_is_named() -> None:
+    template = load_template(REPO / POLICY.template)
+    template["55"]["class_type"] = "KSamplerAdvanced"
+    with pytest.raises(TemplateError, match="'55'.*KSamplerAdvanced"):
+        check_template(template, POLICY)
+
+
+def test_linked_driven_input_is_refused() -> None:
+    template = load_template(REPO / POLICY.template)
+    template["5"]["inputs"]["cfg"] = ["99", 0]
+    with pytest.raises(TemplateError, match="'5'.*'cfg'.*link"):
+        check_template(template, POLICY)
+
+
+def test_not_api_format_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "ui.json"
+    bad.write_text('{"last_node_id": 3, "nodes": []}')
+    with pytest.raises(TemplateError, match="API-format"):
+        load_template(bad)
