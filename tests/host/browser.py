@@ -1,0 +1,163 @@
+"""Tier 4 host: Debian's chromium driven headless by Playwright (sync API) against the real server.
+
+Playwright brings only its driver here; the browser is the system chromium (never `playwright install`).
+Each test gets a fresh context (a fresh profile), so no state leaks between tests.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+_PROBE_404 = r"^console: Failed to load resource: .*404.*\(https?://127\.0\.0\.1:\d+"
+# What the 0.3.75 frontend (1.32.9) logs by itself against a fresh server, checked here with no custom
+# nodes loaded. Anything else (a 404 of the pack's own files included) counts as an error.
+KNOWN_FRONTEND_ERRORS = (
+    re.compile(r"reading 'id'"),  # its own TypeError in GraphView on every load
+    # optional files a new user does not have yet
+    re.compile(_PROBE_404 + r"(/api/userdata)?/user\.css:"),
+    re.compile(_PROBE_404 + r"/favicon\.ico:"),
+    re.compile(_PROBE_404 + r"/api/userdata/comfy\.templates\.json:"),
+    re.compile(_PROBE_404 + r"/api/userdata\?dir=(workflows|subgraphs%2F)&"),
+    # its registry look-up, blocked by the server's own Content-Security-Policy (no traffic leaves)
+    re.compile(r"^console: Connecting to 'https://api\.comfy\.org/.*violates the following Content Security Policy"),
+)
+READY_JS = "() => Boolean(window.app && window.app.graph && window.app.extensionManager)"
+
+
+class ChromiumMissing(RuntimeError):
+    pass
+
+
+def chromium_path() -> str | None:
+    if Path("/usr/bin/chromium").is_file():
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
+@dataclass
+class BrowserHost:
+    playwright: Playwright
+    browser: Browser
+
+    def close(self) -> None:
+        try:
+            self.browser.close()
+        finally:
+            self.playwright.stop()
+
+
+def launch() -> BrowserHost:
+    """Start headless chromium once per session; raises ChromiumMissing if it is not installed."""
+    executable = chromium_path()
+    if executable is None:
+        raise ChromiumMissing("chromium not installed: run scripts/bootstrap.sh")
+    pw = sync_playwright().start()
+    try:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    except BaseException:
+        pw.stop()
+        raise
+    return BrowserHost(pw, browser)
+
+
+@dataclass
+class ConsoleLog:
+    """Console errors and uncaught page errors of one page."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def on_console(self, msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            loc = msg.location or {}
+            self.errors.append(f"console: {msg.text} ({loc.get('url', '?')}:{loc.get('lineNumber', '?')})")
+
+    def on_page_error(self, exc: Any) -> None:
+        self.errors.append(f"pageerror: {exc}")
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in KNOWN_FRONTEND_ERRORS)]
+
+
+_LOGS: weakref.WeakKeyDictionary[Page, ConsoleLog] = weakref.WeakKeyDictionary()
+
+
+def attach_console(page: Page) -> ConsoleLog:
+    log = ConsoleLog()
+    page.on("console", log.on_console)
+    page.on("pageerror", log.on_page_error)
+    _LOGS[page] = log
+    return log
+
+
+def console_log(page: Page) -> ConsoleLog:
+    """The log attach_console (the browser_page fixture) set up for this page."""
+    return _LOGS[page]
+
+
+def unexpected_console_errors(page: Page) -> list[str]:
+    return console_log(page).unexpected()
+
+
+def close_templates_dialog(page: Page) -> None:
+    """Close the Templates dialog a new user sees (the launcher's settings normally prevent it)."""
+    dialog = page.locator(".p-dialog:visible")
+    for _ in range(3):
+        if dialog.count() == 0:
+            return
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(200)
+
+
+def open_comfy(page: Page, url: str, timeout_ms: float = 60_000) -> None:
+    """Load the ComfyUI frontend and wait until the app, its graph and extension manager exist."""
+    page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+    page.wait_for_function(READY_JS, timeout=timeout_ms)
+    # Extensions register in setup(); the node defs arrive before the graph is configured.
+    page.wait_for_function("() => Object.keys(window.LiteGraph?.registered_node_types ?? {}).length > 0",
+                           timeout=timeout_ms)
+    close_templates_dialog(page)
+
+
+_FIT_JS = """() => {
+    const nodes = app.graph._nodes;
+    if (!nodes.length) return false;
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const n of nodes) {
+        x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - 40);  // 40: the title bar above pos
+        x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
+    }
+    const el = app.canvas.canvas, w = el.clientWidth, h = el.clientHeight;
+    const s = Math.min(1.2, 0.9 * Math.min(w / (x1 - x0), h / (y1 - y0)));
+    app.canvas.ds.scale = s;
+    app.canvas.ds.offset = [(w / s - (x1 - x0)) / 2 - x0, (h / s - (y1 - y0)) / 2 - y0];
+    app.canvas.setDirty(true, true);
+    return true;
+}"""
+
+
+def fit_graph(page: Page) -> None:
+    """Zoom and pan the canvas so every node is in view (for screenshots)."""
+    page.evaluate(_FIT_JS)
+    page.wait_for_timeout(250)  # one animation frame or two to redraw
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page PNG under tests/artifacts/ (git-ignored) and return its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "screenshot"
+    path = ARTIFACTS / f"{safe}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
