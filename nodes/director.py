@@ -49,6 +49,7 @@ class M4AnimationDirector(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="M4AnimationDirector",
+            is_output_node=True,  # shows its report on the node even with nothing wired downstream
             display_name="M4 Animation Director",
             category=f"{CATEGORY}/planning",
             description=(

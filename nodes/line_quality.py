@@ -35,6 +35,7 @@ class M4LineQualityAnalyzer(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="M4LineQualityAnalyzer",
+            is_output_node=True,  # shows its report on the node even with nothing wired downstream
             display_name="M4 Line Quality Analyzer",
             category=f"{CATEGORY}/analysis",
             description=(

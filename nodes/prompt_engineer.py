@@ -16,6 +16,7 @@ class M4PromptEngineer(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="M4PromptEngineer",
+            is_output_node=True,  # shows its report on the node even with nothing wired downstream
             display_name="M4 Prompt Engineer",
             category=f"{CATEGORY}/planning",
             description=(

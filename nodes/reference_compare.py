@@ -23,6 +23,7 @@ class M4ReferenceCompare(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="M4ReferenceCompare",
+            is_output_node=True,  # shows its report on the node even with nothing wired downstream
             display_name="M4 Reference Compare",
             category=f"{CATEGORY}/analysis",
             description=(

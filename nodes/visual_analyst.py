@@ -22,6 +22,7 @@ class M4VisualAnalyst(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="M4VisualAnalyst",
+            is_output_node=True,  # shows its report on the node even with nothing wired downstream
             display_name="M4 Visual Analyst",
             category=f"{CATEGORY}/analysis",
             description=(
