@@ -30,7 +30,7 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from .image_features import WORK_SIDE
-from .imaging import fit_within, to_gray
+from .imaging import fit_within, max_channel_distance, to_gray
 
 HEAD_SHARE = 0.5
 HEAD_WIDTH_CAP = 0.8  # a tall, full-figure box: the head region stops at 0.8 box widths
@@ -56,38 +56,53 @@ def _subject_mask(rgb: np.ndarray) -> np.ndarray:
     border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
                              rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
     bg = np.median(border, axis=0)
-    mask = (np.abs(rgb - bg[None, None, :]).max(axis=2) > _BG_DIFF).astype(np.uint8)
+    mask = (max_channel_distance(rgb, bg) > _BG_DIFF).astype(np.uint8)
     k = max(3, (max(rgb.shape[:2]) // 64) | 1)
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
 
 
 def _stroke_width(dark: np.ndarray) -> float:
     """Median stroke width of the dark pixels: twice the distance-to-paper along their skeleton."""
-    if not dark.any():
-        return 0.0
     u8 = dark.astype(np.uint8)
-    dist = cv2.distanceTransform(u8, cv2.DIST_L2, 3)
-    skeleton = skeletonize(dark)
+    box = cv2.boundingRect(u8)
+    if box[2] == 0:
+        return 0.0
+    # Thinning only looks at 3x3 neighbours and outside the dark pixels' box (plus a one-pixel paper
+    # margin) there is only paper, so thinning the crop gives the same skeleton at a fraction of the
+    # cost. The distance transform stays full-size: on a crop its float sums can differ in the last bit.
+    x, y, w, h = box
+    rows, cols = slice(max(0, y - 1), y + h + 1), slice(max(0, x - 1), x + w + 1)
+    dist = cv2.distanceTransform(u8, cv2.DIST_L2, 3)[rows, cols]
+    skeleton = skeletonize(u8[rows, cols].astype(bool))
     values = dist[skeleton]
     return float(2.0 * np.median(values)) if values.size else 0.0
+
+
+def _coordinate_percentiles(counts: np.ndarray) -> tuple[int, int]:
+    """1st and 99th percentile (numpy's linear rule, truncated) of the coordinates of a mask's pixels,
+    from the pixel count per row or column: the same sorted values as np.nonzero's, built faster."""
+    coords = np.repeat(np.arange(counts.size), counts.astype(np.intp))
+    lo, hi = np.percentile(coords, [1, 99])
+    return int(lo), int(hi)
 
 
 def head_blobs(rgb: np.ndarray) -> HeadBlobs:
     """Dark-blob statistics of the head region of `rgb` ((H, W, 3) float 0..1, already validated)."""
     small, _ = fit_within(rgb, WORK_SIDE)
     mask = _subject_mask(small)
-    ys, xs = np.nonzero(mask)
-    if ys.size < 0.001 * mask.size:
+    rows = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    if rows.sum() < 0.001 * mask.size:
         return HeadBlobs(False, (0, 0, 0, 0), 0, 0.0)
-    y0, y1 = (int(v) for v in np.percentile(ys, [1, 99]))
-    x0, x1 = (int(v) for v in np.percentile(xs, [1, 99]))
+    cols = cv2.reduce(mask, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    y0, y1 = _coordinate_percentiles(rows)
+    x0, x1 = _coordinate_percentiles(cols)
     x1 = max(x1, x0 + 4)
     hy1 = y0 + max(4, round(min(HEAD_SHARE * (y1 - y0 + 1), HEAD_WIDTH_CAP * (x1 - x0 + 1))))
-    gray = to_gray(small)[y0:hy1, x0:x1 + 1]
+    dark_all = to_gray(small) < DARK_LUMA
     region_mask = mask[y0:hy1, x0:x1 + 1]
-    dark = ((gray < DARK_LUMA) & (region_mask > 0)).astype(np.uint8)
+    dark = (dark_all[y0:hy1, x0:x1 + 1] & (region_mask > 0)).astype(np.uint8)
     # The disc must beat both the region scale and this drawing's own stroke width (marker sketches).
-    d = max(3, round(0.03 * dark.shape[1]), round(2.5 * _stroke_width(to_gray(small) < DARK_LUMA)))
+    d = max(3, round(0.03 * dark.shape[1]), round(2.5 * _stroke_width(dark_all)))
     dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)))
     region_area = float(dark.size)
     count, total = 0, 0.0
@@ -96,7 +111,9 @@ def head_blobs(rgb: np.ndarray) -> HeadBlobs:
         area = float(stats[i, cv2.CC_STAT_AREA])
         if not (_MIN_AREA * region_area <= area <= _MAX_AREA * region_area):
             continue
-        contours, _ = cv2.findContours((labels == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        x, y, w, h = stats[i, :4]  # hull area does not move with the crop
+        blob = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         hull_area = float(cv2.contourArea(cv2.convexHull(np.concatenate(contours))))
         if hull_area <= 0 or area / hull_area < _MIN_SOLIDITY:
             continue

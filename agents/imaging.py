@@ -37,8 +37,8 @@ def load_image(path: str | Path) -> np.ndarray:
     return img
 
 
-def to_rgb_float(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """Return (H, W, 3) float32 RGB in 0..1; alpha is composited on white paper."""
+def _checked_array(image: object, name: str) -> np.ndarray:
+    """(H, W, C) view of `image` after the shape and size checks; pixel values are not looked at."""
     if not isinstance(image, np.ndarray):
         raise ImageInputError(f"{name}: expected a numpy array, got {type(image).__name__}")
     arr = image
@@ -49,27 +49,84 @@ def to_rgb_float(image: np.ndarray, name: str = "image") -> np.ndarray:
     h, w = arr.shape[:2]
     if min(h, w) < MIN_SIDE:
         raise ImageInputError(f"{name}: {w}x{h} is too small to analyse (each side must be at least {MIN_SIDE} px)")
+    return arr
+
+
+def _check_float(f: np.ndarray, name: str) -> None:
+    # min and max propagate NaN and reach +-inf, so two passes check finiteness and range together.
+    lo, hi = float(f.min()), float(f.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ImageInputError(f"{name}: contains NaN or infinite pixel values")
+    if lo < -1e-3 or hi > 1.0 + 1e-3:
+        raise ImageInputError(f"{name}: float pixels must lie in 0..1, found {lo:.3g}..{hi:.3g}")
+
+
+def _float01(arr: np.ndarray, name: str) -> np.ndarray:
+    """Pixels as a new float32 array in 0..1 (any channel count); float input is checked first."""
     if arr.dtype == np.uint8:
-        f = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        f = arr.astype(np.float32) / 65535.0
-    elif np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if np.issubdtype(arr.dtype, np.floating):
         f = arr.astype(np.float32, copy=False)
-        if not np.isfinite(f).all():
-            raise ImageInputError(f"{name}: contains NaN or infinite pixel values")
-        if f.min() < -1e-3 or f.max() > 1.0 + 1e-3:
-            raise ImageInputError(f"{name}: float pixels must lie in 0..1, found {f.min():.3g}..{f.max():.3g}")
-        f = np.clip(f, 0.0, 1.0)
-    else:
-        raise ImageInputError(f"{name}: unsupported pixel type {arr.dtype}")
-    c = f.shape[2]
-    if c in (2, 4):  # gray+alpha or RGBA: composite on white
+        _check_float(f, name)
+        return np.clip(f, 0.0, 1.0)  # always a copy: callers may write to it, never to the caller's image
+    raise ImageInputError(f"{name}: unsupported pixel type {arr.dtype}")
+
+
+def _canonical_rgb(f: np.ndarray) -> np.ndarray:
+    """Float (H, W, 1..4) in 0..1 -> contiguous (H, W, 3); alpha is composited on white paper."""
+    if f.shape[2] in (2, 4):
         alpha = f[:, :, -1:]
-        colour = f[:, :, :-1]
-        f = colour * alpha + (1.0 - alpha)
+        f = f[:, :, :-1] * alpha + (1.0 - alpha)
     if f.shape[2] == 1:
         f = np.repeat(f, 3, axis=2)
     return np.ascontiguousarray(f, dtype=np.float32)
+
+
+def to_rgb_float(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Return (H, W, 3) float32 RGB in 0..1; alpha is composited on white paper."""
+    return _canonical_rgb(_float01(_checked_array(image, name), name))
+
+
+def to_rgb_float_within(image: np.ndarray, max_side: int, name: str = "image") -> tuple[np.ndarray, float]:
+    """fit_within(to_rgb_float(image, name), max_side) without a full-size float RGB copy.
+
+    Integer images without alpha are area-downscaled as uint16, then converted: pixels differ from
+    the float route by at most 1e-5 (rounding to 1/65535), a third of the cost. Float images
+    are checked at full size (a NaN or out-of-range pixel must not be averaged away) and only the
+    small copy is clipped. Gray images are resized as one plane and spread to RGB afterwards.
+    Images with alpha take the exact route: compositing does not commute with integer rounding.
+    """
+    arr = _checked_array(image, name)
+    if arr.shape[2] in (2, 4):
+        return fit_within(to_rgb_float(image, name), max_side)
+    planes = np.ascontiguousarray(arr if arr.shape[2] == 3 else arr[:, :, 0])
+    if arr.dtype in (np.uint8, np.uint16):
+        if arr.dtype == np.uint8 and max(arr.shape[:2]) > max_side:
+            # v * 257 / 65535 == v / 255: widening is exact, and the area filter then rounds its
+            # averages to 1/65535 instead of 1/255, so thresholds downstream see float-route values.
+            planes = planes.astype(np.uint16) * np.uint16(257)
+        small, scale = fit_within(planes, max_side)
+        f = _float01(small, name)
+    elif np.issubdtype(arr.dtype, np.floating):
+        f32 = planes.astype(np.float32, copy=False)  # cv2.resize takes neither float16 nor (here) float64
+        _check_float(f32, name)
+        small, scale = fit_within(f32, max_side)
+        f = np.clip(small, 0.0, 1.0)
+    else:
+        raise ImageInputError(f"{name}: unsupported pixel type {arr.dtype}")
+    return _canonical_rgb(f[:, :, None] if f.ndim == 2 else f), scale
+
+
+def max_channel_distance(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Per pixel max over channels of |rgb - colour|; plane by plane, because numpy's reduction over a
+    length-3 last axis is several times slower than the arithmetic itself."""
+    planes = cv2.split(rgb)
+    out = cv2.absdiff(planes[0], float(colour[0]))
+    for plane, value in zip(planes[1:], colour[1:], strict=True):
+        out = cv2.max(out, cv2.absdiff(plane, float(value)))
+    return out
 
 
 def fit_within(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

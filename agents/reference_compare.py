@@ -32,6 +32,7 @@ from .accessory_conflict import accessory_conflict, head_blobs
 from .analysis_types import ReferenceReport
 from .embeddings import cosine_similarity01
 from .image_features import (
+    WORK_SIDE,
     descriptor_similarity,
     edge_density,
     gray_contrast,
@@ -39,7 +40,7 @@ from .image_features import (
     line_map,
     working_gray,
 )
-from .imaging import fit_within, to_rgb_float
+from .imaging import fit_within, max_channel_distance, to_rgb_float_within
 from .tag_conflict import text_conflict
 
 CR_THRESHOLD = 0.15
@@ -60,7 +61,7 @@ def colored_statistic(rgb: np.ndarray) -> tuple[float, float]:
     border = np.concatenate([small[:2].reshape(-1, 3), small[-2:].reshape(-1, 3),
                              small[:, :2].reshape(-1, 3), small[:, -2:].reshape(-1, 3)])
     bg = np.median(border, axis=0)
-    background = (np.abs(small - bg[None, None, :]).max(axis=2) < 0.1) | ((v > 0.92) & (s < 0.08))
+    background = (max_channel_distance(small, bg) < 0.1) | ((v > 0.92) & (s < 0.08))
     content = ~background & (v >= 0.15)
     n = int(np.count_nonzero(content))
     if n == 0:
@@ -115,11 +116,12 @@ def compare(
     similarity_source: str = "auto",
 ) -> ReferenceReport:
     """Compare a sketch with an optional style reference; no reference gives ReferenceReport.absent()."""
-    s_rgb = to_rgb_float(sketch, "sketch")
+    # Every statistic below is taken at WORK_SIDE: downscale once here and share the small copies.
+    s_rgb, _ = to_rgb_float_within(sketch, WORK_SIDE, "sketch")
     source = _pick_source(similarity_source, sketch_embedding, reference_embedding)
     if reference is None:
         return ReferenceReport.absent()
-    r_rgb = to_rgb_float(reference, "reference")
+    r_rgb, _ = to_rgb_float_within(reference, WORK_SIDE, "reference")
 
     gs, gr = working_gray(s_rgb), working_gray(r_rgb)
     classical = classical_similarity(gs, gr)
