@@ -72,14 +72,19 @@ class M4AnimationDirector(io.ComfyNode):
                 ),
             ],
             outputs=[
-                Plan.Output("plan", tooltip="The full plan (values, signals, bounds, diagnostics) for M4 Prompt "
+                Plan.Output("plan", display_name="plan",
+                            tooltip="The full plan (values, signals, bounds, diagnostics) for M4 Prompt "
                             "Engineer and M4 Plan Unpack."),
-                io.Float.Output("ks1_cfg", tooltip="KSampler 1 (node 5) cfg."),
-                io.Float.Output("ks2_cfg", tooltip="KSampler 2 (node 55) cfg, never above ks1_cfg."),
-                io.Float.Output("ks1_denoise", tooltip="KSampler 1 (node 5) denoise."),
-                io.Float.Output("ks2_denoise", tooltip="KSampler 2 (node 55) denoise, at most 0.60."),
-                io.Float.Output("ip1_weight", tooltip="IP-Adapter for KS1 (node 66) weight."),
-                io.Float.Output("ip2_weight", tooltip="IP-Adapter for KS2 (node 105) weight, at least 0.10 under "
+                io.Float.Output("ks1_cfg", display_name="ks1_cfg", tooltip="KSampler 1 (node 5) cfg."),
+                io.Float.Output("ks2_cfg", display_name="ks2_cfg",
+                                tooltip="KSampler 2 (node 55) cfg, never above ks1_cfg."),
+                io.Float.Output("ks1_denoise", display_name="ks1_denoise", tooltip="KSampler 1 (node 5) denoise."),
+                io.Float.Output("ks2_denoise", display_name="ks2_denoise",
+                                tooltip="KSampler 2 (node 55) denoise, at most 0.60."),
+                io.Float.Output("ip1_weight", display_name="ip1_weight",
+                                tooltip="IP-Adapter for KS1 (node 66) weight."),
+                io.Float.Output("ip2_weight", display_name="ip2_weight",
+                                tooltip="IP-Adapter for KS2 (node 105) weight, at least 0.10 under "
                                 "ip1_weight and at most 0.55."),
             ],
         )
@@ -129,8 +134,9 @@ class M4PlanUnpack(io.ComfyNode):
         outputs: list[io.Output] = []
         for out_id, _field, kind, tip in _VALUE_OUTPUTS:
             socket = io.Int if kind == "int" else io.Float
-            outputs.append(socket.Output(out_id, tooltip=tip))
-        outputs += [io.String.Output(out_id, tooltip=tip + _NO_PROMPTS) for out_id, tip in _PROMPT_OUTPUTS]
+            outputs.append(socket.Output(out_id, display_name=out_id, tooltip=tip))
+        outputs += [io.String.Output(out_id, display_name=out_id,
+                                     tooltip=tip + _NO_PROMPTS) for out_id, tip in _PROMPT_OUTPUTS]
         return io.Schema(
             node_id="M4PlanUnpack",
             display_name="M4 Plan Unpack",

@@ -41,10 +41,14 @@ class M4PromptEngineer(io.ComfyNode):
                 Plan.Output("plan_with_prompts", display_name="plan",
                             tooltip="The same plan with the four prompts attached: wire it to M4 Plan "
                             "Unpack to get values and prompts together."),
-                io.String.Output("ks1_positive", tooltip="Stage 1 positive prompt (node 2 text)."),
-                io.String.Output("ks1_negative", tooltip="Stage 1 negative prompt (node 3 text)."),
-                io.String.Output("ks2_positive", tooltip="Stage 2 positive prompt (node 77 text)."),
-                io.String.Output("ks2_negative", tooltip="Stage 2 negative prompt (node 76 text)."),
+                io.String.Output("ks1_positive", display_name="ks1_positive",
+                                 tooltip="Stage 1 positive prompt (node 2 text)."),
+                io.String.Output("ks1_negative", display_name="ks1_negative",
+                                 tooltip="Stage 1 negative prompt (node 3 text)."),
+                io.String.Output("ks2_positive", display_name="ks2_positive",
+                                 tooltip="Stage 2 positive prompt (node 77 text)."),
+                io.String.Output("ks2_negative", display_name="ks2_negative",
+                                 tooltip="Stage 2 negative prompt (node 76 text)."),
             ],
         )
 

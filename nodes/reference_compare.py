@@ -60,15 +60,22 @@ class M4ReferenceCompare(io.ComfyNode):
                 ),
             ],
             outputs=[
-                ReferenceReport.Output("report", tooltip="The full Reference Compare report, for the Director."),
-                io.Float.Output("similarity", tooltip="0..1 how alike sketch and reference are."),
-                io.Float.Output("conflict_penalty", tooltip="0..1 max of text conflict and weighted image conflict."),
-                io.Float.Output("style_distance", tooltip="0..1 edge-density and contrast difference (D)."),
-                io.Float.Output("accessory_conflict", tooltip="0..1 head-region dark-shape mismatch (AC)."),
+                ReferenceReport.Output("report", display_name="report",
+                                       tooltip="The full Reference Compare report, for the Director."),
+                io.Float.Output("similarity", display_name="similarity",
+                                tooltip="0..1 how alike sketch and reference are."),
+                io.Float.Output("conflict_penalty", display_name="conflict_penalty",
+                                tooltip="0..1 max of text conflict and weighted image conflict."),
+                io.Float.Output("style_distance", display_name="style_distance",
+                                tooltip="0..1 edge-density and contrast difference (D)."),
+                io.Float.Output("accessory_conflict", display_name="accessory_conflict",
+                                tooltip="0..1 head-region dark-shape mismatch (AC)."),
                 io.Float.Output(
-                    "reference_final_score", tooltip="0..1 reference reliability R = similarity x (1 - conflict)."
+                    "reference_final_score", display_name="reference_final_score",
+                    tooltip="0..1 reference reliability R = similarity x (1 - conflict).",
                 ),
-                io.Boolean.Output("colored", tooltip="True when the reference is a coloured picture (CR flag)."),
+                io.Boolean.Output("colored", display_name="colored",
+                                  tooltip="True when the reference is a coloured picture (CR flag)."),
             ],
         )
 

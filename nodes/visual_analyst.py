@@ -49,26 +49,36 @@ class M4VisualAnalyst(io.ComfyNode):
                 ),
             ],
             outputs=[
-                Analysis.Output("analysis", tooltip="The full analysis of every image (list, one per batch item)."),
-                io.String.Output("line_quality", tooltip="First image: messy / structured / clean (or empty)."),
-                io.Float.Output("line_quality_score", tooltip="First image: 0..1, 1 = clean confident lines."),
-                io.Float.Output("construction_lines", tooltip="First image: 0..1 amount of faint construction lines."),
-                io.Float.Output("broken_lines", tooltip="First image: 0..1 amount of gapped / fragmented lines."),
+                Analysis.Output("analysis", display_name="analysis",
+                                tooltip="The full analysis of every image (list, one per batch item)."),
+                io.String.Output("line_quality", display_name="line_quality",
+                                 tooltip="First image: messy / structured / clean (or empty)."),
+                io.Float.Output("line_quality_score", display_name="line_quality_score",
+                                tooltip="First image: 0..1, 1 = clean confident lines."),
+                io.Float.Output("construction_lines", display_name="construction_lines",
+                                tooltip="First image: 0..1 amount of faint construction lines."),
+                io.Float.Output("broken_lines", display_name="broken_lines",
+                                tooltip="First image: 0..1 amount of gapped / fragmented lines."),
                 io.Float.Output(
-                    "stroke_width_consistency", tooltip="First image: 0..1, 1 = one even stroke width."
+                    "stroke_width_consistency", display_name="stroke_width_consistency",
+                    tooltip="First image: 0..1, 1 = one even stroke width.",
                 ),
-                io.String.Output("complexity", tooltip="First image: simple / complex."),
-                io.Float.Output("complexity_score", tooltip="First image: 0..1 drawing complexity."),
-                io.Int.Output("object_count", tooltip="First image: number of separate objects drawn."),
+                io.String.Output("complexity", display_name="complexity", tooltip="First image: simple / complex."),
+                io.Float.Output("complexity_score", display_name="complexity_score",
+                                tooltip="First image: 0..1 drawing complexity."),
+                io.Int.Output("object_count", display_name="object_count",
+                              tooltip="First image: number of separate objects drawn."),
                 io.Float.Output(
                     "subject_scale", tooltip="First image: share of the canvas the main subject's box covers."
                 ),
-                io.String.Output("anatomy_risk", tooltip="First image: low / medium / high."),
+                io.String.Output("anatomy_risk", display_name="anatomy_risk",
+                                 tooltip="First image: low / medium / high."),
                 io.String.Output(
                     "tags", display_name="subject_tags",
                     tooltip="First image: subject tags, comma-separated (from open_clip or your text).",
                 ),
-                io.String.Output("notes", tooltip="First image: what to fix, remove and keep, one per line."),
+                io.String.Output("notes", display_name="notes",
+                                 tooltip="First image: what to fix, remove and keep, one per line."),
             ],
         )
 

@@ -100,7 +100,12 @@ function panelFor(node) {
   el.className = "m4-panels";
   node.m4Element = el;
   if (node.addDOMWidget) {
-    node.addDOMWidget("m4_report", "m4_report", el, { serialize: false, hideOnZoom: false });
+    node.addDOMWidget("m4_report", "m4_report", el, {
+      serialize: false,
+      hideOnZoom: false,
+      getMinHeight: () => node.m4Height || 40,
+      getMaxHeight: () => 480,
+    });
   }
   return el;
 }
@@ -121,6 +126,20 @@ function showPayloads(node, payloads) {
       el.appendChild(renderTable(payload));
     }
   }
+  fitNode(node, payloads);
+}
+
+// The DOM widget is sized by the graph before the browser lays it out: estimate from the rows.
+function fitNode(node, payloads) {
+  let height = 8;
+  for (const p of payloads) {
+    height += p.kind === "schedule" ? 128 : 20 + 16 * Math.min(MAX_ROWS, Object.keys(p.data || {}).length);
+  }
+  if (node.m4Live?.length) height += 128;
+  node.m4Height = Math.min(480, height);
+  if (node.computeSize && node.setSize) {
+    node.setSize([Math.max(node.size?.[0] ?? 0, 340), node.computeSize()[1]]);
+  }
   node.setDirtyCanvas?.(true, true);
 }
 
@@ -139,7 +158,8 @@ function liveStep(detail) {
     el.appendChild(canvas);
   }
   drawSchedule(canvas, node.m4Live, "live CFG");
-  node.setDirtyCanvas?.(true, true);
+  if (detail.index === 0) fitNode(node, node.m4Panel || []);
+  else node.setDirtyCanvas?.(true, true);
 }
 
 const STYLE = `

@@ -34,3 +34,13 @@ def test_every_node_documented_with_tooltips(pack) -> None:
         for item in list(schema.inputs or []) + list(schema.outputs or []):
             assert getattr(item, "tooltip", None), f"{schema.node_id}: {item.id} has no tooltip"
         assert (REPO / "web" / "docs" / f"{schema.node_id}.md").is_file(), f"{schema.node_id}: no docs page"
+
+
+def test_outputs_are_named_where_a_node_has_several(pack) -> None:
+    """Without display_name the canvas labels every output with its type ("FLOAT", "FLOAT", ...)."""
+    for node in _nodes(pack):
+        schema = node.define_schema()
+        outputs = list(schema.outputs or [])
+        if len(outputs) > 1:
+            unnamed = [o.io_type for o in outputs if not o.display_name]
+            assert unnamed == [], f"{schema.node_id}: unnamed outputs {unnamed}"

@@ -1,4 +1,4 @@
-"""The planning chain in a real ComfyUI: LoadImage -> Visual Analyst, Reference Compare -> Director -> Prompt Engineer."""
+"""The planning chain in a real ComfyUI: LoadImage -> Analyst, Reference Compare -> Director -> Prompts."""
 
 from __future__ import annotations
 
