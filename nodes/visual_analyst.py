@@ -69,7 +69,8 @@ class M4VisualAnalyst(io.ComfyNode):
                 io.Int.Output("object_count", display_name="object_count",
                               tooltip="First image: number of separate objects drawn."),
                 io.Float.Output(
-                    "subject_scale", tooltip="First image: share of the canvas the main subject's box covers."
+                    "subject_scale", display_name="subject_scale",
+                    tooltip="First image: share of the canvas the main subject's box covers.",
                 ),
                 io.String.Output("anatomy_risk", display_name="anatomy_risk",
                                  tooltip="First image: low / medium / high."),

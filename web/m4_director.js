@@ -31,7 +31,14 @@ function fmt(value) {
 }
 
 function compact(obj) {
-  return Object.entries(obj).map(([k, v]) => `${k}: ${typeof v === "object" && v !== null ? JSON.stringify(v) : fmt(v)}`).join("; ");
+  return Object.entries(obj).map(([k, v]) => `${k}: ${inline(v)}`).join("; ");
+}
+
+// Nested values on one line, numbers rounded (plans carry float noise such as 0.35000000000000003).
+function inline(v) {
+  if (Array.isArray(v)) return `[${v.map(inline).join(", ")}]`;
+  if (v && typeof v === "object") return `{${Object.entries(v).map(([k, x]) => `${k}: ${inline(x)}`).join(", ")}}`;
+  return fmt(v);
 }
 
 function orderedEntries(kind, data) {
