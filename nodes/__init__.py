@@ -11,7 +11,13 @@ from comfy_api.latest import ComfyExtension, io
 
 # One module per node family; each defines NODES.
 _FAMILIES = (
+    "reference_compare",
+    "line_quality",
     "visual_analyst",
+    "adaptive_cfg",
+    "adaptive_sampler",
+    "director",
+    "prompt_engineer",
 )
 
 

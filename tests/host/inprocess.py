@@ -63,7 +63,6 @@ TINY_UNET = {
     "out_channels": 4,
     "num_res_blocks": [1, 1],
     "channel_mult": [1, 2],
-    "attention_resolutions": [1],
     "transformer_depth": [1, 0],
     "transformer_depth_middle": 1,
     "transformer_depth_output": [1, 1, 0, 0],

@@ -1,0 +1,185 @@
+"""The per-run guidance controller: effective CFG for each model call, and the record of it.
+
+Effective CFG = base x schedule weight(noise level) x (1 + quality adjustment), clamped to
+[cfg_min, cfg_max]. A scale within `skip_epsilon` of 1.0 or under `skip_below` becomes exactly
+1.0 so the host sampler can drop the unconditional pass. A schedule that says "no guidance here"
+(the interval's outside, or Adaptive Guidance after cond/uncond agree) also gives exactly 1.0.
+
+One controller serves one sampling run; callers key it by noise level (sigma and t_norm), never by
+a step counter, so in-between evaluations (heun, dpm_2) and shortened schedules are handled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .early_exit import EarlyExit, EarlyExitSettings
+from .errors import GuidanceInputError
+from .quality import HeuristicQualityPredictor, QualityPredictor, measure
+from .schedules import Schedule, make_schedule
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    schedule: str = "s_curve"
+    cfg_min: float = 1.0
+    cfg_max: float = 12.0
+    skip_below: float = 1.5
+    skip_epsilon: float = 0.05
+    quality_adjust: bool = True
+    agreement_cutoff: float = 0.0  # > 0: Adaptive Guidance, CFG off once cos(eps_c, eps_u) >= this
+    interval_sigma_lo: float = 0.0
+    interval_sigma_hi: float = math.inf
+    base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
+    early_exit: EarlyExitSettings | None = None
+    frames_in_batch: bool = False  # treat the batch as the frames of one clip (temporal signals)
+
+    def __post_init__(self) -> None:
+        for name in ("cfg_min", "cfg_max", "skip_below", "skip_epsilon"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise GuidanceInputError(f"{name}: must be a finite number >= 0, got {v!r}")
+        if self.cfg_min > self.cfg_max:
+            raise GuidanceInputError(
+                f"cfg_min/cfg_max: bounds are inverted (cfg_min {self.cfg_min} > cfg_max {self.cfg_max})"
+            )
+        if not (0.0 <= self.agreement_cutoff <= 1.0):
+            raise GuidanceInputError(f"agreement_cutoff: must be in [0, 1] (0 = off), got {self.agreement_cutoff}")
+        if self.base_override is not None and not (math.isfinite(self.base_override) and self.base_override >= 0):
+            raise GuidanceInputError(f"base cfg: must be a finite number >= 0, got {self.base_override}")
+        self.make_schedule()  # validates the name and the interval
+
+    def make_schedule(self) -> Schedule:
+        return make_schedule(self.schedule, self.interval_sigma_lo, self.interval_sigma_hi)
+
+
+@dataclass
+class ScheduleEntry:
+    index: int  # model call number in this run
+    sigma: float
+    t_norm: float
+    cfg: float  # the scale actually used
+    uncond: bool  # whether the unconditional pass ran
+    weight: float | None  # schedule multiplier (None = guidance off)
+    adjustment: float  # quality adjustment applied
+    skipped: bool = False  # early exit: no model call, the frozen estimate was returned
+
+
+@dataclass
+class CallPlan:
+    cfg: float
+    uncond: bool
+    frozen: torch.Tensor | None = None  # set once the run has exited early
+    entry: ScheduleEntry | None = field(default=None, repr=False)
+
+
+class GuidanceController:
+    def __init__(
+        self,
+        settings: GuidanceSettings,
+        quality: QualityPredictor | None = None,
+        on_entry: Callable[[ScheduleEntry], None] | None = None,
+    ):
+        self.settings = settings
+        self.schedule = settings.make_schedule()
+        self.quality: QualityPredictor = quality or HeuristicQualityPredictor()
+        self.early = EarlyExit(settings.early_exit) if settings.early_exit else None
+        self.on_entry = on_entry
+        self.entries: list[ScheduleEntry] = []
+        self._adjustment = 0.0
+        self._guidance_off = False  # Adaptive Guidance latch
+        self.stopped_at_sigma: float | None = None
+        self._frozen: torch.Tensor | None = None
+        self.model_rows = 0  # rows evaluated (cond + uncond), for the caller's report
+
+    def effective_cfg(self, base: float, t_norm: float, sigma: float) -> tuple[float, float | None]:
+        """The scale for one call and the schedule weight behind it (None = guidance off)."""
+        s = self.settings
+        if not math.isfinite(base) or base < 0:
+            raise GuidanceInputError(f"cfg: the base scale must be a finite number >= 0, got {base}")
+        if not math.isfinite(sigma) or sigma < 0:
+            raise GuidanceInputError(f"sigma: must be a finite number >= 0, got {sigma}")
+        base = s.base_override if s.base_override is not None else base
+        weight = None if self._guidance_off else self.schedule.weight(t_norm, sigma)
+        if weight is None or abs(base - 1.0) <= s.skip_epsilon:
+            return 1.0, weight
+        adj = self._adjustment if s.quality_adjust else 0.0
+        raw = base * weight * (1.0 + adj)
+        scale = min(max(raw, s.cfg_min), s.cfg_max)
+        if abs(scale - 1.0) <= s.skip_epsilon or scale < s.skip_below:
+            return 1.0, weight
+        return scale, weight
+
+    def begin(self, base: float, sigma: float, t_norm: float) -> CallPlan:
+        if self._frozen is not None:
+            entry = ScheduleEntry(len(self.entries), sigma, t_norm, 1.0, False, None, 0.0, skipped=True)
+            self._record(entry)
+            return CallPlan(cfg=1.0, uncond=False, frozen=self._frozen, entry=entry)
+        cfg, weight = self.effective_cfg(base, t_norm, sigma)
+        uncond = not math.isclose(cfg, 1.0)
+        adj = self._adjustment if self.settings.quality_adjust and weight is not None else 0.0
+        entry = ScheduleEntry(len(self.entries), float(sigma), float(t_norm), float(cfg), uncond, weight, adj)
+        self._record(entry)
+        return CallPlan(cfg=cfg, uncond=uncond, entry=entry)
+
+    def end(
+        self,
+        x: torch.Tensor,
+        denoised: torch.Tensor,
+        cond_denoised: torch.Tensor | None,
+        uncond_denoised: torch.Tensor | None,
+        sigma: float,
+        t_norm: float,
+        progress: float,
+    ) -> None:
+        """Feed back the call's result: quality adjustment, Adaptive Guidance latch, early exit."""
+        if not torch.isfinite(denoised).all():
+            raise GuidanceInputError(f"denoised: the model returned NaN/inf at sigma {sigma:.4g}")
+        signals = measure(x, denoised, cond_denoised, uncond_denoised, self.settings.frames_in_batch)
+        if self.settings.quality_adjust:
+            self._adjustment = float(self.quality.adjustment(signals, t_norm))
+        cut = self.settings.agreement_cutoff
+        if cut > 0 and signals.agreement is not None and signals.agreement >= cut:
+            self._guidance_off = True
+        if self.early is not None and self.early.update(denoised, sigma, progress):
+            self._frozen = denoised.detach().clone()
+            self.stopped_at_sigma = float(sigma)
+
+    @property
+    def stopped(self) -> bool:
+        return self._frozen is not None
+
+    def _record(self, entry: ScheduleEntry) -> None:
+        self.entries.append(entry)
+        if self.on_entry is not None:
+            self.on_entry(entry)
+
+    def summary(self) -> dict:
+        """JSON-able record of the run: per call sigma, cfg, uncond; counts; where it stopped."""
+        calls = [e for e in self.entries if not e.skipped]
+        return {
+            "schedule": self.settings.schedule,
+            "settings": _settings_dict(self.settings),
+            "calls": [_entry_dict(e) for e in self.entries],
+            "model_calls": len(calls),
+            "uncond_calls": sum(1 for e in calls if e.uncond),
+            "skipped_calls": len(self.entries) - len(calls),
+            "stopped_at_sigma": self.stopped_at_sigma,
+        }
+
+
+def _entry_dict(e: ScheduleEntry) -> dict:
+    d = asdict(e)
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def _settings_dict(s: GuidanceSettings) -> dict:
+    d = asdict(s)
+    for k, v in list(d.items()):
+        if isinstance(v, float) and not math.isfinite(v):
+            d[k] = None  # JSON has no infinity
+    return d
