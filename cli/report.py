@@ -1,0 +1,116 @@
+"""The readable per-pair report: plan.json, a signals chart and report.html (from a template file)."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from string import Template
+from typing import Any
+
+TEMPLATE = Path(__file__).with_name("report_template.html")
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts -> dotted keys, lists of scalars kept whole."""
+    if isinstance(data, dict):
+        rows: list[tuple[str, Any]] = []
+        for key, value in data.items():
+            rows.extend(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return rows
+    return [(prefix, data)]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_fmt(v) if not isinstance(v, dict) else json.dumps(v) for v in value)
+    return str(value)
+
+
+def html_table(data: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in flatten(data)
+    )
+    return f"<table>{rows}</table>"
+
+
+def find_signals(plan: dict[str, Any]) -> dict[str, float]:
+    """S/R/D/P/H wherever the plan keeps them (a 'signals' mapping, possibly under diagnostics)."""
+    for holder in (plan, plan.get("diagnostics", {})):
+        sig = holder.get("signals") if isinstance(holder, dict) else None
+        if isinstance(sig, dict):
+            return {k: float(v) for k, v in sig.items() if isinstance(v, int | float)}
+    return {}
+
+
+def signals_chart(path: Path, signals: dict[str, float], analysis: dict[str, Any], reference: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sketch_bars = {
+        k: float(analysis[k])
+        for k in ("line_quality_score", "construction_lines", "broken_lines", "stroke_width_consistency",
+                  "complexity_score", "subject_scale", "anatomy_risk_score")
+        if isinstance(analysis.get(k), int | float)
+    }
+    ref_bars = {
+        k: float(reference[k])
+        for k in ("similarity", "conflict_penalty", "style_distance", "saturation", "accessory_conflict",
+                  "reference_final_score")
+        if isinstance(reference.get(k), int | float)
+    }
+    groups = [("Director signals", signals), ("sketch", sketch_bars), ("reference", ref_bars)]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (title, bars) in zip(axes, groups, strict=True):
+        ax.barh(list(bars), list(bars.values()), color="#3b6fb6")
+        ax.set_xlim(0, 1)
+        ax.set_title(title)
+        ax.invert_yaxis()
+        for i, v in enumerate(bars.values()):
+            ax.text(min(v + 0.02, 0.85), i, f"{v:.2f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out_dir: Path, *, title: str, sketch: Path, reference: Path | None, result: dict[str, Any],
+                 comfy_version: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "plan.json").write_text(json.dumps(result, indent=2, sort_keys=False))
+    sketch_copy = out_dir / f"sketch{sketch.suffix.lower()}"
+    shutil.copyfile(sketch, sketch_copy)
+    ref_img = ""
+    if reference is not None:
+        ref_copy = out_dir / f"reference{reference.suffix.lower()}"
+        shutil.copyfile(reference, ref_copy)
+        ref_img = ref_copy.name
+    plan = result.get("plan", {})
+    analysis = result.get("analysis", {})
+    ref_report = result.get("reference", {})
+    signals_chart(out_dir / "signals.png", find_signals(plan), analysis, ref_report)
+    values = {k: v for k, v in plan.items() if k not in ("diagnostics",)}
+    clamps = plan.get("diagnostics", {}).get("clamps") or plan.get("clamps") or []
+    clamp_rows = "".join(f"<li>{html.escape(json.dumps(c))}</li>" for c in clamps) or "<li>no value was clamped</li>"
+    page = Template(TEMPLATE.read_text()).substitute(
+        title=html.escape(title),
+        comfy_version=html.escape(comfy_version),
+        when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        sketch_img=html.escape(sketch_copy.name),
+        sketch_name=html.escape(sketch.name),
+        reference_img=html.escape(ref_img),
+        reference_name=html.escape(reference.name if reference else "none"),
+        values_table=html_table(values),
+        prompts_table=html_table(result.get("prompts", {})),
+        clamps=f"<ul>{clamp_rows}</ul>",
+        analysis_table=html_table(analysis),
+        reference_table=html_table(ref_report),
+    )
+    path = out_dir / "report.html"
+    path.write_text(page)
+    return path
