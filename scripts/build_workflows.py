@@ -3,7 +3,7 @@
 Offline and deterministic: the UI graphs come from
   - workflows/Animation_Workflow_M4_Api.json (the locked template: node ids, classes, values),
   - agents/m4_policy.toml [nodes.*] (which plan field drives which node input: one link each),
-  - nodes/director.py's M4PlanUnpack output table (plan field -> output name, read as a literal),
+  - agents/plan_types.py's M4PlanUnpack output table (plan field -> output name),
   - scripts/object_info_snapshot.json (input/output order and types of every node used).
 
     python scripts/build_workflows.py                     # (re)write the workflows/*.json UI files
@@ -22,7 +22,6 @@ fetches the thumbnail of a custom-node template as <name>.jpg beside <name>.json
 from __future__ import annotations
 
 import argparse
-import ast
 import base64
 import json
 import sys
@@ -36,7 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
 SNAPSHOT = REPO / "scripts" / "object_info_snapshot.json"
 API_TEMPLATE = WORKFLOWS / "Animation_Workflow_M4_Api.json"
-DIRECTOR_SOURCE = REPO / "nodes" / "director.py"
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CHECKPOINT = "animagine-xl-3.1.safetensors"
@@ -120,25 +118,25 @@ def refresh_snapshot(url: str, path: Path = SNAPSHOT) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def plan_unpack_outputs(source: Path = DIRECTOR_SOURCE) -> dict[str, str]:
-    """plan field -> M4PlanUnpack output name, read from nodes/director.py without importing ComfyUI."""
-    tables: dict[str, Any] = {}
-    for node in ast.parse(source.read_text(encoding="utf-8")).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
-        if isinstance(target, ast.Name) and target.id in ("_VALUE_OUTPUTS", "_PROMPT_OUTPUTS") and node.value:
-            tables[target.id] = ast.literal_eval(node.value)
-    if set(tables) != {"_VALUE_OUTPUTS", "_PROMPT_OUTPUTS"}:
-        raise SystemExit(f"{source}: _VALUE_OUTPUTS / _PROMPT_OUTPUTS not found as literals")
-    mapping = {plan_field: out_id for out_id, plan_field, _kind, _tip in tables["_VALUE_OUTPUTS"]}
-    mapping.update({out_id: out_id for out_id, _tip in tables["_PROMPT_OUTPUTS"]})  # prompts: same names
+def plan_unpack_outputs() -> dict[str, str]:
+    """plan field -> M4PlanUnpack output name (agents/plan_types.py, the table the node is built from)."""
+    _import_agents()
+    from agents.plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES
+
+    mapping = {plan_field: out_id for out_id, plan_field, _kind, _tip in PLAN_UNPACK_VALUES}
+    mapping.update({out_id: out_id for out_id, _tip in PLAN_UNPACK_PROMPTS})  # prompts: same names
     return mapping
+
+
+def _import_agents() -> None:
+    # A development script run from anywhere: make the repository's agents package importable.
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
 
 
 def policy_drivers() -> dict[str, dict[str, str]]:
     """node id -> {input name: plan field}, from agents/m4_policy.toml via agents.policy."""
-    if str(REPO.parent) not in sys.path and str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
+    _import_agents()
     from agents.policy import default_policy
 
     return {node_id: dict(d.drives) for node_id, d in default_policy().nodes.items()}
