@@ -1,8 +1,11 @@
-"""The main job as it stands: analyse sketch + reference and plan, through a real headless ComfyUI.
+"""The main job end to end: analyse sketch + reference, plan, and run the locked M4 template, through a
+real headless ComfyUI.
 
 Every pair runs as one API workflow on the server (LoadImage -> Visual Analyst, Reference Compare
--> Animation Director -> Prompt Engineer); the nodes' reports come back through /history and are
-written as plan.json + report.html per pair, with a summary on the terminal.
+-> Animation Director -> Prompt Engineer); the nodes' reports come back through /history. The plan is
+then applied to the static locked template (agents.apply_plan) and the template runs on the same
+server with RANDOM-WEIGHT STAND-IN models (cli.template_run), its stage-1 and final images saved
+beside plan.json + report.html per pair. --plan-only stops after planning.
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 DEFAULT_REFERENCE = FIXTURES / "references" / "madoka_lineart.png"
+TEMPLATE = REPO / "workflows" / "Animation_Workflow_M4_Api.json"
+# Contract stand-ins for IPAdapter_plus / controlnet_aux nodes (no weights here); see their docstring.
+STANDIN_NODES = REPO / "tests" / "host" / "standins"
+STANDIN_NODES_FOLDER = "m4_test_standins"
+STANDIN_BANNER = ("[m4] NOTE: the template runs on RANDOM-WEIGHT STAND-IN models (checkpoint, ControlNet) and "
+                  "pass-through IP-Adapter/OpenPose stand-ins: the images prove the graph runs with the plan, "
+                  "they are noise, not line art. Real models: see the README.")
 
 
 class DemoInputError(SystemExit):
@@ -91,6 +101,72 @@ def _summary_row(name: str, result: dict[str, Any]) -> str:
             f"{sig_txt}")
 
 
+def missing_node_types(server: Any, workflow: dict[str, Any]) -> list[str]:
+    """Node types the workflow needs that the server does not have."""
+    info = server.object_info()
+    return sorted({node["class_type"] for node in workflow.values()} - set(info))
+
+
+def run_locked_template(server: Any, result: dict[str, Any], sketch_name: str, reference_name: str,
+                        out_dir: Path, label: str) -> dict[str, Any]:
+    """Apply the plan to the static template, swap in the stand-in models and run it; a summary for plan.json."""
+    from agents.apply_plan import apply_plan, load_template
+    from agents.plan_types import Plan
+    from cli.template_run import set_input_images, stage_printer, swap_in_standins
+
+    plan = Plan.from_dict(result["plan"]).with_prompts(result["prompts"])
+    applied = set_input_images(apply_plan(load_template(TEMPLATE), plan), sketch=sketch_name,
+                               reference=reference_name)
+    swap = swap_in_standins(applied, checkpoint=server.checkpoint, controlnet=server.controlnet)
+    stage = {"5": "stage 1 (KS1)", "55": "stage 2 (KS2)"}
+
+    def say(text: str) -> None:
+        print(f"{label}:   {text}", flush=True)
+
+    printer = stage_printer(swap.workflow, say)
+
+    def progress(event: dict[str, Any]) -> None:
+        # node starts for every node; sampler steps only at the last step, to keep the log short
+        if event["type"] == "progress" and event["value"] != event["max"]:
+            return
+        if event["type"] == "executing" and event["node"] in stage:
+            say(f"== {stage[event['node']]} ==")
+        printer(event)  # type: ignore[arg-type]
+
+    from cli.template_run import run_template
+
+    run = run_template(server, swap.workflow, out_dir, progress=progress, timeout=300)
+    return {
+        "notice": swap.notice,
+        "template": TEMPLATE.name,
+        "seconds": round(run.seconds, 2),
+        "images": {stage_name: path.name for stage_name, path in run.images.items()},
+        "standin_changes": [list(change) for change in swap.changes],
+    }
+
+
+def add_run_to_report(report: Path, run: dict[str, Any] | None, skipped: str | None) -> None:
+    """Put the template run (or why it was skipped) into report.html, above the signals."""
+    import html
+
+    page = report.read_text()
+    if run is not None:
+        figures = "".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(stage)}">'
+                          f"<figcaption>{html.escape(stage)} (stand-in models)</figcaption></figure>"
+                          for stage, name in run["images"].items())
+        section = (f"<h2>Locked template run ({html.escape(run['template'])}, {run['seconds']:.1f} s)</h2>\n"
+                   f'<p class="note"><strong>{html.escape(run["notice"])}.</strong> The template received '
+                   "the values below; only the model files, the image size and the step counts were changed "
+                   "for the stand-ins.</p>\n"
+                   f'<div class="images">{figures}</div>\n')
+        page = page.replace("nothing was generated.", "the template was run with stand-in models (see below).")
+    else:
+        section = f'<h2>Locked template run</h2>\n<p class="note">Not run: {html.escape(skipped or "")}</p>\n'
+    marker = "<h2>Signals</h2>"
+    page = page.replace(marker, section + marker, 1) if marker in page else page.replace("</body>", section + "</body>")
+    report.write_text(page)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./m4 demo", description=__doc__.splitlines()[0])
     parser.add_argument("--sketch", action="append", help="sketch image (repeatable); default: the bundled sketches")
@@ -98,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="plan without a reference (R = 0)")
     parser.add_argument("--tags", default="", help="subject tags for the prompts, comma separated")
     parser.add_argument("--out", default="m4-output", help="output folder (default: ./m4-output)")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="plan only; do not run the locked template on the stand-in models")
     args = parser.parse_args(argv)
 
     try:
@@ -111,17 +189,30 @@ def main(argv: list[str] | None = None) -> int:
     from cli.local_comfy import LocalComfy
     from cli.report import write_report
 
+    run_template = not args.plan_only
     print(f"[m4] {len(pairs)} sketch(es) -> {out_root}")
+    if run_template:
+        print(STANDIN_BANNER, flush=True)
     t0 = time.monotonic()
     print("[m4] starting a headless ComfyUI (CPU) with this pack loaded ...", flush=True)
     rows = []
-    with LocalComfy(with_checkpoint=False) as server:
+    extra = {STANDIN_NODES_FOLDER: STANDIN_NODES} if run_template and (STANDIN_NODES / "__init__.py").is_file() else {}
+    ran = 0
+    # One torch thread: this process and the server share the cores, and the stand-ins are tiny.
+    with LocalComfy(with_checkpoint=run_template, extra_custom_nodes=extra, threads=1) as server:
         print(f"[m4] ComfyUI {server.version} ready at {server.url} in {time.monotonic() - t0:.1f} s", flush=True)
+        skip_reason = None
+        if run_template:
+            missing = missing_node_types(server, _template_for_check())
+            if missing:
+                skip_reason = f"the server lacks node type(s) {missing} (install the node packs the template uses)"
+                print(f"[m4] template runs skipped: {skip_reason}", flush=True)
         ref_name = server.upload_image(pairs[0][1]) if pairs[0][1] is not None else None
         for i, (sketch, reference) in enumerate(pairs, 1):
             label = f"[{i}/{len(pairs)}] {sketch.name}"
             print(f"{label}: uploading and queueing", flush=True)
-            wf = build_workflow(server.upload_image(sketch), ref_name, args.tags)
+            sketch_name = server.upload_image(sketch)
+            wf = build_workflow(sketch_name, ref_name, args.tags)
 
             def progress(event: dict[str, Any], label: str = label) -> None:
                 if event.get("type") == "executing" and event.get("node"):
@@ -131,12 +222,37 @@ def main(argv: list[str] | None = None) -> int:
             history = server.run(wf, timeout=300, progress=progress)
             result = collect(history)
             result["inputs"] = {"sketch": str(sketch), "reference": str(reference) if reference else None}
+            print(f"{label}: planned in {time.monotonic() - started:.1f} s", flush=True)
+            run, skipped = None, skip_reason
+            if run_template and skipped is None and ref_name is None:
+                skipped = "the locked template needs a style reference (--no-reference was given)"
+            if run_template and skipped is None:
+                print(f"{label}: running the locked M4 template (stand-in models)", flush=True)
+                run = run_locked_template(server, result, sketch_name, ref_name, out_root / sketch.stem, label)
+                result["template_run"] = run
+                ran += 1
+                print(f"{label}: template ran in {run['seconds']:.1f} s -> "
+                      + ", ".join(f"{k}: {sketch.stem}/{v}" for k, v in run["images"].items()), flush=True)
+            elif run_template:
+                print(f"{label}: template not run: {skipped}", flush=True)
             title = f"{sketch.name} + {reference.name if reference else 'no reference'}"
             report = write_report(out_root / sketch.stem, title=title, sketch=sketch, reference=reference,
                                   result=result, comfy_version=server.version)
+            if run_template:
+                add_run_to_report(report, run, skipped)
             elapsed = time.monotonic() - started
             print(f"{label}: done in {elapsed:.1f} s -> {report.relative_to(out_root.parent)}", flush=True)
             rows.append(_summary_row(sketch.stem, result))
     print("\n" + "\n".join(rows))
-    print(f"\n[m4] {len(pairs)} plan(s) written under {out_root} in {time.monotonic() - t0:.1f} s")
+    print(f"\n[m4] {len(pairs)} plan(s) written under {out_root}"
+          + (f", {ran} template run(s) on STAND-IN models" if run_template else "")
+          + f" in {time.monotonic() - t0:.1f} s")
+    if run_template and ran:
+        print("[m4] the stage1.png / final.png images come from random-weight stand-in models, not a real checkpoint")
     return 0
+
+
+def _template_for_check() -> dict[str, Any]:
+    from agents.apply_plan import load_template
+
+    return load_template(TEMPLATE)

@@ -1,7 +1,8 @@
 """A headless ComfyUI server on 127.0.0.1 for the demo and the server/browser tests.
 
 The server gets its own base directory (models/, custom_nodes/, input/, output/, user/) with only this
-pack linked in and the stand-in checkpoint beside it, so nothing of a user's own install is loaded.
+pack linked in and the stand-in checkpoint (models/checkpoints/) and stand-in ControlNet
+(models/controlnet/) beside it, so nothing of a user's own install is loaded.
 It is started with the current interpreter (the venv) and stopped by its own PID.
 
     with LocalComfy() as comfy:
@@ -27,7 +28,7 @@ from typing import Any, TypedDict
 import requests
 import websocket
 
-from cli.standin_checkpoint import StandinError, cached_checkpoint, comfy_version, load_comfy_host
+from cli.standin_checkpoint import StandinError, cached_checkpoint, cached_controlnet, comfy_version, load_comfy_host
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_FOLDER = "m4_director"
@@ -77,6 +78,8 @@ class Progress(TypedDict):
 
 
 ProgressCallback = Callable[[Progress], None]
+# (message type, data) for every JSON websocket message of a prompt, custom events included (m4.guidance).
+MessageCallback = Callable[[str, dict[str, Any]], None]
 
 
 def safe_filename(name: str) -> str:
@@ -111,6 +114,18 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def _link_model(source: Path, folder: Path) -> str:
+    """Link (or copy) a model file into a models/ folder of the base directory; returns its file name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    if not target.exists():
+        try:
+            target.symlink_to(source.resolve())
+        except OSError:
+            shutil.copy2(source, target)
+    return source.name
+
+
 def _describe_node_errors(node_errors: dict[str, Any], prompt: dict[str, Any]) -> str:
     parts = []
     for node_id, info in sorted(node_errors.items()):
@@ -136,6 +151,7 @@ class LocalComfy:
         *,
         checkpoint: Path | None = None,
         with_checkpoint: bool = True,
+        controlnet: Path | None = None,
         comfy_tree: Path | None = None,
         port: int | None = None,
         start_timeout: float = 120.0,
@@ -148,6 +164,7 @@ class LocalComfy:
         self._own_base = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="m4-comfy-"))
         self._checkpoint_source = checkpoint
+        self._controlnet_source = controlnet
         self.with_checkpoint = with_checkpoint
         self.comfy_tree = Path(comfy_tree) if comfy_tree else None
         self.port = port or free_port()
@@ -161,6 +178,8 @@ class LocalComfy:
         # tiny UNet 9x slower than one (1.3 vs 11.9 it/s measured here); None keeps torch's default.
         self.threads = threads
         self.checkpoint: str | None = None
+        # File name of the random-weight stand-in ControlNet (linked with the checkpoint), for ControlNetLoader.
+        self.controlnet: str | None = None
         self.log_path = self.base_dir / LOG_NAME
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh: Any = None
@@ -193,13 +212,9 @@ class LocalComfy:
                 link.symlink_to(Path(source).resolve(), target_is_directory=True)
         if self.with_checkpoint:
             source = Path(self._checkpoint_source) if self._checkpoint_source else cached_checkpoint(self.comfy_tree)
-            target = self.base_dir / "models" / "checkpoints" / source.name
-            if not target.exists():
-                try:
-                    target.symlink_to(source.resolve())
-                except OSError:
-                    shutil.copy2(source, target)
-            self.checkpoint = source.name
+            self.checkpoint = _link_model(source, self.base_dir / "models" / "checkpoints")
+            cn_source = Path(self._controlnet_source) if self._controlnet_source else cached_controlnet(self.comfy_tree)
+            self.controlnet = _link_model(cn_source, self.base_dir / "models" / "controlnet")
         settings = self.base_dir / "user" / "default" / "comfy.settings.json"
         if self.user_settings and not settings.exists():
             settings.write_text(json.dumps(self.user_settings, indent=2))
@@ -317,9 +332,13 @@ class LocalComfy:
         return data.get(prompt_id)
 
     def run(
-        self, api_prompt: dict[str, Any], timeout: float = 180, progress: ProgressCallback | None = None
+        self, api_prompt: dict[str, Any], timeout: float = 180, progress: ProgressCallback | None = None,
+        on_message: MessageCallback | None = None,
     ) -> dict[str, Any]:
-        """Queue the prompt, follow it to the end and return its /history entry (prompt, outputs, status)."""
+        """Queue the prompt, follow it to the end and return its /history entry (prompt, outputs, status).
+
+        on_message sees every JSON websocket message sent while it runs (those without a prompt_id too).
+        """
         callback = progress or self.progress
         client_id = uuid.uuid4().hex
         deadline = time.monotonic() + timeout
@@ -331,14 +350,14 @@ class LocalComfy:
         try:
             prompt_id = self.queue(api_prompt, client_id)
             if ws is not None:
-                self._follow_ws(ws, prompt_id, api_prompt, deadline, callback)
+                self._follow_ws(ws, prompt_id, api_prompt, deadline, callback, on_message)
         finally:
             if ws is not None:
                 ws.close()
         return self._await_history(prompt_id, deadline)
 
     def _follow_ws(self, ws: Any, prompt_id: str, prompt: dict[str, Any], deadline: float,
-                   callback: ProgressCallback | None) -> None:
+                   callback: ProgressCallback | None, on_message: MessageCallback | None = None) -> None:
         ws.settimeout(1.0)
         while time.monotonic() < deadline:
             self._check_alive()
@@ -354,6 +373,8 @@ class LocalComfy:
             kind, data = msg.get("type"), msg.get("data") or {}
             if data.get("prompt_id") not in (None, prompt_id):
                 continue
+            if on_message is not None:
+                on_message(str(kind), data)
             if kind == "execution_error":
                 node_id = data.get("node_id")
                 raise ExecutionFailed(

@@ -1,4 +1,5 @@
-"""A random-weight checkpoint that ComfyUI detects as SD1.5, for the real-server tests and the demo.
+"""A random-weight checkpoint that ComfyUI detects as SD1.5 (and a matching random-weight ControlNet),
+for the real-server tests and the demo.
 
 No real model can be downloaded here, so the server tier loads this stand-in instead: ComfyUI's own
 modules (UNetModel, the SD1 CLIP-L text model, TAESD) are instantiated at the smallest shape the SD1.5
@@ -6,7 +7,13 @@ detector accepts (one UNet level, one res block, one input-block transformer, no
 tensor is filled from a fixed seed (ComfyUI creates layers with torch.empty) and saved as fp16
 safetensors. The building and the check happen in a subprocess so the caller never imports comfy.
 
-Usage: python cli/standin_checkpoint.py            prints the cached checkpoint's path (builds it if needed)
+The stand-in ControlNet is comfy.cldm.cldm.ControlNet at the same UNet shape plus a 3-channel hint
+encoder, so ControlNetLoader detects it, and ControlNetApplyAdvanced (also behind SetUnionControlNetType,
+which a plain ControlNet ignores) runs with the stand-in checkpoint. It is a plain ControlNet, not a
+Union one: it stands in for the M4 template's ControlNet Union file only so the graph executes.
+
+Usage: python cli/standin_checkpoint.py               prints the cached checkpoint's path (builds it if needed)
+       python cli/standin_checkpoint.py --controlnet  the same for the stand-in ControlNet
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ UNET_CONFIG: dict[str, Any] = {
     "use_temporal_attention": False,
     "use_temporal_resblock": False,
 }
+
+
+# The build subprocess's flag per stand-in kind.
+BUILD_FLAGS = {"checkpoint": "--build", "controlnet": "--build-controlnet"}
 
 
 class StandinError(RuntimeError):
@@ -103,29 +114,37 @@ def is_valid_checkpoint(path: Path) -> bool:
     return size == 8 + header_len + data_end
 
 
-def generate_checkpoint(comfy_tree: Path, dest: Path, timeout: float = 900) -> Path:
-    """Build the stand-in into dest (atomically) in a subprocess and check it loads as SD1.5."""
+def generate_checkpoint(comfy_tree: Path, dest: Path, timeout: float = 900, *, kind: str = "checkpoint",
+                        checkpoint: Path | None = None) -> Path:
+    """Build a stand-in (kind 'checkpoint' or 'controlnet') into dest atomically, in a subprocess that
+    also checks it loads and samples in ComfyUI (a ControlNet is checked with the stand-in `checkpoint`)."""
+    if kind not in BUILD_FLAGS:
+        raise StandinError(f"unknown stand-in kind {kind!r}; expected one of {sorted(BUILD_FLAGS)}")
     comfy_tree = Path(comfy_tree).resolve()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     # The suffix must stay .safetensors: ComfyUI picks the loader by extension.
     tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--build", str(comfy_tree), str(tmp)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), BUILD_FLAGS[kind], str(comfy_tree), str(tmp)]
+    if kind == "controlnet":
+        if checkpoint is None:
+            raise StandinError("checking the stand-in ControlNet needs the stand-in checkpoint's path")
+        cmd.append(str(checkpoint))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(comfy_tree))  # noqa: S603
     except subprocess.TimeoutExpired as exc:
         tmp.unlink(missing_ok=True)
-        raise StandinError(f"building the stand-in checkpoint took over {timeout:.0f} s") from exc
+        raise StandinError(f"building the stand-in {kind} took over {timeout:.0f} s") from exc
     if proc.returncode != 0 or not is_valid_checkpoint(tmp):
         tmp.unlink(missing_ok=True)
         tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-25:])
-        raise StandinError(f"building the stand-in checkpoint failed (exit {proc.returncode}):\n{tail}")
+        raise StandinError(f"building the stand-in {kind} failed (exit {proc.returncode}):\n{tail}")
     os.replace(tmp, dest)
     return dest
 
 
-def cached_checkpoint(comfy_tree: Path | None = None, cache: Path | None = None) -> Path:
-    """The stand-in for this ComfyUI version from the cache, built once (parallel callers wait)."""
+def _cached(kind: str, stem: str, comfy_tree: Path | None, cache: Path | None,
+            checkpoint: Path | None = None) -> Path:
     host = load_comfy_host()
     try:
         tree = Path(comfy_tree) if comfy_tree else host.ensure_comfyui()
@@ -133,13 +152,25 @@ def cached_checkpoint(comfy_tree: Path | None = None, cache: Path | None = None)
         raise StandinError(f"no usable ComfyUI tree: {exc}") from exc
     folder = Path(cache) if cache else host.cache_dir() / "standin"
     folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / f"m4-standin-sd15-{cache_key(tree)}.safetensors"
+    dest = folder / f"{stem}-{cache_key(tree)}.safetensors"
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not is_valid_checkpoint(dest):
             dest.unlink(missing_ok=True)
-            generate_checkpoint(tree, dest)
+            generate_checkpoint(tree, dest, kind=kind, checkpoint=checkpoint)
     return dest
+
+
+def cached_checkpoint(comfy_tree: Path | None = None, cache: Path | None = None) -> Path:
+    """The stand-in checkpoint for this ComfyUI version from the cache, built once (parallel callers wait)."""
+    return _cached("checkpoint", "m4-standin-sd15", comfy_tree, cache)
+
+
+def cached_controlnet(comfy_tree: Path | None = None, cache: Path | None = None) -> Path:
+    """The stand-in ControlNet (random weights, matches the stand-in checkpoint) from the cache, built once."""
+    # The checkpoint first: it takes the same lock, and the ControlNet's check samples with it.
+    checkpoint = cached_checkpoint(comfy_tree, cache)
+    return _cached("controlnet", "m4-standin-controlnet-sd15", comfy_tree, cache, checkpoint)
 
 
 # ---- everything below runs in the build subprocess, with ComfyUI on sys.path ----
@@ -225,20 +256,103 @@ def _verify(path: Path, state: dict[str, Any]) -> dict[str, Any]:
     return {"model_type": model_type, "tensors": len(state), "verify_seconds": round(time.perf_counter() - started, 2)}
 
 
+def _build_controlnet(comfy_tree: Path, out: Path, checkpoint: Path) -> dict[str, Any]:
+    """comfy.cldm.cldm.ControlNet at the stand-in UNet's shape with a 3-channel hint, every tensor written."""
+    sys.path.insert(0, str(comfy_tree))
+    import comfy.options  # noqa: F401, I001  (first, so args_parsing stays False)
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True
+    import safetensors.torch
+    import torch
+    from comfy.cldm.cldm import ControlNet
+
+    started = time.perf_counter()
+    gen = torch.Generator().manual_seed(SEED + 1)
+    config = {k: v for k, v in UNET_CONFIG.items() if k != "out_channels"}
+    net = ControlNet(**config, hint_channels=3, dtype=torch.float32, device="cpu")
+    state: dict[str, torch.Tensor] = {}
+    for name, tensor in net.state_dict().items():
+        filled = _random_like(name, tensor, gen)
+        state[name] = (filled.half() if filled.is_floating_point() else filled).contiguous()
+    metadata = {
+        METADATA_TAG: str(GENERATOR_VERSION),
+        "m4_seed": str(SEED + 1),
+        "m4_comfyui_version": comfy_version(comfy_tree),
+        "m4_standin_kind": "controlnet",
+    }
+    safetensors.torch.save_file(state, str(out), metadata=metadata)
+    built = time.perf_counter() - started
+    return {"build_seconds": round(built, 2), **_verify_controlnet(checkpoint, out, state),
+            "bytes": out.stat().st_size}
+
+
+def _verify_controlnet(checkpoint: Path, path: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Load it the way ControlNetLoader does and sample through ControlNetApplyAdvanced with the stand-in
+    checkpoint, once plainly and once behind SetUnionControlNetType (a plain ControlNet ignores the type)."""
+    import comfy.controlnet
+    import comfy.sample
+    import comfy.sd
+    import torch
+
+    started = time.perf_counter()
+    control = comfy.controlnet.load_controlnet(str(path))
+    if not isinstance(control, comfy.controlnet.ControlNet):
+        raise StandinError(f"ControlNetLoader gave {type(control).__name__}, not a ControlNet")
+    loaded = set(control.control_model.state_dict())
+    if loaded != set(state):
+        raise StandinError(f"ControlNet keys differ: missing {sorted(loaded - set(state))[:5]}, "
+                           f"extra {sorted(set(state) - loaded)[:5]}")
+    from comfy_extras.nodes_controlnet import SetUnionControlNetType
+
+    import nodes  # ComfyUI's own node classes: the code paths the server runs
+
+    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=True, output_clip=True)
+    cond, pooled = clip.encode_from_tokens(clip.tokenize("a stand-in check"), return_pooled=True)
+    positive = [[cond, {"pooled_output": pooled}]]
+    hint = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(1))
+    union = SetUnionControlNetType.execute(control, "canny/lineart/anime_lineart/mlsd").result[0]
+    apply = nodes.ControlNetApplyAdvanced()
+    latent = torch.zeros(1, 4, 8, 8)
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
+    results = {}
+    for label, net in (("plain", control), ("union type", union)):
+        pos, neg = apply.apply_controlnet(positive, positive, net, hint, 0.8, 0.0, 0.9, vae=vae)
+        samples = comfy.sample.sample(model, noise, 2, 5.0, "euler", "normal", pos, neg, latent, disable_pbar=True)
+        if not torch.isfinite(samples).all():
+            raise StandinError(f"sampling with the stand-in ControlNet ({label}) gave non-finite values")
+        results[label] = samples
+    plain = comfy.sample.sample(model, noise, 2, 5.0, "euler", "normal", positive, positive, latent,
+                                disable_pbar=True)
+    if torch.equal(plain, results["plain"]):
+        raise StandinError("the stand-in ControlNet did not change the sample: it is not being applied")
+    if not torch.allclose(results["plain"], results["union type"]):
+        raise StandinError("SetUnionControlNetType changed a plain ControlNet's result; it should be ignored")
+    return {"controlnet_class": type(control.control_model).__name__, "tensors": len(state),
+            "verify_seconds": round(time.perf_counter() - started, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", nargs=2, metavar=("COMFY_TREE", "OUT"), help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help="write a fresh checkpoint here instead of using the cache")
+    parser.add_argument("--build-controlnet", nargs=3, metavar=("COMFY_TREE", "OUT", "CKPT"), help=argparse.SUPPRESS)
+    parser.add_argument("--controlnet", action="store_true", help="the stand-in ControlNet instead of the checkpoint")
+    parser.add_argument("--out", type=Path, help="write a fresh file here instead of using the cache")
     args = parser.parse_args(argv)
     if args.build:
-        report = _build(Path(args.build[0]), Path(args.build[1]))
-        print(json.dumps(report))
+        print(json.dumps(_build(Path(args.build[0]), Path(args.build[1]))))
+        return 0
+    if args.build_controlnet:
+        tree, out, ckpt = args.build_controlnet
+        print(json.dumps(_build_controlnet(Path(tree), Path(out), Path(ckpt))))
         return 0
     started = time.perf_counter()
+    kind = "controlnet" if args.controlnet else "checkpoint"
     if args.out:
-        path = generate_checkpoint(load_comfy_host().ensure_comfyui(), args.out)
+        ckpt = cached_checkpoint() if args.controlnet else None
+        path = generate_checkpoint(load_comfy_host().ensure_comfyui(), args.out, kind=kind, checkpoint=ckpt)
     else:
-        path = cached_checkpoint()
+        path = cached_controlnet() if args.controlnet else cached_checkpoint()
     print(f"{path}  ({path.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - started:.1f} s)", file=sys.stderr)
     print(path)
     return 0

@@ -1,4 +1,4 @@
-"""Tier 3 host: one real ComfyUI server per test session, with this pack and the stand-in checkpoint.
+"""Tier 3 host: one real ComfyUI server per test session, with this pack and the stand-in checkpoint + ControlNet.
 
 The server runs cli.local_comfy.LocalComfy (the same launcher the demo uses) from the venv's python,
 with this repository linked as custom_nodes/m4_director and the third-party stand-ins (if present)
@@ -43,8 +43,18 @@ class ComfyServer:
     def base_dir(self) -> Path:
         return self._local.base_dir
 
-    def run(self, api_prompt: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
-        return self._local.run(api_prompt, timeout=timeout)
+    @property
+    def controlnet(self) -> str:
+        """File name of the random-weight stand-in ControlNet in the server's models/controlnet/."""
+        assert self._local.controlnet is not None
+        return self._local.controlnet
+
+    def run(self, api_prompt: dict[str, Any], timeout: float = 180, progress: Any = None,
+            on_message: Any = None) -> dict[str, Any]:
+        return self._local.run(api_prompt, timeout=timeout, progress=progress, on_message=on_message)
+
+    def queue(self, api_prompt: dict[str, Any]) -> str:
+        return self._local.queue(api_prompt)
 
     def object_info(self) -> dict[str, Any]:
         return self._local.object_info()
