@@ -19,7 +19,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 DEFAULT_REFERENCE = FIXTURES / "references" / "madoka_lineart.png"
-TEMPLATE = REPO / "workflows" / "Animation_Workflow_M4_Api.json"
+TEMPLATE = REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.json"
 # Contract stand-ins for IPAdapter_plus / controlnet_aux nodes (no weights here); see their docstring.
 STANDIN_NODES = REPO / "tests" / "host" / "standins"
 STANDIN_NODES_FOLDER = "m4_test_standins"

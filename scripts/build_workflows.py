@@ -1,7 +1,7 @@
 """Generate the pack's drag-and-drop (UI format 0.4) workflows and their Browse Templates thumbnails.
 
 Offline and deterministic: the UI graphs come from
-  - workflows/Animation_Workflow_M4_Api.json (the locked template: node ids, classes, values),
+  - workflows/api/Animation_Workflow_M4_Api.json (the locked template: node ids, classes, values),
   - agents/m4_policy.toml [nodes.*] (which plan field drives which node input: one link each),
   - agents/plan_types.py's M4PlanUnpack output table (plan field -> output name),
   - scripts/object_info_snapshot.json (input/output order and types of every node used).
@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
 SNAPSHOT = REPO / "scripts" / "object_info_snapshot.json"
-API_TEMPLATE = WORKFLOWS / "Animation_Workflow_M4_Api.json"
+API_TEMPLATE = WORKFLOWS / "api" / "Animation_Workflow_M4_Api.json"
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CHECKPOINT = "animagine-xl-3.1.safetensors"

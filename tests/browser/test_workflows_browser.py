@@ -74,7 +74,7 @@ def test_every_bundled_workflow_loads_with_no_missing_nodes(comfy_server, browse
         assert sorted(seen["links"]) == expected, f"{name}: links differ after loading"
     # widgets_values landed on the right widgets (the order the generator writes is the frontend's)
     _, seen = _load_in_page(page, "Animation_Workflow_M4")
-    api = json.loads((WORKFLOWS / "Animation_Workflow_M4_Api.json").read_text(encoding="utf-8"))
+    api = json.loads((WORKFLOWS / "api" / "Animation_Workflow_M4_Api.json").read_text(encoding="utf-8"))
     for node_id, widget in (("5", "seed"), ("5", "sampler_name"), ("5", "scheduler"), ("66", "weight_type"),
                             ("66", "embeds_scaling"), ("30", "preset"), ("21", "type"), ("12", "upscale_method")):
         assert seen["widgets"][node_id][widget] == api[node_id]["inputs"][widget], (node_id, widget)

@@ -15,7 +15,7 @@ from agents.prompt_engineer import build_prompts
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = default_policy()
-TEMPLATES = sorted((REPO / "workflows").glob("*_Api.json"))
+TEMPLATES = sorted((REPO / "workflows" / "api").glob("*_Api.json"))
 
 
 def _analysis(**kw) -> VisualAnalysis:

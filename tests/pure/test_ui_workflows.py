@@ -106,7 +106,7 @@ def test_plan_unpack_output_names_line_up_with_the_plan_fields() -> None:
 def test_locked_nodes_keep_their_seed_ids_and_the_graph_matches_the_api_template(name: str) -> None:
     wf = _load(name)
     nodes = _by_id(wf)
-    api = json.loads((WORKFLOWS / "Animation_Workflow_M4_Api.json").read_text(encoding="utf-8"))
+    api = json.loads((WORKFLOWS / "api" / "Animation_Workflow_M4_Api.json").read_text(encoding="utf-8"))
     for node_id in SEED_IDS:
         assert nodes[int(node_id)]["type"] == api[node_id]["class_type"]
     for node_id, node in api.items():
@@ -199,7 +199,7 @@ def test_link_table_is_consistent(name: str, snapshot: dict[str, Any]) -> None:
 
 def test_ksampler_widgets_follow_the_ui_order() -> None:
     """[seed, control_after_generate, steps, cfg, sampler_name, scheduler, denoise] (node-contracts.md)."""
-    api = json.loads((WORKFLOWS / "Animation_Workflow_M4_Api.json").read_text(encoding="utf-8"))["5"]["inputs"]
+    api = json.loads((WORKFLOWS / "api" / "Animation_Workflow_M4_Api.json").read_text(encoding="utf-8"))["5"]["inputs"]
     values = _by_id(_load("Animation_Workflow_M4.json"))[5]["widgets_values"]
     assert values == [api["seed"], "fixed", api["steps"], api["cfg"], api["sampler_name"], api["scheduler"],
                       api["denoise"]]
@@ -211,3 +211,10 @@ def test_a_wrong_link_type_is_refused(snapshot: dict[str, Any]) -> None:
     g.add(2, "KSampler", (300, 0), "x")
     with pytest.raises(ValueError, match="cannot feed"):
         g.link(1, 0, 2, "model")
+
+
+def test_browse_templates_folder_holds_only_ui_format_files() -> None:
+    """ComfyUI lists every workflows/*.json under Browse Templates; an API-format file there would not load."""
+    for path in sorted(WORKFLOWS.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(data.get("nodes"), list) and "links" in data, f"{path.name} is not a UI-format workflow"

@@ -35,9 +35,9 @@ from cli.template_run import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-STATIC = REPO / "workflows" / "Animation_Workflow_M4_Api.json"
-ADAPTIVE = REPO / "workflows" / "Animation_Workflow_M4_Adaptive_Api.json"
-TEMPLATES = sorted((REPO / "workflows").glob("*_Api.json"))
+STATIC = REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.json"
+ADAPTIVE = REPO / "workflows" / "api" / "Animation_Workflow_M4_Adaptive_Api.json"
+TEMPLATES = sorted((REPO / "workflows" / "api").glob("*_Api.json"))
 # File names swapped (models) or set (uploaded images) before a run: checked for shape, not membership.
 FILE_INPUTS = {("CheckpointLoaderSimple", "ckpt_name"): ".safetensors", ("ControlNetLoader", "control_net_name"):
                ".safetensors", ("LoadImage", "image"): ".png"}
