@@ -145,28 +145,6 @@ def run_locked_template(server: Any, result: dict[str, Any], sketch_name: str, r
     }
 
 
-def add_run_to_report(report: Path, run: dict[str, Any] | None, skipped: str | None) -> None:
-    """Put the template run (or why it was skipped) into report.html, above the signals."""
-    import html
-
-    page = report.read_text()
-    if run is not None:
-        figures = "".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(stage)}">'
-                          f"<figcaption>{html.escape(stage)} (stand-in models)</figcaption></figure>"
-                          for stage, name in run["images"].items())
-        section = (f"<h2>Locked template run ({html.escape(run['template'])}, {run['seconds']:.1f} s)</h2>\n"
-                   f'<p class="note"><strong>{html.escape(run["notice"])}.</strong> The template received '
-                   "the values below; only the model files, the image size and the step counts were changed "
-                   "for the stand-ins.</p>\n"
-                   f'<div class="images">{figures}</div>\n')
-        page = page.replace("nothing was generated.", "the template was run with stand-in models (see below).")
-    else:
-        section = f'<h2>Locked template run</h2>\n<p class="note">Not run: {html.escape(skipped or "")}</p>\n'
-    marker = "<h2>Signals</h2>"
-    page = page.replace(marker, section + marker, 1) if marker in page else page.replace("</body>", section + "</body>")
-    report.write_text(page)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./m4 demo", description=__doc__.splitlines()[0])
     parser.add_argument("--sketch", action="append", help="sketch image (repeatable); default: the bundled sketches")
@@ -237,9 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label}: template not run: {skipped}", flush=True)
             title = f"{sketch.name} + {reference.name if reference else 'no reference'}"
             report = write_report(out_root / sketch.stem, title=title, sketch=sketch, reference=reference,
-                                  result=result, comfy_version=server.version)
-            if run_template:
-                add_run_to_report(report, run, skipped)
+                                  result=result, comfy_version=server.version, run=run,
+                                  skipped=skipped if run_template else None)
             elapsed = time.monotonic() - started
             print(f"{label}: done in {elapsed:.1f} s -> {report.relative_to(out_root.parent)}", flush=True)
             rows.append(_summary_row(sketch.stem, result))

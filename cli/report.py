@@ -79,8 +79,23 @@ def signals_chart(path: Path, signals: dict[str, float], analysis: dict[str, Any
     plt.close(fig)
 
 
+def run_section(run: dict[str, Any] | None, skipped: str | None) -> str:
+    """The locked-template run (stand-in models) or why it did not run; empty when no run was asked for."""
+    if run is None and skipped is None:
+        return ""
+    if run is None:
+        return f'<h2>Locked template run</h2>\n<p class="note">Not run: {html.escape(skipped or "")}</p>\n'
+    figures = "".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(stage)}">'
+                      f"<figcaption>{html.escape(stage)} (stand-in models)</figcaption></figure>"
+                      for stage, name in run["images"].items())
+    return (f"<h2>Locked template run ({html.escape(run['template'])}, {run['seconds']:.1f} s)</h2>\n"
+            f'<p class="note"><strong>{html.escape(run["notice"])}.</strong> The template received the values '
+            "below; only the model files, the image size and the step counts were changed for the stand-ins.</p>\n"
+            f'<div class="images">{figures}</div>\n')
+
+
 def write_report(out_dir: Path, *, title: str, sketch: Path, reference: Path | None, result: dict[str, Any],
-                 comfy_version: str) -> Path:
+                 comfy_version: str, run: dict[str, Any] | None = None, skipped: str | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "plan.json").write_text(json.dumps(result, indent=2, sort_keys=False))
     sketch_copy = out_dir / f"sketch{sketch.suffix.lower()}"
@@ -101,6 +116,9 @@ def write_report(out_dir: Path, *, title: str, sketch: Path, reference: Path | N
         title=html.escape(title),
         comfy_version=html.escape(comfy_version),
         when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=("the locked template was run with random-weight stand-in models (see below)" if run
+                   else "nothing was generated"),
+        run_section=run_section(run, skipped),
         sketch_img=html.escape(sketch_copy.name),
         sketch_name=html.escape(sketch.name),
         reference_img=html.escape(ref_img),

@@ -257,7 +257,7 @@ def test_broken_template_fails_in_apply_plan_and_on_the_server(comfy_server, sha
 def test_demo_run_path_writes_stage_images_into_the_report(comfy_server, tmp_path: Path) -> None:
     """`./m4 demo` minus the server start: plan on the server, run the static template on the stand-ins,
     and the pair's folder and report carry both stage images and the stand-in notice."""
-    from cli.demo import FIXTURES, add_run_to_report, build_workflow, collect, run_locked_template
+    from cli.demo import FIXTURES, build_workflow, collect, run_locked_template
     from cli.report import write_report
 
     sketch, reference = FIXTURES / "sketches" / "user_3.png", FIXTURES / "references" / "madoka_lineart.png"
@@ -270,8 +270,8 @@ def test_demo_run_path_writes_stage_images_into_the_report(comfy_server, tmp_pat
             assert img.size == (64, 64)
     result["template_run"] = run
     report = write_report(tmp_path / "user_3", title="t", sketch=sketch, reference=reference, result=result,
-                          comfy_version="test")
-    add_run_to_report(report, run, None)
+                          comfy_version="test", run=run)
     page = report.read_text()
+    assert "nothing was generated" not in page
     assert 'src="stage1.png"' in page and 'src="final.png"' in page and STANDIN_NOTICE in page
     assert json.loads((tmp_path / "user_3" / "plan.json").read_text())["template_run"]["images"] == run["images"]
