@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # M4 Director's two commands. Each sets everything up itself (venv, torch, the ComfyUI host, chromium).
-#   ./m4 demo [options]   the main job: analyse and plan through a real headless ComfyUI (see --help)
+#   ./m4 demo [options]   the main job: analyse, plan and run the locked template through a headless ComfyUI
 #   ./m4 test [pytest args]   every test tier, ruff and the packaging checks
+#   ./m4 <command> [options]  any other command of `python -m cli` (./m4 help lists them)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
-  demo)
-    py="$(bash "$here/scripts/bootstrap.sh" | tail -n 1)"
-    cd "$here" && exec "$py" -m cli demo "$@"
+  "")
+    echo "usage: ./m4 demo [--help] | ./m4 test [pytest args] | ./m4 <command> [--help]" >&2
+    exit 2
     ;;
   test)
     py="$(bash "$here/scripts/bootstrap.sh" | tail -n 1)"
@@ -23,7 +24,7 @@ case "$cmd" in
     M4_REQUIRE_TIERS=all exec "$py" -m pytest "$@"
     ;;
   *)
-    echo "usage: ./m4 demo [--help] | ./m4 test [pytest args]" >&2
-    exit 2
+    py="$(bash "$here/scripts/bootstrap.sh" | tail -n 1)"
+    cd "$here" && exec "$py" -m cli "$cmd" "$@"
     ;;
 esac

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+
+# command -> (module with main(argv) -> int, one-line help). Modules load only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("cli.demo", "plan the bundled (or given) sketches and run the locked template on a headless ComfyUI"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: ./m4 <command> [--help]", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, (_mod, text) in COMMANDS.items()]
+    lines += ["  test     every test tier (./m4 test only)"]
+    return "\n".join(lines)
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"demo"}:
-        print("usage: python -m cli demo [--help]", file=sys.stderr)
-        return 2
+    if len(sys.argv) < 2 or sys.argv[1] in {"help", "-h", "--help"}:
+        print(usage())
+        return 0 if len(sys.argv) >= 2 else 2
     command, rest = sys.argv[1], sys.argv[2:]
-    if command == "demo":
-        from cli.demo import main as demo
-
-        return demo(rest)
-    return 2
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    return int(module.main(rest))
 
 
 if __name__ == "__main__":
