@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.analysis_types import ReferenceReport, VisualAnalysis
+from agents.analysis_types import ReferenceReport
 from agents.animation_director import plan
 from agents.policy import default_policy
 from agents.prompt_engineer import PromptContractError, StagePrompts, build_prompts, check_separation, tag_key
+from host.records import make_analysis, make_reference
 
 POL = default_policy()
 KS2_ONLY = [tag_key(p) for p in POL.prompts["ks2_only"]]
@@ -20,21 +21,8 @@ CARD_NEGATIVE = ("nsfw, lowres, (bad), text, error, fewer, extra, missing, worst
                  "artistic error, username, scan, [abstract]")
 
 
-def analysis(**kw) -> VisualAnalysis:
-    base = dict(image_name="t", empty=False, line_quality="structured", line_quality_score=0.6,
-                construction_lines=0.1, broken_lines=0.1, stroke_width_consistency=0.7, complexity="simple",
-                complexity_score=0.3, object_count=1, subject_scale=0.45, anatomy_risk="low",
-                anatomy_risk_score=0.2, anatomy_source="structure", subject_tags=["1girl", "smile"])
-    base.update(kw)
-    return VisualAnalysis(**base)
-
-
-def reference(**kw) -> ReferenceReport:
-    base = dict(present=True, reason="", similarity=0.8, similarity_source="classical", text_conflict=0.0,
-                image_conflict=0.1, conflict_penalty=0.1, style_distance=0.3, colored=False, saturation=0.05,
-                accessory_conflict=0.0, reference_final_score=0.7)
-    base.update(kw)
-    return ReferenceReport(**base)
+analysis = make_analysis
+reference = make_reference
 
 
 def tags_of(prompt: str) -> list[str]:
