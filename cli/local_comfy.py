@@ -3,7 +3,8 @@
 The server gets its own base directory (models/, custom_nodes/, input/, output/, user/) with only this
 pack linked in and the stand-in checkpoint (models/checkpoints/) and stand-in ControlNet
 (models/controlnet/) beside it, so nothing of a user's own install is loaded.
-It is started with the current interpreter (the venv) and stopped by its own PID.
+It is started with the current interpreter (the venv) and stopped by its own PID. This module keeps the
+process; the HTTP/websocket protocol is agents.comfyui_client.ComfyClient (`comfy.client`).
 
     with LocalComfy() as comfy:
         entry = comfy.run(api_prompt)          # follows /ws until done, returns the /history entry
@@ -20,14 +21,25 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import requests
-import websocket
+import websocket  # noqa: F401  (tests patch cli.local_comfy.websocket.create_connection to drop the socket)
 
+from agents.comfyui_client import (  # noqa: F401  (re-exported: the launcher's callers import them from here)
+    ComfyClient,
+    ComfyClientError,
+    ExecutionFailed,
+    Interrupted,
+    MessageCallback,
+    Progress,
+    ProgressCallback,
+    PromptRejected,
+    RunTimeout,
+    ServerUnavailable,
+    safe_filename,
+)
 from cli.standin_checkpoint import StandinError, cached_checkpoint, cached_controlnet, comfy_version, load_comfy_host
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,58 +49,12 @@ LOG_NAME = "comfyui.log"
 DEFAULT_USER_SETTINGS: dict[str, Any] = {"Comfy.TutorialCompleted": True}
 
 
-class ComfyError(RuntimeError):
-    """The local server failed to start, died, or a prompt failed on it."""
+class ComfyError(ComfyClientError):
+    """The local server failed to start or died. Prompt failures raise the client's errors (re-exported here)."""
 
 
 class ComfyStartError(ComfyError):
     """The server process exited or did not answer in time; the message carries the log tail."""
-
-
-class PromptRejected(ComfyError, ValueError):
-    """POST /prompt answered 400: the workflow is invalid. node_errors maps node id -> errors."""
-
-    def __init__(self, message: str, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.error = error
-        self.node_errors = node_errors
-
-
-class ExecutionFailed(ComfyError):
-    """A node raised while the prompt ran (websocket execution_error or a history status of error)."""
-
-    def __init__(self, message: str, node_id: str | None, node_type: str | None) -> None:
-        super().__init__(message)
-        self.node_id = node_id
-        self.node_type = node_type
-
-
-class Progress(TypedDict):
-    """One progress report, shaped like the websocket message it comes from.
-
-    type: 'executing' when a node starts, 'progress' for a sampler step (value of max), 'cached' for a
-    node whose result was reused.
-    """
-
-    type: str
-    node: str | None
-    class_type: str | None
-    value: int
-    max: int
-
-
-ProgressCallback = Callable[[Progress], None]
-# (message type, data) for every JSON websocket message of a prompt, custom events included (m4.guidance).
-MessageCallback = Callable[[str, dict[str, Any]], None]
-
-
-def safe_filename(name: str) -> str:
-    """A server-given file name made safe to write locally: no folders, no '..', no control characters."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(ch for ch in base if ch.isprintable()).replace("..", "_").strip()
-    if not base or base in {".", "_"}:
-        raise ValueError(f"the server gave an unusable file name: {name!r}")
-    return base
 
 
 def free_port() -> int:
@@ -124,22 +90,6 @@ def _link_model(source: Path, folder: Path) -> str:
         except OSError:
             shutil.copy2(source, target)
     return source.name
-
-
-def _describe_node_errors(node_errors: dict[str, Any], prompt: dict[str, Any]) -> str:
-    parts = []
-    for node_id, info in sorted(node_errors.items()):
-        class_type = info.get("class_type") or prompt.get(node_id, {}).get("class_type", "?")
-        for err in info.get("errors", []):
-            detail = f" ({err['details']})" if err.get("details") else ""
-            parts.append(f"node {node_id} ({class_type}): {err.get('message', 'error')}{detail}")
-    return "; ".join(parts)
-
-
-def _progress(kind: str, node: Any, prompt: dict[str, Any], value: Any = 0, maximum: Any = 0) -> Progress:
-    node_id = None if node is None else str(node)
-    class_type = prompt.get(node_id, {}).get("class_type") if node_id else None
-    return Progress(type=kind, node=node_id, class_type=class_type, value=int(value), max=int(maximum))
 
 
 class LocalComfy:
@@ -184,6 +134,7 @@ class LocalComfy:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh: Any = None
         self._http = requests.Session()
+        self.client = ComfyClient(self.url, alive_check=self._check_alive)
 
     # ---- lifecycle ----
 
@@ -279,6 +230,7 @@ class LocalComfy:
             self._log_fh.close()
             self._log_fh = None
         self._http.close()
+        self.client.close()
         if self._own_base and os.environ.get("M4_KEEP_COMFY_BASE") != "1":
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -292,44 +244,22 @@ class LocalComfy:
         if code is not None:
             raise ComfyError(f"the ComfyUI server died (exit {code}); log:\n{self.log_tail()}")
 
-    # ---- HTTP API ----
+    # ---- HTTP API: agents.comfyui_client.ComfyClient does the protocol ----
 
     def object_info(self) -> dict[str, Any]:
-        resp = self._http.get(self.url + "/object_info", timeout=30)
-        resp.raise_for_status()
-        return resp.json()
+        return self.client.object_info()
 
     def get_json(self, route: str) -> Any:
-        resp = self._http.get(self.url + route, timeout=30)
-        resp.raise_for_status()
-        return resp.json()
+        return self.client.get_json(route)
 
     def queue(self, prompt: dict[str, Any], client_id: str | None = None) -> str:
         """POST the API-format prompt; returns its prompt_id or raises PromptRejected naming the nodes."""
-        self._check_alive()
-        body: dict[str, Any] = {"prompt": prompt}
-        if client_id:
-            body["client_id"] = client_id
-        resp = self._http.post(self.url + "/prompt", json=body, timeout=30)
-        if resp.status_code == 400:
-            try:
-                data = resp.json()
-            except ValueError:
-                data = {"error": {"message": resp.text}}
-            error = data.get("error") or {}
-            node_errors = data.get("node_errors") or {}
-            nodes = _describe_node_errors(node_errors, prompt)
-            message = error.get("message", "invalid prompt") if isinstance(error, dict) else str(error)
-            if isinstance(error, dict) and error.get("details"):
-                message += f" ({error['details']})"
-            raise PromptRejected(f"ComfyUI rejected the prompt: {message}" + (f" — {nodes}" if nodes else ""),
-                                 error if isinstance(error, dict) else {"message": str(error)}, node_errors)
-        resp.raise_for_status()
-        return str(resp.json()["prompt_id"])
+        if client_id and client_id != self.client.client_id:
+            return ComfyClient(self.url, client_id=client_id, alive_check=self._check_alive).submit(prompt)
+        return self.client.submit(prompt)
 
     def history(self, prompt_id: str) -> dict[str, Any] | None:
-        data = self.get_json(f"/history/{prompt_id}")
-        return data.get(prompt_id)
+        return self.client.history(prompt_id)
 
     def run(
         self, api_prompt: dict[str, Any], timeout: float = 180, progress: ProgressCallback | None = None,
@@ -339,119 +269,25 @@ class LocalComfy:
 
         on_message sees every JSON websocket message sent while it runs (those without a prompt_id too).
         """
-        callback = progress or self.progress
-        client_id = uuid.uuid4().hex
-        deadline = time.monotonic() + timeout
-        ws = None
         try:
-            ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={client_id}", timeout=5)
-        except (OSError, websocket.WebSocketException):
-            ws = None  # fall back to polling /history
-        try:
-            prompt_id = self.queue(api_prompt, client_id)
-            if ws is not None:
-                self._follow_ws(ws, prompt_id, api_prompt, deadline, callback, on_message)
-        finally:
-            if ws is not None:
-                ws.close()
-        return self._await_history(prompt_id, deadline)
+            return self.client.run(api_prompt, timeout=timeout, progress=progress or self.progress,
+                                   on_message=on_message)
+        except RunTimeout as exc:
+            raise RunTimeout(f"{exc}; log:\n{self.log_tail()}") from exc
 
-    def _follow_ws(self, ws: Any, prompt_id: str, prompt: dict[str, Any], deadline: float,
-                   callback: ProgressCallback | None, on_message: MessageCallback | None = None) -> None:
-        ws.settimeout(1.0)
-        while time.monotonic() < deadline:
-            self._check_alive()
-            try:
-                raw = ws.recv()
-            except websocket.WebSocketTimeoutException:
-                continue
-            except (OSError, websocket.WebSocketException):
-                return  # connection lost: /history polling takes over
-            if not isinstance(raw, str):
-                continue  # binary frames are latent previews
-            msg = json.loads(raw)
-            kind, data = msg.get("type"), msg.get("data") or {}
-            if data.get("prompt_id") not in (None, prompt_id):
-                continue
-            if on_message is not None:
-                on_message(str(kind), data)
-            if kind == "execution_error":
-                node_id = data.get("node_id")
-                raise ExecutionFailed(
-                    f"node {node_id} ({data.get('node_type')}) failed: {data.get('exception_type', 'error')}: "
-                    f"{str(data.get('exception_message', '')).strip()}", node_id, data.get("node_type"))
-            if kind == "execution_interrupted":
-                raise ExecutionFailed(f"the prompt was interrupted at node {data.get('node_id')}",
-                                      data.get("node_id"), data.get("node_type"))
-            if kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
-                return
-            if callback is None:
-                continue
-            if kind == "executing":
-                callback(_progress("executing", data.get("node"), prompt))
-            elif kind == "execution_cached":
-                for node in data.get("nodes") or []:
-                    callback(_progress("cached", node, prompt))
-            elif kind == "progress":
-                callback(_progress("progress", data.get("node"), prompt, data.get("value", 0), data.get("max", 0)))
-        raise ComfyError(f"prompt {prompt_id} did not finish in time; log:\n{self.log_tail()}")
-
-    def _await_history(self, prompt_id: str, deadline: float) -> dict[str, Any]:
-        while True:
-            self._check_alive()
-            entry = self.history(prompt_id)
-            if entry is not None and entry.get("status", {}).get("completed") is not None:
-                status = entry["status"]
-                if status.get("status_str") == "error":
-                    raise ExecutionFailed(self._history_error(prompt_id, status), *self._history_error_node(status))
-                return entry
-            if time.monotonic() > deadline:
-                raise ComfyError(f"prompt {prompt_id} did not finish in time; log:\n{self.log_tail()}")
-            time.sleep(0.2)
-
-    @staticmethod
-    def _history_error_node(status: dict[str, Any]) -> tuple[str | None, str | None]:
-        for name, data in status.get("messages", []):
-            if name == "execution_error":
-                return data.get("node_id"), data.get("node_type")
-        return None, None
-
-    @staticmethod
-    def _history_error(prompt_id: str, status: dict[str, Any]) -> str:
-        for name, data in status.get("messages", []):
-            if name == "execution_error":
-                return (f"node {data.get('node_id')} ({data.get('node_type')}) failed: "
-                        f"{data.get('exception_type', 'error')}: {str(data.get('exception_message', '')).strip()}")
-        return f"prompt {prompt_id} ended with an error"
+    def interrupt(self) -> None:
+        self.client.interrupt()
 
     def upload_image(self, path: Path | str) -> str:
         """Upload a local image into the server's input folder; returns the name LoadImage takes."""
-        path = Path(path)
-        with open(path, "rb") as fh:
-            resp = self._http.post(self.url + "/upload/image", files={"image": (path.name, fh)},
-                                   data={"overwrite": "true", "type": "input"}, timeout=60)
-        resp.raise_for_status()
-        info = resp.json()
-        return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else str(info["name"])
+        return self.client.upload_image(path)
 
     def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:  # noqa: A002  (the API's name)
-        resp = self._http.get(self.url + "/view", params={"filename": filename, "subfolder": subfolder, "type": type},
-                              timeout=60)
-        resp.raise_for_status()
-        return resp.content
+        return self.client.view(filename, subfolder, type)
 
     def download_images(self, entry: dict[str, Any], dest: Path) -> list[Path]:
-        """Save every image a history entry lists into dest, under sanitised names."""
-        dest = Path(dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        saved = []
-        for output in entry.get("outputs", {}).values():
-            for image in output.get("images", []):
-                data = self.view(image["filename"], image.get("subfolder", ""), image.get("type", "output"))
-                target = dest / safe_filename(image["filename"])
-                target.write_bytes(data)
-                saved.append(target)
-        return saved
+        """Save every output file a history entry lists into dest (names checked, nothing outside dest)."""
+        return self.client.download_outputs(entry, dest)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,233 @@
+"""One sketch + reference through the whole M4 pipeline on a ComfyUI server, with the feedback retry.
+
+analyse -> compare -> plan -> prompts -> apply to the locked template -> upload + set LoadImage ->
+prepare() -> run on the server -> download -> judge the final image. When the Line Quality
+Analyzer fails it, exactly one retry runs with agents.animation_director.safer_retry's values.
+Each attempt is its own run-log row (the retry's parent_run is the first), updated stage by stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .animation_director import plan as make_plan
+from .animation_director import plan_violations, safer_retry
+from .apply_plan import TemplateError, Workflow, apply_plan, load_template
+from .comfyui_client import ComfyClient, ProgressCallback
+from .imaging import load_image
+from .line_quality import judge, score_line_art
+from .plan_types import Plan
+from .policy import Policy, default_policy
+from .prompt_engineer import build_prompts, parse_tags
+from .reference_compare import compare
+from .run_log import RunLog
+from .visual_analyst import analyse
+
+REPO = Path(__file__).resolve().parents[1]
+# LoadImage node ids of the locked templates.
+SKETCH_NODE = "10"
+REFERENCE_NODE = "11"
+FINAL_STAGE = "final"
+ATTEMPT_LABELS = ("attempt 1", "retry")
+ATTEMPT_DIRS = ("attempt-1", "retry")
+
+
+@dataclass
+class PairResult:
+    """Both attempts (when the retry ran), each with label, plan, verdict and {stage: image path}."""
+
+    run_ids: list[int]
+    attempts: list[dict[str, Any]]
+    final_passed: bool
+    out_dir: Path
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def retried(self) -> bool:
+        return len(self.attempts) > 1
+
+
+def default_template(policy: Policy) -> Path:
+    path = Path(policy.template)
+    return path if path.is_absolute() else REPO / path
+
+
+def set_load_images(workflow: Workflow, *, sketch: str, reference: str) -> Workflow:
+    """Point the template's LoadImage nodes ("10" sketch, "11" reference) at uploaded images."""
+    out = {k: dict(v, inputs=dict(v.get("inputs", {}))) for k, v in workflow.items()}
+    for node_id, role, name in ((SKETCH_NODE, "sketch", sketch), (REFERENCE_NODE, "reference", reference)):
+        node = out.get(node_id)
+        if node is None or node.get("class_type") != "LoadImage":
+            raise TemplateError(f"template node '{node_id}' ({role}): expected a LoadImage node, "
+                                f"found {None if node is None else node.get('class_type')!r}")
+        node["inputs"]["image"] = name
+    return out
+
+
+def stage_of(prefix: Any, node_id: str) -> str:
+    """'M4/final' -> 'final'; a SaveImage without a text prefix is named by its node id."""
+    return str(prefix).replace("\\", "/").rsplit("/", 1)[-1] if isinstance(prefix, str) and prefix else node_id
+
+
+def _plan_request(sketch: Path, reference: Path, tags: str, pol: Policy) -> tuple[Any, Any, Plan]:
+    sketch_img = load_image(sketch)
+    reference_img = load_image(reference)
+    analysis = analyse(sketch_img, name=sketch.name, text_tags=tags or None)
+    report = compare(sketch_img, reference_img, sketch_tags=tags or None)
+    return analysis, report, make_plan(analysis, report, pol)
+
+
+class _Attempt:
+    """One attempt's run-log row: stage changes and timings committed as they happen."""
+
+    def __init__(self, log: RunLog, run_id: int) -> None:
+        self.log, self.run_id = log, run_id
+        self.timings: dict[str, float] = {}
+        self.metrics: dict[str, Any] = {}
+        self.stage = "started"
+
+    def stage_start(self, stage: str) -> float:
+        self.stage = stage
+        self.log.set_stage(self.run_id, stage)
+        return time.perf_counter()
+
+    def stage_done(self, stage: str, started: float) -> None:
+        self.timings[f"{stage}_s"] = round(time.perf_counter() - started, 4)
+        self.log.record(self.run_id, timings=self.timings)
+
+
+def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Path, log: RunLog,
+             template: Path | None = None, prepare: Callable[[dict], dict] | None = None, tags: str = "",
+             batch_id: str | None = None, force_retry: bool = False, progress: ProgressCallback | None = None,
+             policy: Policy | None = None, timeout: float = 600) -> PairResult:
+    """Run one pair; on a failed verdict (or force_retry) run the one safer retry. See the module doc.
+
+    On any exception the current attempt's row is marked 'incomplete' at the stage it reached (its
+    error text saved) and the exception is re-raised.
+    """
+    pol = policy or default_policy()
+    sketch, reference, out_dir = Path(sketch), Path(reference), Path(out_dir)
+    template_path = Path(template) if template is not None else default_template(pol)
+    result = PairResult(run_ids=[], attempts=[], final_passed=False, out_dir=out_dir)
+    current: _Attempt | None = None
+
+    def begin(attempt: int, parent: int | None) -> _Attempt:
+        run_id = log.start_run(sketch=sketch, reference=reference, server=client.url, batch_id=batch_id,
+                               attempt=attempt, parent_run=parent)
+        result.run_ids.append(run_id)
+        log.record(run_id, tags=tags, label=ATTEMPT_LABELS[attempt - 1],
+                   out_dir=str(out_dir / ATTEMPT_DIRS[attempt - 1]))
+        return _Attempt(log, run_id)
+
+    try:
+        current = begin(1, None)
+        t = current.stage_start("planning")
+        analysis, report, first = _plan_request(sketch, reference, tags, pol)
+        prompts = build_prompts(first, analysis, parse_tags(tags) if tags else None, pol)
+        first = first.with_prompts(prompts.prompts())
+        log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
+                   prompts={**prompts.prompts(), "notes": prompts.notes})
+        current.metrics.update(analysis=analysis.to_dict(), reference=report.to_dict())
+        log.record(current.run_id, metrics=current.metrics)
+        current.stage_done("planning", t)
+
+        t = current.stage_start("uploading")
+        template_wf = load_template(template_path)
+        names = {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
+        current.stage_done("uploading", t)
+
+        attempt = _run_attempt(client, current, first, template_wf, names, out_dir / ATTEMPT_DIRS[0], pol,
+                               prepare, progress, timeout, label=ATTEMPT_LABELS[0], force_fail=force_retry)
+        result.attempts.append(attempt)
+        if attempt["accepted"]:
+            log.finish(current.run_id, status="done")
+            result.final_passed = True
+            return result
+
+        verdict = attempt["verdict"]
+        steps = verdict.get("retry") or {}
+        reason = ("forced by the caller (force_retry)" if force_retry and verdict.get("passed")
+                  else "line quality failed: " + ", ".join(verdict.get("failures") or ["?"]))
+        lq = pol.line_quality
+        retry_plan = safer_retry(first, pol, cfg2_step=float(steps.get("cfg2_step", lq["retry_cfg2_step"])),
+                                 ip2_step=float(steps.get("ip2_step", lq["retry_ip2_step"])),
+                                 denoise2_step=float(steps.get("denoise2_step", lq["retry_denoise2_step"])),
+                                 reason=reason)
+        bad = plan_violations(retry_plan, pol)
+        if bad:  # safer_retry checks its rules; the bounds check here is the belt to its braces
+            raise RuntimeError(f"the safer retry plan breaks {bad}")
+        # The retry row exists before the first is closed, so a crash here never reads as a finished pair.
+        first_row = current
+        current = begin(2, first_row.run_id)
+        log.finish(first_row.run_id, status="done")
+        log.record(current.run_id, plan=retry_plan.to_dict(), diagnostics=retry_plan.diagnostics,
+                   prompts=dict(retry_plan.prompts))
+        attempt = _run_attempt(client, current, retry_plan, template_wf, names, out_dir / ATTEMPT_DIRS[1], pol,
+                               prepare, progress, timeout, label=ATTEMPT_LABELS[1], force_fail=False)
+        result.attempts.append(attempt)
+        log.finish(current.run_id, status="done")
+        result.final_passed = bool(attempt["verdict"]["passed"])
+        return result
+    except BaseException as exc:
+        if current is not None:
+            try:
+                log.finish(current.run_id, status="incomplete",
+                           error=f"{type(exc).__name__} at stage {current.stage}: {exc}")
+            except Exception:  # noqa: S110  (the original error is the one to raise)
+                pass
+        raise
+
+
+def _run_attempt(client: ComfyClient, row: _Attempt, plan: Plan, template_wf: Workflow, names: dict[str, str],
+                 dest: Path, pol: Policy, prepare: Callable[[dict], dict] | None, progress: ProgressCallback | None,
+                 timeout: float, *, label: str, force_fail: bool) -> dict[str, Any]:
+    log = row.log
+    t = row.stage_start("applying")
+    workflow = set_load_images(apply_plan(template_wf, plan, pol), **names)
+    if prepare is not None:
+        workflow = prepare(workflow)
+        if not isinstance(workflow, dict):
+            raise TypeError(f"prepare: must return the API prompt dict, returned {type(workflow).__name__}")
+    save_nodes = {nid: stage_of(node.get("inputs", {}).get("filename_prefix"), nid)
+                  for nid, node in workflow.items() if node.get("class_type") == "SaveImage"}
+    if not save_nodes:
+        raise TemplateError("the workflow has no SaveImage node: nothing to judge")
+    log.record(row.run_id, workflow=workflow)
+    row.stage_done("applying", t)
+
+    t = row.stage_start("running")
+    entry = client.run(workflow, timeout=timeout, progress=progress)
+    row.stage_done("running", t)
+
+    t = row.stage_start("downloading")
+    images: dict[str, Path] = {}
+    for node_id, stage in save_nodes.items():
+        files = client.download_outputs(entry, dest, node_ids=[node_id])
+        if not files:
+            raise TemplateError(f"SaveImage node {node_id} ({stage}) produced no image")
+        images[stage] = files[0]
+    log.record(row.run_id, images={k: str(v) for k, v in images.items()})
+    row.stage_done("downloading", t)
+
+    t = row.stage_start("judging")
+    final = images.get(FINAL_STAGE) or images[list(save_nodes.values())[-1]]
+    scores = score_line_art(load_image(final))
+    verdict = judge(scores, pol.line_quality)
+    verdict_d = verdict.to_dict()
+    if force_fail:
+        verdict_d["forced_retry"] = True
+        if not verdict.retry:  # a passing image still needs the policy's steps to retry with
+            verdict_d["retry"] = {k.removeprefix("retry_"): float(v) for k, v in pol.line_quality.items()
+                                  if k.startswith("retry_")}
+    accepted = verdict.passed and not force_fail
+    # passed = accepted by the feedback pass; a first attempt with passed = 0 is not a finished pair.
+    row.metrics.update(line_quality=scores.to_dict(), final_image=str(final))
+    log.record(row.run_id, verdict=verdict_d, passed=accepted, metrics=row.metrics)
+    row.stage_done("judging", t)
+    return {"label": label, "plan": plan.to_dict(), "verdict": verdict_d, "images": images,
+            "accepted": accepted, "run_id": row.run_id, "prompt_id": entry.get("prompt", [None, None])[1]
+            if isinstance(entry.get("prompt"), list) else None}

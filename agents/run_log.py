@@ -1,0 +1,298 @@
+"""The run log: one SQLite row per run (per attempt) with its inputs, plan, prompts, workflow and outcome.
+
+Every write commits at once (WAL journal), so a run that crashes halfway leaves its row with the
+stage it reached. The schema is versioned: `schema_version` holds the number of MIGRATIONS applied,
+and opening an older file applies the rest in order.
+
+    with RunLog(RunLog.default_path(comfy_user_dir)) as log:
+        run_id = log.start_run(sketch=s, reference=r, server=url)
+        log.set_stage(run_id, "running")
+        log.record(run_id, plan=plan.to_dict(), metrics=scores)
+        log.finish(run_id, status="done")
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("running", "done", "failed", "incomplete")
+FINISH_STATUSES = ("done", "failed", "incomplete")
+JSON_FIELDS = ("plan", "diagnostics", "prompts", "workflow", "timings", "metrics", "verdict", "images")
+TEXT_FIELDS = ("tags", "out_dir", "label")
+ENV_PATH = "M4_RUN_LOG"
+FILE_NAME = "m4_runs.sqlite3"
+
+
+class RunLogError(ValueError):
+    """A bad argument to the run log (unknown field, unknown run, bad status or format)."""
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            batch_id TEXT,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            parent_run INTEGER REFERENCES runs(id),
+            server TEXT NOT NULL,
+            sketch_path TEXT NOT NULL,
+            sketch_sha256 TEXT NOT NULL,
+            reference_path TEXT,
+            reference_sha256 TEXT,
+            pair_key TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            plan TEXT, diagnostics TEXT, prompts TEXT, workflow TEXT, timings TEXT, metrics TEXT,
+            verdict TEXT,
+            passed INTEGER
+        )""")
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    # v2: where the outputs went (images per stage, out_dir), the attempt's label and the user's tags,
+    # and indexes for the batch/resume queries.
+    for column in ("images TEXT", "out_dir TEXT", "label TEXT", "tags TEXT"):
+        db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+    db.execute("CREATE INDEX runs_pair ON runs(pair_key, status)")
+    db.execute("CREATE INDEX runs_batch ON runs(batch_id)")
+
+
+# Ordered; entry i takes the schema from version i to i + 1. Only ever append.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Apply the missing migrations up to target, each in its own transaction; returns the new version."""
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise RunLogError(f"the run log has schema v{current}, newer than this code (v{SCHEMA_VERSION})")
+    for version in range(current, target):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](db)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return max(current, target)
+
+
+class RunLog:
+    """The run log file. Not shared between threads; open one per process (WAL lets them coexist)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit, so each statement is durable the moment it returns.
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
+        self._db.row_factory = sqlite3.Row
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RunLogError(f"the run log {self.path} could not switch to WAL mode (got {mode!r})")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+        self._db.execute("PRAGMA foreign_keys=ON")
+        migrate(self._db)
+
+    @staticmethod
+    def default_path(comfy_user_dir: Path | None = None) -> Path:
+        """ComfyUI's user folder when known (<user>/m4_director/m4_runs.sqlite3), else $M4_RUN_LOG,
+        else ./m4_runs.sqlite3 in the working folder."""
+        if comfy_user_dir is not None:
+            return Path(comfy_user_dir) / "m4_director" / FILE_NAME
+        env = os.environ.get(ENV_PATH)
+        if env:
+            return Path(env)
+        return Path.cwd() / FILE_NAME
+
+    # ---- lifecycle ----
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return schema_version(self._db)
+
+    @property
+    def journal_mode(self) -> str:
+        return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    # ---- writing ----
+
+    @staticmethod
+    def pair_key(sketch: Path | str, reference: Path | str | None) -> str:
+        """sha256 over the two files' contents: the same images under other paths are the same pair."""
+        ref = file_sha256(Path(reference)) if reference is not None else "no-reference"
+        return hashlib.sha256(f"{file_sha256(Path(sketch))}:{ref}".encode()).hexdigest()
+
+    def start_run(self, *, sketch: Path, reference: Path | None, server: str, batch_id: str | None = None,
+                  attempt: int = 1, parent_run: int | None = None) -> int:
+        """A new row at stage 'started', status 'running'; returns its id."""
+        if not isinstance(attempt, int) or attempt < 1:
+            raise RunLogError(f"attempt: expected an integer >= 1, got {attempt!r}")
+        sketch = Path(sketch)
+        ref = Path(reference) if reference is not None else None
+        for role, p in (("sketch", sketch), ("reference", ref)):
+            if p is not None and not p.is_file():
+                raise RunLogError(f"{role}: {p} is not a file")
+        if parent_run is not None:
+            self._require(parent_run)
+        sketch_sha = file_sha256(sketch)
+        ref_sha = file_sha256(ref) if ref is not None else None
+        key = hashlib.sha256(f"{sketch_sha}:{ref_sha or 'no-reference'}".encode()).hexdigest()
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT INTO runs (created_at, updated_at, batch_id, attempt, parent_run, server, sketch_path, "
+            "sketch_sha256, reference_path, reference_sha256, pair_key, stage, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'started', 'running')",
+            (now, now, batch_id, attempt, parent_run, server, str(sketch.resolve()), sketch_sha,
+             str(ref.resolve()) if ref is not None else None, ref_sha, key))
+        return int(cur.lastrowid or 0)
+
+    def _require(self, run_id: int) -> None:
+        if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise RunLogError(f"run_id: no run {run_id!r} in {self.path}")
+
+    def _update(self, run_id: int, columns: dict[str, Any]) -> None:
+        self._require(run_id)
+        columns = {**columns, "updated_at": time.time()}
+        sets = ", ".join(f"{name} = ?" for name in columns)  # names come from the fixed lists above
+        self._db.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*columns.values(), run_id))  # noqa: S608
+
+    def set_stage(self, run_id: int, stage: str) -> None:
+        if not isinstance(stage, str) or not stage.strip():
+            raise RunLogError(f"stage: expected a non-empty text, got {stage!r}")
+        self._update(run_id, {"stage": stage})
+
+    def record(self, run_id: int, **fields: Any) -> None:
+        """Store fields: JSON ones (plan, diagnostics, prompts, workflow, timings, metrics, verdict, images),
+        text ones (tags, out_dir, label) and passed (bool)."""
+        columns: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in JSON_FIELDS:
+                try:
+                    columns[name] = None if value is None else json.dumps(value, sort_keys=True, allow_nan=False,
+                                                                           default=str)
+                except ValueError as exc:
+                    raise RunLogError(f"{name}: not storable as JSON ({exc})") from None
+            elif name in TEXT_FIELDS:
+                columns[name] = None if value is None else str(value)
+            elif name == "passed":
+                columns[name] = None if value is None else int(bool(value))
+            else:
+                known = ", ".join((*JSON_FIELDS, *TEXT_FIELDS, "passed"))
+                raise RunLogError(f"record: unknown field {name!r} (known: {known})")
+        if columns:
+            self._update(run_id, columns)
+
+    def finish(self, run_id: int, *, status: str, error: str | None = None) -> None:
+        if status not in FINISH_STATUSES:
+            raise RunLogError(f"status: expected one of {FINISH_STATUSES}, got {status!r}")
+        self._update(run_id, {"status": status, "error": error})
+
+    # ---- reading ----
+
+    def done_pairs(self, batch_id: str | None = None) -> set[str]:
+        """Pair keys whose last attempt finished 'done': a passing first attempt, an unjudged one, or a
+        finished retry. A first attempt that failed the judge is not enough: its retry must finish too."""
+        sql = ("SELECT DISTINCT pair_key FROM runs WHERE status = 'done' "
+               "AND (passed IS NULL OR passed = 1 OR attempt > 1)")
+        params: tuple[Any, ...] = ()
+        if batch_id is not None:
+            sql += " AND batch_id = ?"
+            params = (batch_id,)
+        return {row[0] for row in self._db.execute(sql, params)}
+
+    def runs(self, *, status: str | None = None, batch_id: str | None = None, limit: int | None = None,
+             run_id: int | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts (JSON columns decoded, passed as bool), oldest first."""
+        where, params = [], []
+        if status is not None:
+            if status not in STATUSES:
+                raise RunLogError(f"status: expected one of {STATUSES}, got {status!r}")
+            where.append("status = ?")
+            params.append(status)
+        if batch_id is not None:
+            where.append("batch_id = ?")
+            params.append(batch_id)
+        if run_id is not None:
+            where.append("id = ?")
+            params.append(run_id)
+        # only fixed clause texts are joined; every value is a parameter
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"  # noqa: S608
+        if limit is not None:
+            if not isinstance(limit, int) or limit < 0:
+                raise RunLogError(f"limit: expected an integer >= 0, got {limit!r}")
+            sql += f" LIMIT {int(limit)}"
+        return [self._decode(row) for row in self._db.execute(sql, params)]
+
+    def get(self, run_id: int) -> dict[str, Any]:
+        rows = self.runs(run_id=run_id)
+        if not rows:
+            raise RunLogError(f"run_id: no run {run_id!r} in {self.path}")
+        return rows[0]
+
+    @staticmethod
+    def _decode(row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        for name in JSON_FIELDS:
+            if out.get(name) is not None:
+                out[name] = json.loads(out[name])
+        if out.get("passed") is not None:
+            out["passed"] = bool(out["passed"])
+        return out
+
+    def export(self, path: Path, fmt: str = "json", **filters: Any) -> int:
+        """Write the runs matching filters (as runs() takes them) to CSV or JSON; returns the row count.
+
+        CSV keeps one column per field; JSON columns are written as JSON text in their cells.
+        """
+        if fmt not in ("csv", "json"):
+            raise RunLogError(f"fmt: expected 'csv' or 'json', got {fmt!r}")
+        rows = self.runs(**filters)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "json":
+            path.write_text(json.dumps(rows, indent=2, sort_keys=True, default=str))
+            return len(rows)
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(runs)")]
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: json.dumps(v, sort_keys=True) if k in JSON_FIELDS and v is not None else v
+                                 for k, v in row.items()})
+        return len(rows)

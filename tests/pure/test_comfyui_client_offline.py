@@ -1,0 +1,150 @@
+"""Tier 1: the ComfyUI client without ComfyUI — file-name safety, and downloads from a real local HTTP peer.
+
+The peer is a standard-library http.server on 127.0.0.1 that answers /view with fixed bytes and records
+every request, so a test can prove a refused entry never reached the network or the disk.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from agents.comfyui_client import ComfyClient, ComfyClientError, ServerUnavailable, UnsafeFilename, safe_filename
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("ComfyUI_00001_.png", "ComfyUI_00001_.png"),
+    ("../../etc/passwd", "passwd"),
+    ("/etc/passwd", "passwd"),
+    ("C:\\Windows\\system32\\evil.dll", "evil.dll"),
+    ("a\\..\\b.png", "b.png"),
+    ("sub/..png", "_png"),
+    ("x\x00y.png", "xy.png"),
+    ("line\nbreak.png", "linebreak.png"),
+])
+def test_safe_filename_keeps_only_a_plain_base_name(given: str, expected: str) -> None:
+    assert safe_filename(given) == expected
+
+
+@pytest.mark.parametrize("given", ["", "..", "../", "dir/", "/", " . ", "\x00", "C:\\"])
+def test_safe_filename_refuses_names_with_nothing_left(given: str) -> None:
+    with pytest.raises(UnsafeFilename, match="unusable file name"):
+        safe_filename(given)
+    assert issubclass(UnsafeFilename, ValueError) and issubclass(UnsafeFilename, ComfyClientError)
+
+
+class _Peer(BaseHTTPRequestHandler):
+    requests: list[dict[str, list[str]]] = []
+
+    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+        parts = urlsplit(self.path)
+        if parts.path != "/view":
+            self.send_error(404)
+            return
+        query = parse_qs(parts.query, keep_blank_values=True)
+        type(self).requests.append(query)
+        body = f"IMG:{query['subfolder'][0]}/{query['filename'][0]}".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def peer():
+    _Peer.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Peer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _entry(*images: dict[str, str]) -> dict:
+    return {"outputs": {"9": {"images": list(images)}, "51": {"images": [
+        {"filename": "stage1_00001_.png", "subfolder": "M4", "type": "output"}]}}}
+
+
+def test_download_writes_each_listed_file_into_dest(peer: str, tmp_path: Path) -> None:
+    entry = _entry({"filename": "final_00001_.png", "subfolder": "M4", "type": "output"},
+                   {"filename": "final_00001_.png", "subfolder": "other", "type": "temp"})
+    with ComfyClient(peer) as client:
+        files = client.download_outputs(entry, tmp_path / "dest")
+        only = client.download_outputs(entry, tmp_path / "only", node_ids=["51"])
+    names = sorted(p.name for p in files)
+    assert names == ["final_00001_-2.png", "final_00001_.png", "stage1_00001_.png"]  # no silent overwrite
+    assert all(p.parent == tmp_path / "dest" for p in files)
+    assert (tmp_path / "dest" / "final_00001_.png").read_bytes() == b"IMG:M4/final_00001_.png"
+    assert (tmp_path / "dest" / "final_00001_-2.png").read_bytes() == b"IMG:other/final_00001_.png"
+    assert [p.name for p in only] == ["stage1_00001_.png"]
+    assert {q["type"][0] for q in _Peer.requests} == {"output", "temp"}
+
+
+@pytest.mark.parametrize("image", [
+    {"filename": "../../etc/passwd"},
+    {"filename": "/abs/evil.png"},
+    {"filename": "..\\..\\evil.png"},
+    {"filename": "ev\x00il.png"},
+    {"filename": ".."},
+    {"filename": "ok.png", "subfolder": "../.."},
+    {"filename": "ok.png", "subfolder": "/etc"},
+    {"filename": "ok.png", "subfolder": "C:\\Windows"},
+    {"filename": "ok.png", "type": "../../output"},
+])
+def test_download_refuses_traversal_before_any_request_or_write(peer: str, tmp_path: Path, image: dict) -> None:
+    bad = {"subfolder": "", "type": "output", **image}
+    dest = tmp_path / "x" / "dest"
+    with ComfyClient(peer) as client, pytest.raises(UnsafeFilename, match="node 9"):
+        client.download_outputs(_entry({"filename": "fine.png", "subfolder": "", "type": "output"}, bad), dest)
+    assert _Peer.requests == []  # refused as a whole: not even the good file was fetched
+    assert list(dest.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+
+
+def test_download_refuses_a_symlinked_escape(peer: str, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    outside = tmp_path / "outside.png"
+    (dest / "link.png").symlink_to(outside)
+    with ComfyClient(peer) as client, pytest.raises(UnsafeFilename, match="outside"):
+        client.download_outputs(_entry({"filename": "link.png", "subfolder": "", "type": "output"}), dest,
+                                node_ids=["9"])
+    assert not outside.exists()
+
+
+def test_unknown_output_node_is_named(peer: str, tmp_path: Path) -> None:
+    with ComfyClient(peer) as client, pytest.raises(ComfyClientError, match="'77'"):
+        client.download_outputs(_entry(), tmp_path, node_ids=["77"])
+
+
+def test_a_closed_port_is_server_unavailable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with ComfyClient(f"http://127.0.0.1:{port}", timeout=2) as client:
+        with pytest.raises(ServerUnavailable, match=str(port)):
+            client.queue_remaining()
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8188", "ftp://host", "http://", ""])
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="url"):
+        ComfyClient(url)
+
+
+def test_url_and_websocket_address() -> None:
+    client = ComfyClient("http://127.0.0.1:8188/")
+    assert client.url == "http://127.0.0.1:8188" and client.ws_url == "ws://127.0.0.1:8188/ws"
+    assert ComfyClient("https://h/comfy").ws_url == "wss://h/comfy/ws"
