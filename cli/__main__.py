@@ -8,6 +8,10 @@ import sys
 # command -> (module with main(argv) -> int, one-line help). Modules load only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("cli.demo", "plan the bundled (or given) sketches and run the locked template on a headless ComfyUI"),
+    "plan": ("cli.plan_cmd", "analyse and plan sketches with the agents only (no server): plan.json + report"),
+    "run": ("cli.run_cmd", "one sketch + reference through the template on a server (default: a local stand-in one)"),
+    "batch": ("cli.batch", "many pairs across one or more servers, resumable from the run log"),
+    "runs": ("cli.runs_cmd", "list, filter and export the run log (CSV/JSON)"),
 }
 
 

@@ -1,0 +1,297 @@
+"""`./m4 batch`: many sketch/reference pairs across one or more ComfyUI servers, resumable from the run log.
+
+Pairs come from a folder (every image in it, each with --reference) or a list file of "sketch,reference"
+lines (CSV or plain text; paths relative to the list's folder; '#' comments and a header line allowed).
+Each server keeps up to --per-server pairs in flight in its own queue; a free pair goes to the server
+with the least work left by GET /queue. A pair the log already has as "done" in this batch is skipped,
+so re-running the same command after a crash, a stopped server or Ctrl-C finishes only what is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.comfyui_client import ComfyClient, ComfyClientError, Interrupted, ServerUnavailable
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+Pair = tuple[Path, Path]
+
+
+class PairListError(ValueError):
+    """The pair folder or list cannot be used; the message names the file and line."""
+
+
+def _existing(text: str, base: Path, where: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise PairListError(f"{where}: file not found: {path}")
+    return path.resolve()
+
+
+def read_pairs(source: Path, *, reference: Path | None = None) -> list[Pair]:
+    """(sketch, reference) pairs from a folder of sketches (+ reference) or a "sketch,reference" list file."""
+    source = Path(source)
+    if source.is_dir():
+        if reference is None:
+            raise PairListError(f"{source} is a folder of sketches: give the style image with --reference")
+        ref = _existing(str(reference), Path.cwd(), "--reference")
+        sketches = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not sketches:
+            raise PairListError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
+        return [(s.resolve(), ref) for s in sketches]
+    if not source.is_file():
+        raise PairListError(f"{source}: no such folder or pair list")
+    pairs: list[Pair] = []
+    for number, raw in enumerate(source.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if number == 1 and [p.lower() for p in parts] == ["sketch", "reference"]:
+            continue
+        where = f"{source.name} line {number}"
+        if len(parts) != 2 or not all(parts):
+            raise PairListError(f"{where}: expected 'sketch,reference', got {line!r}")
+        pairs.append((_existing(parts[0], source.parent, where), _existing(parts[1], source.parent, where)))
+    if not pairs:
+        raise PairListError(f"{source}: no pairs in the list")
+    return pairs
+
+
+def default_batch_id(keys: list[str]) -> str:
+    """Stable for the same set of pairs, so re-running the same command resumes the same batch."""
+    return "batch-" + hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:12]
+
+
+@dataclass
+class Slot:
+    """A server in the batch: how many of our pairs it holds, and whether it is still usable."""
+
+    index: int
+    target: Any  # cli.run_cmd.ServerTarget
+    capacity: int
+    inflight: int = 0
+    alive: bool = True
+    ran: int = 0
+    client: ComfyClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = ComfyClient(self.target.url, timeout=10)
+
+    def load(self) -> int:
+        """Prompts running + pending on the server (its own queue), at least our own pairs in flight."""
+        return max(self.client.queue_remaining(), self.inflight)
+
+
+@dataclass
+class BatchOutcome:
+    done: list[Pair] = field(default_factory=list)
+    skipped: list[Pair] = field(default_factory=list)
+    failed: list[tuple[Pair, str]] = field(default_factory=list)
+    left: list[Pair] = field(default_factory=list)  # not run: stopped, or every server gone
+    interrupted: bool = False
+    batch_id: str = ""
+    per_server: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and not self.left and not self.interrupted
+
+
+def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root: Path, template: Path | None,
+              tags: str = "", batch_id: str | None = None, per_server: int = 2, force_retry: bool = False,
+              stop: threading.Event | None = None, say: Any = print, report: bool = True,
+              on_done: Any = None) -> BatchOutcome:
+    """Run every pair the log does not have as done in this batch; see the module docstring."""
+    from agents.run_log import RunLog
+    from cli.run_cmd import run_one
+
+    stop = stop or threading.Event()
+    with RunLog(log_path) as log:
+        keyed: dict[str, Pair] = {}
+        for pair in pairs:
+            keyed.setdefault(log.pair_key(pair[0], pair[1]), pair)  # the same pair twice runs once
+        batch = batch_id or default_batch_id(list(keyed))
+        done_before = log.done_pairs(batch)
+    outcome = BatchOutcome(batch_id=batch)
+    outcome.skipped = [p for k, p in keyed.items() if k in done_before]
+    pending: deque[tuple[str, Pair]] = deque((k, p) for k, p in keyed.items() if k not in done_before)
+    say(f"[m4 batch] {batch}: {len(keyed)} pair(s), {len(outcome.skipped)} already done, {len(pending)} to run "
+        f"on {len(targets)} server(s)")
+    slots = [Slot(i, t, per_server) for i, t in enumerate(targets)]
+    # sqlite3 connections stay in the thread that opened them: each pair opens its own (WAL lets them share).
+    def work(slot: Slot, key: str, pair: Pair) -> Any:
+        sketch, reference = pair
+        label = f"[{slot.target.url}] {sketch.name}+{reference.name}"
+        say(f"{label}: started")
+        t0 = time.monotonic()
+        with RunLog(log_path) as log:
+            result, page = run_one(slot.target, sketch=sketch, reference=reference,
+                                   out_dir=out_root / f"{sketch.stem}__{reference.stem}__{key[:8]}", log=log,
+                                   template=template, tags=tags, batch_id=batch, force_retry=force_retry,
+                                   report=report)
+        verdict = "pass" if result.final_passed else "fail"
+        say(f"{label}: done in {time.monotonic() - t0:.1f} s, {len(result.attempts)} attempt(s), final {verdict}"
+            + (f" -> {page}" if page else ""))
+        return result
+
+    def pick() -> Slot | None:
+        free = [s for s in slots if s.alive and s.inflight < s.capacity]
+        loads: dict[int, int] = {}
+        for s in free:
+            try:
+                loads[s.index] = s.load()
+            except ComfyClientError as exc:
+                s.alive = False
+                say(f"[m4 batch] server {s.target.url} is unusable, no more pairs go there: {exc}")
+        free = [s for s in free if s.alive]
+        return min(free, key=lambda s: (loads[s.index], s.inflight, s.ran, s.index)) if free else None
+
+    futures: dict[Future[Any], tuple[Slot, str, Pair]] = {}
+    interrupted_servers = False
+    pool = ThreadPoolExecutor(max_workers=max(1, per_server * len(slots)), thread_name_prefix="m4-batch")
+    try:
+        while pending or futures:
+            try:
+                while pending and not stop.is_set():
+                    slot = pick()
+                    if slot is None:
+                        break
+                    key, pair = pending.popleft()
+                    slot.inflight += 1
+                    futures[pool.submit(work, slot, key, pair)] = (slot, key, pair)
+                if not futures:
+                    break  # nothing running and nothing can start: stopped, or no server left
+                if stop.is_set() and not interrupted_servers:
+                    interrupted_servers = True
+                    _interrupt(slots, say)
+                finished, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    slot, key, pair = futures.pop(future)
+                    slot.inflight -= 1
+                    _settle(future, slot, key, pair, outcome, pending, stop, say)
+                    if on_done is not None and future.exception() is None:
+                        on_done(outcome)
+            except KeyboardInterrupt:
+                stop.set()  # the loop interrupts the running prompts and collects the workers
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    outcome.interrupted = stop.is_set()
+    outcome.left += [p for _k, p in pending]
+    outcome.per_server = {s.target.url: s.ran for s in slots}
+    return outcome
+
+
+class _FirstOnly(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        first, self.seen = not self.seen, True
+        return first
+
+
+def _interrupt(slots: list[Slot], say: Any) -> None:
+    say("[m4 batch] stopping: interrupting the running prompts (their log rows stay incomplete; re-run the same "
+        "command to resume)")
+    for slot in slots:
+        if slot.inflight and slot.alive:
+            try:
+                slot.client.interrupt()
+            except ComfyClientError as exc:
+                say(f"[m4 batch] could not interrupt {slot.target.url}: {exc}")
+
+
+def _settle(future: Future[Any], slot: Slot, key: str, pair: Pair, outcome: BatchOutcome,
+            pending: deque[tuple[str, Pair]], stop: threading.Event, say: Any) -> None:
+    """Book one finished pair: done, back in the queue (its server went away), left (stopped) or failed."""
+    exc = future.exception()
+    name = f"{pair[0].name}+{pair[1].name}"
+    if exc is None:
+        outcome.done.append(pair)
+        slot.ran += 1
+    elif isinstance(exc, ServerUnavailable):
+        slot.alive = False
+        say(f"[m4 batch] server {slot.target.url} went away during {name}: {exc}; its log row is incomplete, "
+            "the pair goes back in the queue")
+        pending.appendleft((key, pair))
+    elif isinstance(exc, Interrupted) and stop.is_set():
+        outcome.left.append(pair)
+    elif isinstance(exc, ComfyClientError | ValueError | OSError):
+        say(f"[m4 batch] {name} failed on {slot.target.url}: {exc}")
+        outcome.failed.append((pair, str(exc)))
+    else:
+        say(f"[m4 batch] {name} failed on {slot.target.url} ({type(exc).__name__}): {exc}")
+        outcome.failed.append((pair, f"{type(exc).__name__}: {exc}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./m4 batch", description=__doc__.splitlines()[0])
+    parser.add_argument("pairs", help="a folder of sketches (with --reference) or a 'sketch,reference' list file")
+    parser.add_argument("--reference", help="the style reference for a folder of sketches")
+    parser.add_argument("--out", default="m4-output/batch", help="output folder (default: ./m4-output/batch)")
+    parser.add_argument("--batch-id", help="name of the batch in the log (default: derived from the pairs, so the "
+                                           "same command resumes)")
+    parser.add_argument("--per-server", type=int, default=2, help="pairs in flight per server (default 2)")
+    parser.add_argument("--local", type=int, default=1,
+                        help="without --server: how many headless stand-in servers to start here (default 1)")
+    parser.add_argument("--no-report", action="store_true", help="skip the per-run HTML reports")
+    from cli.run_cmd import RunInputError, add_common, connect, open_log, resolve_template, start_local_servers
+
+    add_common(parser)
+    args = parser.parse_args(argv)
+    if args.per_server < 1 or args.local < 1:
+        parser.error("--per-server and --local must be at least 1")
+    try:
+        pairs = read_pairs(Path(args.pairs), reference=Path(args.reference) if args.reference else None)
+        template = resolve_template(args.template)
+    except (PairListError, RunInputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    open_log(args.log).close()  # create the folder and the schema before the workers open it
+    local_servers = [] if args.server else start_local_servers(args.local)
+    stop = threading.Event()
+    try:
+        urls = args.server or [s.url for s in local_servers]
+        try:
+            targets = [connect(u, standins=args.standins or not args.server, template=template) for u in urls]
+        except (RunInputError, ComfyClientError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if any(t.standins for t in targets):
+            from cli.demo import STANDIN_BANNER
+
+            if args.server:
+                print(STANDIN_BANNER, flush=True)
+            # swap_in_standins lists its changes as a warning on every call: once per batch is enough here.
+            logging.getLogger("m4.template_run").addFilter(_FirstOnly())
+        t0 = time.monotonic()
+        outcome = run_batch(pairs, targets, log_path=Path(args.log).resolve(), out_root=Path(args.out).resolve(),
+                            template=template, tags=args.tags, batch_id=args.batch_id, per_server=args.per_server,
+                            force_retry=args.force_retry, stop=stop, report=not args.no_report,
+                            say=lambda text: print(text, flush=True))
+    finally:
+        for local in local_servers:
+            local.stop()
+    spread = ", ".join(f"{u}: {n}" for u, n in outcome.per_server.items())
+    print(f"[m4 batch] {outcome.batch_id}: {len(outcome.done)} done, {len(outcome.skipped)} skipped (done before), "
+          f"{len(outcome.failed)} failed, {len(outcome.left)} not run, in {time.monotonic() - t0:.1f} s ({spread}); "
+          f"log {Path(args.log).resolve()}")
+    if outcome.left and not outcome.interrupted:
+        print("[m4 batch] no server could take the remaining pairs; start one and re-run the same command",
+              file=sys.stderr)
+    if outcome.interrupted:
+        return 130
+    return 0 if outcome.complete else 1

@@ -1,0 +1,102 @@
+"""`./m4 plan`: analyse, compare and plan sketches with the agents alone (no ComfyUI server, nothing generated).
+
+Per sketch it writes <out>/<sketch stem>/plan.json (analysis, reference report, plan, prompts) and a
+readable report.html beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_REFERENCE = REPO / "tests" / "fixtures" / "references" / "madoka_lineart.png"
+PLANNED_BY = "the M4 agents in this process (no ComfyUI server)"
+
+
+class PlanInputError(ValueError):
+    """A sketch or reference given on the command line cannot be used; the message names the option."""
+
+
+def _read(path: Path, role: str) -> Any:
+    from agents.imaging import ImageInputError, load_image
+
+    try:
+        return load_image(path)
+    except ImageInputError as exc:
+        raise PlanInputError(f"--{role}: {exc}") from None
+
+
+def plan_pair(sketch: Path, reference: Path | None, tags: str = "") -> dict[str, Any]:
+    """The four reports of one pair, shaped like the nodes' panels: analysis, reference, plan (with prompts), prompts.
+
+    Runs the same agents the M4 nodes call, in this process; raises PlanInputError for unreadable images.
+    """
+    from agents.animation_director import plan as make_plan
+    from agents.prompt_engineer import build_prompts, parse_tags
+    from agents.reference_compare import compare
+    from agents.visual_analyst import analyse
+
+    sketch_img = _read(Path(sketch), "sketch")
+    ref_img = _read(Path(reference), "reference") if reference is not None else None
+    analysis = analyse(sketch_img, Path(sketch).name, text_tags=tags or None)
+    report = compare(sketch_img, ref_img, sketch_tags=tags or None)
+    planned = make_plan(analysis, report)
+    prompts = build_prompts(planned, analysis, parse_tags(tags) if tags else None)
+    return {
+        "analysis": analysis.to_dict(),
+        "reference": report.to_dict(),
+        "plan": planned.with_prompts(prompts.prompts()).to_dict(),
+        "prompts": prompts.to_dict(),
+        "inputs": {"sketch": str(Path(sketch).resolve()),
+                   "reference": str(Path(reference).resolve()) if reference is not None else None},
+    }
+
+
+def resolve_inputs(sketches: list[str] | None, reference: str | None,
+                   no_reference: bool) -> list[tuple[Path, Path | None]]:
+    """(sketch, reference) pairs from the options, every file checked before any work starts."""
+    from cli.demo import FIXTURES
+
+    paths = [Path(s) for s in sketches] if sketches else sorted((FIXTURES / "sketches").glob("*.png"))
+    ref = None if no_reference else Path(reference) if reference else DEFAULT_REFERENCE
+    if ref is not None:
+        _read(ref, "reference")
+    for s in paths:
+        _read(s, "sketch")
+    return [(s.resolve(), ref.resolve() if ref is not None else None) for s in paths]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./m4 plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--sketch", action="append", help="sketch image (repeatable); default: the bundled sketches")
+    parser.add_argument("--reference", help="style reference image; default: the bundled madoka_lineart.png")
+    parser.add_argument("--no-reference", action="store_true", help="plan without a reference (R = 0)")
+    parser.add_argument("--tags", default="", help="subject tags for the prompts, comma separated")
+    parser.add_argument("--out", default="m4-output", help="output folder (default: ./m4-output)")
+    args = parser.parse_args(argv)
+    try:
+        pairs = resolve_inputs(args.sketch, args.reference, args.no_reference)
+    except PlanInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from cli.report import write_report
+
+    out_root = Path(args.out).resolve()
+    print(f"[m4 plan] {len(pairs)} sketch(es) -> {out_root} (agents only: no server, no images generated)")
+    t0 = time.monotonic()
+    for i, (sketch, reference) in enumerate(pairs, 1):
+        started = time.monotonic()
+        result = plan_pair(sketch, reference, args.tags)
+        title = f"{sketch.name} + {reference.name if reference else 'no reference'}"
+        report = write_report(out_root / sketch.stem, title=title, sketch=sketch, reference=reference,
+                              result=result, comfy_version="", planned_by=PLANNED_BY)
+        p = result["plan"]
+        print(f"[{i}/{len(pairs)}] {sketch.name}: case={p['case']} cfg1={p['cfg1']} cfg2={p['cfg2']} "
+              f"denoise2={p['denoise2']} in {time.monotonic() - started:.2f} s -> {report}", flush=True)
+    print(f"[m4 plan] {len(pairs)} plan(s) in {time.monotonic() - t0:.1f} s")
+    return 0

@@ -1,0 +1,80 @@
+"""`./m4 runs`: query the SQLite run log: list runs, filter by status or batch, export them as CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("done", "failed", "incomplete", "running")
+COLUMNS = ("id", "status", "stage", "attempt", "passed", "batch_id", "server", "sketch", "reference", "error")
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if value is None:
+        return "-"
+    if key in ("sketch", "reference", "sketch_path", "reference_path"):
+        return Path(str(value)).name
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _value(row: dict[str, Any], key: str) -> Any:
+    """A column by its short name (the log may call the paths sketch_path / reference_path)."""
+    if key in row:
+        return row[key]
+    return row.get(f"{key}_path", row.get(f"{key}_id"))
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cells = [[_cell({k: _value(r, k) for k in COLUMNS}, k) for k in COLUMNS] for r in rows]
+    widths = [max([len(k)] + [len(c[i]) for c in cells]) for i, k in enumerate(COLUMNS)]
+    lines = ["  ".join(k.ljust(w) for k, w in zip(COLUMNS, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cli.run_cmd import DEFAULT_LOG
+
+    parser = argparse.ArgumentParser(prog="./m4 runs", description=__doc__.splitlines()[0])
+    parser.add_argument("--log", default=str(DEFAULT_LOG),
+                        help=f"SQLite run log (default: $M4_RUN_LOG or ./{DEFAULT_LOG})")
+    parser.add_argument("--status", help="only runs with this status (done, failed, incomplete, ...)")
+    parser.add_argument("--batch", help="only runs of this batch id")
+    parser.add_argument("--limit", type=int, help="at most this many runs (oldest first)")
+    parser.add_argument("--export", help="write the selected runs to this file instead of listing them")
+    parser.add_argument("--format", choices=("csv", "json"), help="export format (default: the file's suffix)")
+    args = parser.parse_args(argv)
+    log_path = Path(args.log).expanduser()
+    if not log_path.is_file():
+        print(f"error: --log: no run log at {log_path.resolve()} (./m4 run or ./m4 batch creates it)", file=sys.stderr)
+        return 2
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    from agents.run_log import RunLog
+
+    filters = {"status": args.status, "batch_id": args.batch, "limit": args.limit}
+    with RunLog(log_path) as log:
+        if args.export:
+            target = Path(args.export)
+            fmt = args.format or target.suffix.lower().lstrip(".")
+            if fmt not in ("csv", "json"):
+                print(f"error: --export: cannot tell the format of {target.name}; add --format csv|json",
+                      file=sys.stderr)
+                return 2
+            count = log.export(target, fmt, **filters)
+            print(f"[m4 runs] {count} run(s) written to {target.resolve()} ({fmt})")
+            return 0
+        rows = log.runs(**filters)
+    if not rows:
+        print("[m4 runs] no runs match")
+        return 0
+    print(table(rows))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
+    print(f"\n[m4 runs] {len(rows)} run(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 0
