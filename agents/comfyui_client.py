@@ -386,14 +386,17 @@ class ComfyClient:
                                         data.get("max", 0)))
 
     def _history_after_end(self, prompt_id: str, deadline: float) -> dict[str, Any]:
-        # The end message can arrive a moment before /history has the entry.
+        # The end message can arrive a moment before /history has the entry: ask again soon, then back off
+        # (a flat 0.25 s wait cost a quarter second on about every other run).
+        pause = 0.01
         while True:
             entry = self._finished(prompt_id)
             if entry is not None:
                 return entry
             if time.monotonic() > deadline:
                 raise RunTimeout(f"prompt {prompt_id} ended but /history has no entry for it on {self.url}")
-            time.sleep(POLL_S)
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_S)
 
     # ---- outputs ----
 
