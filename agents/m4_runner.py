@@ -18,13 +18,15 @@ from .animation_director import plan as make_plan
 from .animation_director import plan_violations, safer_retry
 from .apply_plan import TemplateError, Workflow, apply_plan, load_template
 from .comfyui_client import ComfyClient, ProgressCallback
-from .imaging import load_image
+from .image_features import WORK_SIDE as COMPARE_SIDE
+from .imaging import load_image, to_rgb_float_within
 from .line_quality import judge, score_line_art
 from .plan_types import Plan
 from .policy import Policy, default_policy
 from .prompt_engineer import build_prompts, parse_tags
 from .reference_compare import compare
 from .run_log import RunLog
+from .strokes import WORK_SIDE as ANALYSIS_SIDE
 from .visual_analyst import analyse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,8 +76,10 @@ def stage_of(prefix: Any, node_id: str) -> str:
 
 
 def _plan_request(sketch: Path, reference: Path, tags: str, pol: Policy) -> tuple[Any, Any, Plan]:
-    sketch_img = load_image(sketch)
-    reference_img = load_image(reference)
+    # Both agents shrink to a fixed working size first: convert and shrink each file once, not per agent.
+    side = max(COMPARE_SIDE, ANALYSIS_SIDE)
+    sketch_img, _ = to_rgb_float_within(load_image(sketch), side, sketch.name)
+    reference_img, _ = to_rgb_float_within(load_image(reference), side, reference.name)
     analysis = analyse(sketch_img, name=sketch.name, text_tags=tags or None)
     report = compare(sketch_img, reference_img, sketch_tags=tags or None)
     return analysis, report, make_plan(analysis, report, pol)
