@@ -25,12 +25,15 @@ from .schedules import Schedule, make_schedule
 
 @dataclass(frozen=True)
 class GuidanceSettings:
-    schedule: str = "s_curve"
+    """Defaults follow the exact-score benchmark (web/docs/M4AdaptiveCFG.md): an increasing schedule
+    with no quality nudge. Early exit stays opt-in here; the nodes turn it on by default."""
+
+    schedule: str = "linear_up"
     cfg_min: float = 1.0
     cfg_max: float = 12.0
     skip_below: float = 1.5
     skip_epsilon: float = 0.05
-    quality_adjust: bool = True
+    quality_adjust: bool = False
     agreement_cutoff: float = 0.0  # > 0: Adaptive Guidance, CFG off once cos(eps_c, eps_u) >= this
     interval_sigma_lo: float = 0.0
     interval_sigma_hi: float = math.inf

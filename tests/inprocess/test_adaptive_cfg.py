@@ -336,3 +336,39 @@ def test_bad_inputs_name_the_input(comfy, mods, tiny_model, tiny_conditioning):
                      *args)
     with pytest.raises(ValueError, match="cfg_min/cfg_max"):
         ac.M4AdaptiveCFG.execute(tiny_model, "s_curve", 9.0, 3.0, 1.5, True, 0.0, 0.28, 5.42, False, 0.02)
+
+
+def test_node_defaults_on_a_real_sampler(comfy, mods):
+    """The nodes' default inputs (linear_up, skip_below 1.5, early stop on) through comfy.sample on the
+    exact GMM model: uncond skipped at high noise, CFG never falls as noise falls, the run stops early,
+    and fewer rows are evaluated than with plain CFG at the same base."""
+    ac, _, g = mods
+    from bench.gmm_model import build_model, class_context, make_gmm
+
+    d = ac.DEFAULTS
+    schema_defaults = {i.id: getattr(i, "default", None) for i in ac.guidance_inputs()}
+    assert all(schema_defaults[k] == v for k, v in d.items())
+    st = ac.settings_from_inputs(d["schedule"], d["cfg_min"], d["cfg_max"], d["skip_below"], d["quality_adjust"],
+                                 d["agreement_cutoff"], d["interval_sigma_lo"], d["interval_sigma_hi"],
+                                 d["early_stop"], d["early_stop_tolerance"])
+    assert st.schedule == "linear_up" and st.early_exit is not None
+    spec = make_gmm(dim=8, classes=3, modes=2, spread=0.45, seed=11)
+    model = build_model(spec)
+    pos = [[class_context(spec, 0), {}]]
+    neg = [[class_context(spec, None), {}]]
+    latent = torch.zeros(64, 8, 1, 1)
+    rows = Rows(model)
+    plain = ksample(comfy, model, pos, neg, cfg=3.0, steps=20, scheduler="karras", latent=latent)
+    plain_rows = rows.cond + rows.uncond
+    rows.calls.clear()
+    runs = []
+    out = ksample(comfy, ac.patch_model(model, st, sink=runs.append), pos, neg, cfg=3.0, steps=20,
+                  scheduler="karras", latent=latent)
+    rows.close()
+    assert torch.isfinite(out).all() and not torch.equal(out, plain)
+    calls = [c for c in runs[0]["calls"] if not c["skipped"]]
+    assert not calls[0]["uncond"] and calls[0]["cfg"] == 1.0
+    cfgs = [c["cfg"] for c in calls]
+    assert all(b >= a - 1e-9 for a, b in zip(cfgs, cfgs[1:], strict=False)) and max(cfgs) > 3.0
+    assert runs[0]["steps_used"] < 20
+    assert rows.cond + rows.uncond <= 0.75 * plain_rows

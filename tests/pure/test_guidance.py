@@ -176,3 +176,16 @@ def test_controller_rejects_nan_denoised():
     c.begin(5.0, 1.0, 0.5)
     with pytest.raises(GuidanceInputError, match="denoised"):
         c.end(x, torch.full((1, 4), float("nan")), None, None, 1.0, 0.5, 0.5)
+
+
+def test_default_schedule_is_the_benchmarked_increasing_one():
+    # The exact-score benchmark chose an increasing schedule with no quality nudge (web/docs/M4AdaptiveCFG.md);
+    # the seed's S-curve stays available by name.
+    s = GuidanceSettings()
+    assert s.schedule == "linear_up" and s.quality_adjust is False and "s_curve" in SCHEDULE_NAMES
+    c = GuidanceController(s)
+    levels = [1.0 - i / 19 for i in range(20)]  # high noise -> low noise
+    cfgs = [c.effective_cfg(3.0, t, 10.0 * t + 0.01)[0] for t in levels]
+    assert cfgs[0] == 1.0  # guidance off (uncond skipped) at the highest noise
+    assert all(b >= a for a, b in zip(cfgs, cfgs[1:], strict=False))
+    assert cfgs[-1] == pytest.approx(6.0)  # 2x the base at the lowest noise (ramp mean 1)
