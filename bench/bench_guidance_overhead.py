@@ -140,7 +140,7 @@ def own_code_time(ac, run, model, steps: int, reps: int) -> list[float]:
 
 
 def t_norm_lookup_time(ac, model_sampling, sigmas: list[float]) -> float:
-    """Seconds per sigma -> t_norm conversion (the bisection on percent_to_sigma) for this model."""
+    """Seconds per sigma -> t_norm conversion (the per-model noise-level table lookup) for this model."""
     t0 = time.perf_counter()
     for s in sigmas:
         ac.sigma_to_t_norm(model_sampling, s)
@@ -200,7 +200,7 @@ def main() -> None:
           f"CFG step ({plain_step * 1000:.1f} ms)")
     sig = [float(v) for v in torch.linspace(0.05, 14.0, 40)]
     lookup = statistics.median(t_norm_lookup_time(ac, unet.model.model_sampling, sig) for _ in range(5))
-    print(f"   of which the sigma -> t_norm lookup (bisection on this model's percent_to_sigma, one per new sigma): "
+    print(f"   of which the sigma -> t_norm lookup (per-model table over percent_to_sigma, one per new sigma): "
           f"{lookup * 1e6:.0f} us = {lookup / plain_step:.2%}; the rest (schedule, signals, early-exit check, "
           f"record): {(o2 - lookup) * 1e6:.0f} us = {(o2 - lookup) / plain_step:.2%}")
 

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from ..agents.guidance import (
     HeuristicPromptAnalyzer,
     ScheduleEntry,
 )
+from ..agents.guidance.noise_level import NoiseLevelTable
 from .types import CATEGORY
 
 WRAPPER_KEY = "m4_adaptive_cfg"
@@ -36,19 +38,16 @@ STATE_KEY = "m4_adaptive_cfg_run"
 EVENT = "m4.guidance"
 
 
+_NOISE_TABLES: weakref.WeakKeyDictionary[Any, NoiseLevelTable] = weakref.WeakKeyDictionary()
+
+
 def sigma_to_t_norm(model_sampling: Any, sigma: float) -> float:
-    """1 - ComfyUI's "percent" for this sigma (bisection on percent_to_sigma, which every model
-    sampling defines and which is monotone), so 1.0 = the model's highest noise level."""
-    lo, hi = 0.0, 1.0  # percent: 0 = highest noise
-    if sigma >= float(model_sampling.percent_to_sigma(1e-6)):
-        return 1.0
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if float(model_sampling.percent_to_sigma(mid)) > sigma:
-            lo = mid
-        else:
-            hi = mid
-    return 1.0 - 0.5 * (lo + hi)
+    """1 - ComfyUI's "percent" for this sigma, so 1.0 = the model's highest noise level (a table per
+    model sampling object, built on first use from its own percent_to_sigma)."""
+    table = _NOISE_TABLES.get(model_sampling)
+    if table is None:
+        table = _NOISE_TABLES[model_sampling] = NoiseLevelTable(model_sampling.percent_to_sigma)
+    return table.t_norm(float(sigma))
 
 
 def run_progress(sample_sigmas: torch.Tensor | None, sigma: float) -> float:

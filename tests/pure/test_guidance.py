@@ -189,3 +189,48 @@ def test_default_schedule_is_the_benchmarked_increasing_one():
     assert cfgs[0] == 1.0  # guidance off (uncond skipped) at the highest noise
     assert all(b >= a for a, b in zip(cfgs, cfgs[1:], strict=False))
     assert cfgs[-1] == pytest.approx(6.0)  # 2x the base at the lowest noise (ramp mean 1)
+
+
+def test_noise_level_table_matches_bisection_on_a_discrete_schedule() -> None:
+    """The per-model table must agree with bisecting percent_to_sigma (the exact inverse) everywhere."""
+    from agents.guidance.noise_level import NoiseLevelTable
+
+    # SD1.5-like discrete schedule: 1000 timesteps, scaled-linear betas, percent -> nearest-timestep sigma.
+    betas = [((0.00085 ** 0.5) + i / 999 * ((0.012 ** 0.5) - (0.00085 ** 0.5))) ** 2 for i in range(1000)]
+    alphas, acc = [], 1.0
+    for b in betas:
+        acc *= 1.0 - b
+        alphas.append(acc)
+    sigmas = [((1 - a) / a) ** 0.5 for a in alphas]
+
+    def percent_to_sigma(p: float) -> float:
+        if p <= 0.0:
+            return 999999999.9
+        if p >= 1.0:
+            return 0.0
+        t = (1.0 - p) * 999.0
+        lo = int(math.floor(t))
+        w = t - lo
+        hi = min(lo + 1, 999)
+        return math.exp((1 - w) * math.log(sigmas[lo]) + w * math.log(sigmas[hi]))
+
+    def bisect_t(sigma: float) -> float:
+        lo, hi = 0.0, 1.0
+        if sigma >= percent_to_sigma(1e-6):
+            return 1.0
+        for _ in range(50):
+            mid = 0.5 * (lo + hi)
+            if percent_to_sigma(mid) > sigma:
+                lo = mid
+            else:
+                hi = mid
+        return 1.0 - 0.5 * (lo + hi)
+
+    table = NoiseLevelTable(percent_to_sigma)
+    probe = [sigmas[0] * 1.001 + k * (sigmas[-1] - sigmas[0]) / 400 for k in range(401)]
+    lo_log, hi_log = math.log(sigmas[0]), math.log(sigmas[-1])
+    probe += [math.exp(lo_log + k * (hi_log - lo_log) / 400) for k in range(401)]
+    worst = max(abs(table.t_norm(s) - bisect_t(s)) for s in probe if s > 0)
+    assert worst < 1e-3
+    assert table.t_norm(sigmas[-1] * 10) == pytest.approx(1.0)
+    assert table.t_norm(0.0) == 0.0
