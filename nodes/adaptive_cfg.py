@@ -324,6 +324,10 @@ def guidance_inputs() -> list:
                                ".. 9.5 complex) from `prompt` (or from the conditioning when prompt is empty)."),
         io.String.Input("prompt", default="", multiline=True, optional=True,
                         tooltip="Prompt text for base_source = prompt analysis (optional)."),
+        io.Boolean.Input("cap_at_base", default=False, optional=True,
+                         tooltip="Never above the base scale: the schedule may only lower guidance (and skip "
+                                 "the unconditional pass). On in the M4 adaptive preset, so the Director's CFG "
+                                 "and the policy's hard rules stay upper limits."),
     ]
 
 
@@ -335,14 +339,14 @@ def node_id_of(cls: type[io.ComfyNode]) -> str | None:
 def settings_from_inputs(schedule: str, cfg_min: float, cfg_max: float, skip_below: float, quality_adjust: bool,
                          agreement_cutoff: float, interval_sigma_lo: float, interval_sigma_hi: float,
                          early_stop: bool, early_stop_tolerance: float, base_override: float | None = None,
-                         frames_in_batch: bool = False) -> GuidanceSettings:
+                         frames_in_batch: bool = False, cap_at_base: bool = False) -> GuidanceSettings:
     return GuidanceSettings(
         schedule=schedule, cfg_min=cfg_min, cfg_max=cfg_max, skip_below=skip_below,
         quality_adjust=quality_adjust, agreement_cutoff=agreement_cutoff,
         interval_sigma_lo=interval_sigma_lo, interval_sigma_hi=interval_sigma_hi,
         base_override=base_override,
         early_exit=EarlyExitSettings(tolerance=early_stop_tolerance) if early_stop else None,
-        frames_in_batch=frames_in_batch,
+        frames_in_batch=frames_in_batch, cap_at_base=bool(cap_at_base),
     )
 
 
@@ -380,12 +384,12 @@ class M4AdaptiveCFG(io.ComfyNode):
     @classmethod
     def execute(cls, model, schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff,
                 interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                base_source="sampler cfg", prompt="") -> io.NodeOutput:
+                base_source="sampler cfg", prompt="", cap_at_base=False) -> io.NodeOutput:
         from_conditioning = base_source == "prompt analysis" and not (prompt and prompt.strip())
         base = None if from_conditioning else prompt_base(base_source, prompt)
         settings = settings_from_inputs(schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff,
                                         interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                                        base_override=base)
+                                        base_override=base, cap_at_base=cap_at_base)
         return io.NodeOutput(patch_model(model, settings, node_id=node_id_of(cls),
                                          conditioning_base=from_conditioning))
 
@@ -413,11 +417,11 @@ class M4AdaptiveGuider(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, cfg, schedule, cfg_min, cfg_max, skip_below, quality_adjust,
                 agreement_cutoff, interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                base_source="sampler cfg", prompt="") -> io.NodeOutput:
+                base_source="sampler cfg", prompt="", cap_at_base=False) -> io.NodeOutput:
         base = prompt_base(base_source, prompt, positive)
         settings = settings_from_inputs(schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff,
                                         interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                                        base_override=base)
+                                        base_override=base, cap_at_base=cap_at_base)
         guider = AdaptiveCFGGuider(model, settings, node_id=node_id_of(cls))
         guider.set_conds(positive, negative)
         guider.set_cfg(cfg)

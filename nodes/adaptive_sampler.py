@@ -182,7 +182,7 @@ class M4AdaptiveKSampler(io.ComfyNode):
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
                 schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff, interval_sigma_lo,
                 interval_sigma_hi, early_stop, early_stop_tolerance, base_source="sampler cfg",
-                prompt="") -> io.NodeOutput:
+                prompt="", cap_at_base=False) -> io.NodeOutput:
         import nodes  # ComfyUI's own nodes.py: common_ksampler is exactly what KSampler runs
 
         if not isinstance(steps, int) or steps < 1:
@@ -195,7 +195,7 @@ class M4AdaptiveKSampler(io.ComfyNode):
         base = prompt_base(base_source, prompt, positive)
         settings = settings_from_inputs(schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff,
                                         interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                                        base_override=base)
+                                        base_override=base, cap_at_base=cap_at_base)
         runs: list[dict] = []
         patched = patch_model(model, settings, node_id=None, sink=runs.append)
         (latent,) = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,

@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
 SNAPSHOT = REPO / "scripts" / "object_info_snapshot.json"
 API_TEMPLATE = WORKFLOWS / "api" / "Animation_Workflow_M4_Api.json"
+# The adaptive preset's patch settings come from its API twin, so both presets run the same guidance.
+ADAPTIVE_API_TEMPLATE = WORKFLOWS / "api" / "Animation_Workflow_M4_Adaptive_Api.json"
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CHECKPOINT = "animagine-xl-3.1.safetensors"
@@ -369,8 +371,15 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
     g.link(PROMPTS, "plan", UNPACK, "plan")
 
     if adaptive:  # the adaptive-CFG patch between each IP-Adapter and its sampler
-        g.add(ADAPTIVE_KS1, "M4AdaptiveCFG", (_X["s2"], 480), "Stage 1 (structure)", "Adaptive CFG (KS1)")
-        g.add(ADAPTIVE_KS2, "M4AdaptiveCFG", (_X["s2"], _S2 + 280), "Stage 2 (cleanup)", "Adaptive CFG (KS2)")
+        twin = json.loads(ADAPTIVE_API_TEMPLATE.read_text(encoding="utf-8"))
+
+        def settings(node: int) -> dict[str, Any]:
+            return {k: v for k, v in twin[str(node)]["inputs"].items() if not isinstance(v, list)}
+
+        g.add(ADAPTIVE_KS1, "M4AdaptiveCFG", (_X["s2"], 480), "Stage 1 (structure)", "Adaptive CFG (KS1)",
+              values=settings(ADAPTIVE_KS1))
+        g.add(ADAPTIVE_KS2, "M4AdaptiveCFG", (_X["s2"], _S2 + 280), "Stage 2 (cleanup)", "Adaptive CFG (KS2)",
+              values=settings(ADAPTIVE_KS2))
         model_feeds = {"5": (ADAPTIVE_KS1, "66"), "55": (ADAPTIVE_KS2, "105")}
     else:
         model_feeds = {}

@@ -40,6 +40,7 @@ class GuidanceSettings:
     base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
     early_exit: EarlyExitSettings | None = None
     frames_in_batch: bool = False  # treat the batch as the frames of one clip (temporal signals)
+    cap_at_base: bool = False  # never above the base: the schedule may only lower guidance (M4 policy caps hold)
 
     def __post_init__(self) -> None:
         for name in ("cfg_min", "cfg_max", "skip_below", "skip_epsilon"):
@@ -112,7 +113,8 @@ class GuidanceController:
             return 1.0, weight
         adj = self._adjustment if s.quality_adjust else 0.0
         raw = base * weight * (1.0 + adj)
-        scale = min(max(raw, s.cfg_min), s.cfg_max)
+        upper = min(s.cfg_max, base) if s.cap_at_base else s.cfg_max
+        scale = min(max(raw, s.cfg_min), upper)
         if abs(scale - 1.0) <= s.skip_epsilon or scale < s.skip_below:
             return 1.0, weight
         return scale, weight

@@ -234,3 +234,21 @@ def test_noise_level_table_matches_bisection_on_a_discrete_schedule() -> None:
     assert worst < 1e-3
     assert table.t_norm(sigmas[-1] * 10) == pytest.approx(1.0)
     assert table.t_norm(0.0) == 0.0
+
+
+def test_cap_at_base_keeps_every_scale_at_or_under_the_base() -> None:
+    """The M4 adaptive preset relies on this: the Director's cfg stays an upper limit."""
+    from agents.guidance import GuidanceController, GuidanceSettings
+
+    capped = GuidanceController(GuidanceSettings(schedule="linear_up", cap_at_base=True))
+    free = GuidanceController(GuidanceSettings(schedule="linear_up"))
+    base = 7.4
+    for k in range(101):
+        t = 1.0 - k / 100
+        got, _ = capped.effective_cfg(base, t, sigma=14.6 * t + 0.03)
+        assert got <= base + 1e-9
+        uncapped, _ = free.effective_cfg(base, t, sigma=14.6 * t + 0.03)
+        assert got == pytest.approx(min(uncapped, base)) or got == 1.0
+    # Late in the run linear_up asks for 2x the base; the cap holds it at the base exactly.
+    assert capped.effective_cfg(base, 0.0, 0.03)[0] == pytest.approx(base)
+    assert free.effective_cfg(base, 0.0, 0.03)[0] > base
