@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli.inputs import InputError, add_pair_arguments, resolve_pairs
+
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO / "tests" / "fixtures"
-DEFAULT_REFERENCE = FIXTURES / "references" / "madoka_lineart.png"
 TEMPLATE = REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.json"
 # Contract stand-ins for IPAdapter_plus / controlnet_aux nodes (no weights here); see their docstring.
 STANDIN_NODES = REPO / "tests" / "host" / "standins"
@@ -26,31 +26,6 @@ STANDIN_NODES_FOLDER = "m4_test_standins"
 STANDIN_BANNER = ("[m4] NOTE: the template runs on RANDOM-WEIGHT STAND-IN models (checkpoint, ControlNet) and "
                   "pass-through IP-Adapter/OpenPose stand-ins: the images prove the graph runs with the plan, "
                   "they are noise, not line art. Real models: see the README.")
-
-
-class DemoInputError(SystemExit):
-    pass
-
-
-def _check_image(path: Path, role: str) -> Path:
-    from agents.imaging import ImageInputError, load_image
-
-    try:
-        load_image(path)
-    except ImageInputError as exc:
-        raise DemoInputError(f"error: --{role}: {exc}") from None
-    return path.resolve()
-
-
-def resolve_pairs(sketches: list[str] | None, reference: str | None,
-                  no_reference: bool) -> list[tuple[Path, Path | None]]:
-    if sketches:
-        sketch_paths = [Path(s) for s in sketches]
-    else:
-        sketch_paths = sorted((FIXTURES / "sketches").glob("*.png"))
-    ref = None if no_reference else Path(reference) if reference else DEFAULT_REFERENCE
-    ref_checked = _check_image(ref, "reference") if ref is not None else None
-    return [(_check_image(s, "sketch"), ref_checked) for s in sketch_paths]
 
 
 def build_workflow(sketch_name: str, reference_name: str | None, tags: str) -> dict[str, Any]:
@@ -147,19 +122,15 @@ def run_locked_template(server: Any, result: dict[str, Any], sketch_name: str, r
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./m4 demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--sketch", action="append", help="sketch image (repeatable); default: the bundled sketches")
-    parser.add_argument("--reference", help="style reference image; default: the bundled madoka_lineart.png")
-    parser.add_argument("--no-reference", action="store_true", help="plan without a reference (R = 0)")
-    parser.add_argument("--tags", default="", help="subject tags for the prompts, comma separated")
-    parser.add_argument("--out", default="m4-output", help="output folder (default: ./m4-output)")
+    add_pair_arguments(parser)
     parser.add_argument("--plan-only", action="store_true",
                         help="plan only; do not run the locked template on the stand-in models")
     args = parser.parse_args(argv)
 
     try:
         pairs = resolve_pairs(args.sketch, args.reference, args.no_reference)
-    except DemoInputError as exc:
-        print(exc, file=sys.stderr)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     out_root = Path(args.out).resolve()
     out_root.mkdir(parents=True, exist_ok=True)

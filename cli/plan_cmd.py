@@ -12,36 +12,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli.inputs import InputError, add_pair_arguments, read_image, resolve_pairs
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_REFERENCE = REPO / "tests" / "fixtures" / "references" / "madoka_lineart.png"
 PLANNED_BY = "the M4 agents in this process (no ComfyUI server)"
-
-
-class PlanInputError(ValueError):
-    """A sketch or reference given on the command line cannot be used; the message names the option."""
-
-
-def _read(path: Path, role: str) -> Any:
-    from agents.imaging import ImageInputError, load_image
-
-    try:
-        return load_image(path)
-    except ImageInputError as exc:
-        raise PlanInputError(f"--{role}: {exc}") from None
 
 
 def plan_pair(sketch: Path, reference: Path | None, tags: str = "") -> dict[str, Any]:
     """The four reports of one pair, shaped like the nodes' panels: analysis, reference, plan (with prompts), prompts.
 
-    Runs the same agents the M4 nodes call, in this process; raises PlanInputError for unreadable images.
+    Runs the same agents the M4 nodes call, in this process; raises InputError for unreadable images.
     """
     from agents.animation_director import plan as make_plan
     from agents.prompt_engineer import build_prompts, parse_tags
     from agents.reference_compare import compare
     from agents.visual_analyst import analyse
 
-    sketch_img = _read(Path(sketch), "sketch")
-    ref_img = _read(Path(reference), "reference") if reference is not None else None
+    sketch_img = read_image(Path(sketch), "sketch")
+    ref_img = read_image(Path(reference), "reference") if reference is not None else None
     analysis = analyse(sketch_img, Path(sketch).name, text_tags=tags or None)
     report = compare(sketch_img, ref_img, sketch_tags=tags or None)
     planned = make_plan(analysis, report)
@@ -56,31 +44,13 @@ def plan_pair(sketch: Path, reference: Path | None, tags: str = "") -> dict[str,
     }
 
 
-def resolve_inputs(sketches: list[str] | None, reference: str | None,
-                   no_reference: bool) -> list[tuple[Path, Path | None]]:
-    """(sketch, reference) pairs from the options, every file checked before any work starts."""
-    from cli.demo import FIXTURES
-
-    paths = [Path(s) for s in sketches] if sketches else sorted((FIXTURES / "sketches").glob("*.png"))
-    ref = None if no_reference else Path(reference) if reference else DEFAULT_REFERENCE
-    if ref is not None:
-        _read(ref, "reference")
-    for s in paths:
-        _read(s, "sketch")
-    return [(s.resolve(), ref.resolve() if ref is not None else None) for s in paths]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./m4 plan", description=__doc__.splitlines()[0])
-    parser.add_argument("--sketch", action="append", help="sketch image (repeatable); default: the bundled sketches")
-    parser.add_argument("--reference", help="style reference image; default: the bundled madoka_lineart.png")
-    parser.add_argument("--no-reference", action="store_true", help="plan without a reference (R = 0)")
-    parser.add_argument("--tags", default="", help="subject tags for the prompts, comma separated")
-    parser.add_argument("--out", default="m4-output", help="output folder (default: ./m4-output)")
+    add_pair_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        pairs = resolve_inputs(args.sketch, args.reference, args.no_reference)
-    except PlanInputError as exc:
+        pairs = resolve_pairs(args.sketch, args.reference, args.no_reference)
+    except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -262,15 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.server) > 1:
         parser.error("--server: `run` takes one server (`batch` fans out across several)")
-    from cli.plan_cmd import PlanInputError, resolve_inputs
+    from cli.inputs import InputError, resolve_pairs
 
     try:
-        [(sketch, reference)] = resolve_inputs([args.sketch], args.reference, False)
+        [(sketch, reference)] = resolve_pairs([args.sketch], args.reference, False)
         template = resolve_template(args.template)
-    except (PlanInputError, RunInputError) as exc:
+    except (InputError, RunInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    assert reference is not None  # noqa: S101  (resolve_inputs keeps the required --reference)
+    assert reference is not None  # noqa: S101  (resolve_pairs keeps the required --reference)
     out_dir = Path(args.out).resolve() if args.out else Path("m4-output").resolve() / sketch.stem
     local_servers = [] if args.server else start_local_servers(1)
     try:

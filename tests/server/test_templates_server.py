@@ -257,7 +257,8 @@ def test_broken_template_fails_in_apply_plan_and_on_the_server(comfy_server, sha
 def test_demo_run_path_writes_stage_images_into_the_report(comfy_server, tmp_path: Path) -> None:
     """`./m4 demo` minus the server start: plan on the server, run the static template on the stand-ins,
     and the pair's folder and report carry both stage images and the stand-in notice."""
-    from cli.demo import FIXTURES, build_workflow, collect, run_locked_template
+    from cli.demo import build_workflow, collect, run_locked_template
+    from cli.inputs import FIXTURES
     from cli.report import write_report
 
     sketch, reference = FIXTURES / "sketches" / "user_3.png", FIXTURES / "references" / "madoka_lineart.png"

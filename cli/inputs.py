@@ -1,0 +1,44 @@
+"""The sketch/reference options the commands share, checked before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+DEFAULT_REFERENCE = FIXTURES / "references" / "madoka_lineart.png"
+
+
+class InputError(ValueError):
+    """A sketch or reference given on the command line cannot be used; the message names the option."""
+
+
+def read_image(path: Path, role: str) -> Any:
+    from agents.imaging import ImageInputError, load_image
+
+    try:
+        return load_image(path)
+    except ImageInputError as exc:
+        raise InputError(f"--{role}: {exc}") from None
+
+
+def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sketch", action="append", help="sketch image (repeatable); default: the bundled sketches")
+    parser.add_argument("--reference", help="style reference image; default: the bundled madoka_lineart.png")
+    parser.add_argument("--no-reference", action="store_true", help="plan without a reference (R = 0)")
+    parser.add_argument("--tags", default="", help="subject tags for the prompts, comma separated")
+    parser.add_argument("--out", default="m4-output", help="output folder (default: ./m4-output)")
+
+
+def resolve_pairs(sketches: list[str] | None, reference: str | None,
+                  no_reference: bool) -> list[tuple[Path, Path | None]]:
+    """(sketch, reference) pairs from the options; every file is read once here so a bad one fails first."""
+    paths = [Path(s) for s in sketches] if sketches else sorted((FIXTURES / "sketches").glob("*.png"))
+    ref = None if no_reference else Path(reference) if reference else DEFAULT_REFERENCE
+    if ref is not None:
+        read_image(ref, "reference")
+    for s in paths:
+        read_image(s, "sketch")
+    return [(s.resolve(), ref.resolve() if ref is not None else None) for s in paths]
