@@ -183,3 +183,39 @@ def test_planning_example_runs_whole_from_the_page(comfy_server, browser_page, t
     assert kinds == "plan"
     assert len(wf["nodes"]) == page.evaluate("() => app.graph._nodes.length")
     assert unexpected_console_errors(page) == []
+
+
+def test_adaptive_cfg_schedule_is_drawn_live_on_the_patch_node(comfy_server, browser_page):
+    """The M4AdaptiveCFG example, queued from the page, streams m4.guidance events the extension plots.
+
+    The checkpoint is swapped for the generated random-weight stand-in (and the size and steps shrunk),
+    which the test says here: this checks the event path and the drawing, not image quality.
+    """
+    page = browser_page
+    open_comfy(page, comfy_server.url)
+    wf = json.loads((WORKFLOWS / "M4_Example_Adaptive_CFG.json").read_text(encoding="utf-8"))
+    by_type = {n["type"]: n for n in wf["nodes"]}
+    by_type["CheckpointLoaderSimple"]["widgets_values"][0] = comfy_server.checkpoint
+    by_type["EmptyLatentImage"]["widgets_values"][:2] = [64, 64]
+    ks = by_type["KSampler"]["widgets_values"]
+    ks[0], ks[2] = time.time_ns() % 2**31, 8  # a fresh seed (no cache), 8 steps
+    page.evaluate(_LOAD_JS, [wf, "m4_live_schedule"])
+    page.evaluate("async () => { await app.queuePrompt(0, 1); }")
+    patch_id = by_type["M4AdaptiveCFG"]["id"]
+    page.wait_for_function(f"() => (app.graph.getNodeById({patch_id})?.m4Live?.length ?? 0) >= 8", timeout=120_000)
+    live = page.evaluate(f"() => app.graph.getNodeById({patch_id}).m4Live")
+    sigmas = [p["sigma"] for p in live]
+    assert sigmas == sorted(sigmas, reverse=True), "points arrive in sampling order (falling sigma)"
+    assert any(p["uncond"] is False for p in live), "linear_up skips the unconditional pass at high noise"
+    assert any(p["uncond"] is True for p in live)
+    drawn = page.evaluate(
+        f"""() => {{
+            const c = app.graph.getNodeById({patch_id}).m4Element?.querySelector('canvas.m4-live');
+            if (!c) return null;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let lit = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 150) lit++;
+            return lit;
+        }}""")
+    assert drawn and drawn > 20, "the live CFG curve was not drawn"
+    assert unexpected_console_errors(page) == []
