@@ -29,8 +29,9 @@ if [ ! -f "$venv/.m4-ready" ]; then
   "$venv/bin/python" -m pip install --quiet torch==2.14.1 torchvision==0.29.1 \
     -r "$cache/comfy-requirements.txt" -r "$here/requirements.txt" -r "$here/requirements-dev.txt" >&2
   touch "$venv/.m4-ready"
-  # Older venvs of other requirement sets are dead weight (several GB each).
-  for old in "$cache"/venv-*; do [ "$old" = "$venv" ] || rm -rf "$old"; done
+  # Venvs of other requirement sets are several GB each: keep this one and the newest other (a second
+  # checkout on another branch may still be using it), remove the rest.
+  ls -dt "$cache"/venv-* 2>/dev/null | grep -vxF "$venv" | tail -n +2 | while read -r old; do rm -rf "$old"; done
 fi
 
 # comfy-cli (for `comfy node validate`, the Registry's own check) in a venv of its own: its many
