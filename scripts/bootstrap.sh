@@ -31,7 +31,10 @@ if [ ! -f "$venv/.m4-ready" ]; then
   touch "$venv/.m4-ready"
   # Venvs of other requirement sets are several GB each: keep this one and the newest other (a second
   # checkout on another branch may still be using it), remove the rest.
-  ls -dt "$cache"/venv-* 2>/dev/null | grep -vxF "$venv" | tail -n +2 | while read -r old; do rm -rf "$old"; done
+  # (grep finds nothing when this is the only venv: its status must not end the script under pipefail)
+  { ls -dt "$cache"/venv-* 2>/dev/null | grep -vxF "$venv" || true; } | tail -n +2 | while read -r old; do
+    rm -rf "$old"
+  done
 fi
 
 # comfy-cli (for `comfy node validate`, the Registry's own check) in a venv of its own: its many
