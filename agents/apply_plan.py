@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .plan_types import Plan
+from .plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES, Plan
 from .policy import Policy, default_policy
 
 Workflow = dict[str, dict[str, Any]]
@@ -84,3 +84,66 @@ def template_diff(before: Workflow, after: Workflow) -> list[tuple[str, str, Any
             if ai.get(name, "<absent>") != bi.get(name, "<absent>"):
                 diffs.append((node_id, name, ai.get(name, "<absent>"), bi.get(name, "<absent>")))
     return diffs
+
+
+# Node ids of the planning nodes wire_planning adds (outside the seed's ids and the adaptive 110/111).
+PLANNING_NODES = {"analyst": "200", "compare": "201", "director": "202", "prompts": "203", "unpack": "204"}
+
+
+def wire_planning(template: Workflow, policy: Policy | None = None, *, sketch_node: str, reference_node: str,
+                  tags: str = "") -> Workflow:
+    """The template with the M4 agent nodes planning inside the graph: every driven input becomes a
+    link from M4 Plan Unpack (the API twin of the drag-and-drop preset), so the server does the analysis.
+
+    The Director's and Prompt Engineer's reports come back in /history (their m4_panel) for the log.
+    """
+    pol = policy or default_policy()
+    check_template(template, pol)
+    for node_id, role in ((sketch_node, "sketch"), (reference_node, "reference")):
+        if template.get(node_id, {}).get("class_type") != "LoadImage":
+            raise TemplateError(f"template node '{node_id}' ({role}): expected a LoadImage node")
+    taken = sorted(set(PLANNING_NODES.values()) & set(template))
+    if taken:
+        raise TemplateError(f"template nodes {taken} already exist: they are the planning nodes' ids")
+    ids = PLANNING_NODES
+    out = copy.deepcopy(template)
+    out[ids["analyst"]] = {"class_type": "M4VisualAnalyst",
+                           "inputs": {"image": [sketch_node, 0], "subject_tags": tags}}
+    out[ids["compare"]] = {"class_type": "M4ReferenceCompare",
+                           "inputs": {"sketch": [sketch_node, 0], "reference": [reference_node, 0],
+                                      "sketch_tags": tags}}
+    out[ids["director"]] = {"class_type": "M4AnimationDirector",
+                            "inputs": {"analysis": [ids["analyst"], 0], "reference_report": [ids["compare"], 0]}}
+    out[ids["prompts"]] = {"class_type": "M4PromptEngineer",
+                           "inputs": {"plan": [ids["director"], 0], "analysis": [ids["analyst"], 0],
+                                      "subject_tags": tags}}
+    out[ids["unpack"]] = {"class_type": "M4PlanUnpack", "inputs": {"plan": [ids["prompts"], 0]}}
+    slot = {plan_field: i for i, (_id, plan_field, _kind, _tip) in enumerate(PLAN_UNPACK_VALUES)}
+    slot.update({out_id: len(PLAN_UNPACK_VALUES) + i for i, (out_id, _tip) in enumerate(PLAN_UNPACK_PROMPTS)})
+    for node_id, driver in pol.nodes.items():
+        for input_name, plan_field in driver.drives.items():
+            out[node_id]["inputs"][input_name] = [ids["unpack"], slot[plan_field]]
+    return out
+
+
+def planning_reports(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The four reports a wire_planning graph returns in /history (the nodes' m4_panel payloads)."""
+    outputs = entry.get("outputs") or {}
+
+    def report(node: str, kind: str) -> dict[str, Any]:
+        for panel in (outputs.get(node) or {}).get("m4_panel") or []:
+            if panel.get("kind") == kind:
+                return panel.get("data") or {}
+        raise TemplateError(f"node '{node}' returned no '{kind}' report in /history")
+
+    return {"analysis": report(PLANNING_NODES["analyst"], "analysis"),
+            "reference": report(PLANNING_NODES["compare"], "reference"),
+            "plan": report(PLANNING_NODES["director"], "plan"),
+            "prompts": report(PLANNING_NODES["prompts"], "prompts")}
+
+
+def plan_from_reports(reports: dict[str, dict[str, Any]]) -> Plan:
+    """The plan with its prompts, rebuilt from planning_reports()."""
+    prompts = reports["prompts"]
+    plan = Plan.from_dict(reports["plan"])
+    return plan.with_prompts({out_id: prompts.get(out_id) for out_id, _tip in PLAN_UNPACK_PROMPTS})

@@ -16,7 +16,15 @@ from typing import Any
 
 from .animation_director import plan as make_plan
 from .animation_director import plan_violations, safer_retry
-from .apply_plan import TemplateError, Workflow, apply_plan, load_template
+from .apply_plan import (
+    TemplateError,
+    Workflow,
+    apply_plan,
+    load_template,
+    plan_from_reports,
+    planning_reports,
+    wire_planning,
+)
 from .comfyui_client import ComfyClient, ProgressCallback
 from .image_features import WORK_SIDE as COMPARE_SIDE
 from .imaging import load_image, to_rgb_float_within
@@ -107,8 +115,12 @@ class _Attempt:
 def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Path, log: RunLog,
              template: Path | None = None, prepare: Callable[[dict], dict] | None = None, tags: str = "",
              batch_id: str | None = None, force_retry: bool = False, progress: ProgressCallback | None = None,
-             policy: Policy | None = None, timeout: float = 600) -> PairResult:
+             policy: Policy | None = None, timeout: float = 600, plan_on_server: bool = False) -> PairResult:
     """Run one pair; on a failed verdict (or force_retry) run the one safer retry. See the module doc.
+
+    plan_on_server: the first attempt sends the template with the M4 agent nodes wired in
+    (apply_plan.wire_planning), so the server analyses and plans; the plan is read back from /history
+    for the log and the retry. Otherwise the agents plan here and the values go in as literals.
 
     On any exception the current attempt's row is marked 'incomplete' at the stage it reached (its
     error text saved) and the exception is re-raised.
@@ -129,23 +141,41 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
 
     try:
         current = begin(1, None)
-        t = current.stage_start("planning")
-        analysis, report, first = _plan_request(sketch, reference, tags, pol)
-        prompts = build_prompts(first, analysis, parse_tags(tags) if tags else None, pol)
-        first = first.with_prompts(prompts.prompts())
-        log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
-                   prompts={**prompts.prompts(), "notes": prompts.notes})
-        current.metrics.update(analysis=analysis.to_dict(), reference=report.to_dict())
-        log.record(current.run_id, metrics=current.metrics)
-        current.stage_done("planning", t)
-
-        t = current.stage_start("uploading")
         template_wf = load_template(template_path)
-        names = {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
-        current.stage_done("uploading", t)
+        if plan_on_server:
+            t = current.stage_start("uploading")
+            names = {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
+            current.stage_done("uploading", t)
+            wired = wire_planning(template_wf, pol, sketch_node=SKETCH_NODE, reference_node=REFERENCE_NODE,
+                                  tags=tags)
+            attempt, entry = _run_attempt(client, current, set_load_images(wired, **names),
+                                          out_dir / ATTEMPT_DIRS[0], pol, prepare, progress, timeout,
+                                          label=ATTEMPT_LABELS[0], force_fail=force_retry)
+            reports = planning_reports(entry)
+            first = plan_from_reports(reports)
+            log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
+                       prompts=dict(first.prompts))
+            current.metrics.update(analysis=reports["analysis"], reference=reports["reference"])
+            log.record(current.run_id, metrics=current.metrics)
+        else:
+            t = current.stage_start("planning")
+            analysis, report, first = _plan_request(sketch, reference, tags, pol)
+            prompts = build_prompts(first, analysis, parse_tags(tags) if tags else None, pol)
+            first = first.with_prompts(prompts.prompts())
+            log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
+                       prompts={**prompts.prompts(), "notes": prompts.notes})
+            current.metrics.update(analysis=analysis.to_dict(), reference=report.to_dict())
+            log.record(current.run_id, metrics=current.metrics)
+            current.stage_done("planning", t)
 
-        attempt = _run_attempt(client, current, first, template_wf, names, out_dir / ATTEMPT_DIRS[0], pol,
-                               prepare, progress, timeout, label=ATTEMPT_LABELS[0], force_fail=force_retry)
+            t = current.stage_start("uploading")
+            names = {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
+            current.stage_done("uploading", t)
+            attempt, _entry = _run_attempt(client, current, set_load_images(apply_plan(template_wf, first, pol),
+                                                                           **names),
+                                           out_dir / ATTEMPT_DIRS[0], pol, prepare, progress, timeout,
+                                           label=ATTEMPT_LABELS[0], force_fail=force_retry)
+        attempt["plan"] = first.to_dict()
         result.attempts.append(attempt)
         if attempt["accepted"]:
             log.finish(current.run_id, status="done")
@@ -170,8 +200,11 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
         log.finish(first_row.run_id, status="done")
         log.record(current.run_id, plan=retry_plan.to_dict(), diagnostics=retry_plan.diagnostics,
                    prompts=dict(retry_plan.prompts))
-        attempt = _run_attempt(client, current, retry_plan, template_wf, names, out_dir / ATTEMPT_DIRS[1], pol,
-                               prepare, progress, timeout, label=ATTEMPT_LABELS[1], force_fail=False)
+        attempt, _entry = _run_attempt(client, current, set_load_images(apply_plan(template_wf, retry_plan, pol),
+                                                                       **names),
+                                       out_dir / ATTEMPT_DIRS[1], pol, prepare, progress, timeout,
+                                       label=ATTEMPT_LABELS[1], force_fail=False)
+        attempt["plan"] = retry_plan.to_dict()
         result.attempts.append(attempt)
         log.finish(current.run_id, status="done")
         result.final_passed = bool(attempt["verdict"]["passed"])
@@ -186,12 +219,12 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
         raise
 
 
-def _run_attempt(client: ComfyClient, row: _Attempt, plan: Plan, template_wf: Workflow, names: dict[str, str],
-                 dest: Path, pol: Policy, prepare: Callable[[dict], dict] | None, progress: ProgressCallback | None,
-                 timeout: float, *, label: str, force_fail: bool) -> dict[str, Any]:
+def _run_attempt(client: ComfyClient, row: _Attempt, workflow: Workflow, dest: Path, pol: Policy,
+                 prepare: Callable[[dict], dict] | None, progress: ProgressCallback | None,
+                 timeout: float, *, label: str, force_fail: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Send one workflow, fetch its images and judge the final one; returns (attempt, history entry)."""
     log = row.log
     t = row.stage_start("applying")
-    workflow = set_load_images(apply_plan(template_wf, plan, pol), **names)
     if prepare is not None:
         workflow = prepare(workflow)
         if not isinstance(workflow, dict):
@@ -232,6 +265,6 @@ def _run_attempt(client: ComfyClient, row: _Attempt, plan: Plan, template_wf: Wo
     row.metrics.update(line_quality=scores.to_dict(), final_image=str(final))
     log.record(row.run_id, verdict=verdict_d, passed=accepted, metrics=row.metrics)
     row.stage_done("judging", t)
-    return {"label": label, "plan": plan.to_dict(), "verdict": verdict_d, "images": images,
-            "accepted": accepted, "run_id": row.run_id, "prompt_id": entry.get("prompt", [None, None])[1]
-            if isinstance(entry.get("prompt"), list) else None}
+    prompt_id = entry.get("prompt", [None, None])[1] if isinstance(entry.get("prompt"), list) else None
+    return {"label": label, "verdict": verdict_d, "images": images, "accepted": accepted, "run_id": row.run_id,
+            "prompt_id": prompt_id}, entry

@@ -111,6 +111,7 @@ class BatchOutcome:
 
 def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root: Path, template: Path | None,
               tags: str = "", batch_id: str | None = None, per_server: int = 2, force_retry: bool = False,
+              plan_on_server: bool = False,
               stop: threading.Event | None = None, say: Any = print, report: bool = True,
               on_done: Any = None) -> BatchOutcome:
     """Run every pair the log does not have as done in this batch; see the module docstring."""
@@ -140,6 +141,7 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
             result, page = run_one(slot.target, sketch=sketch, reference=reference,
                                    out_dir=out_root / f"{sketch.stem}__{reference.stem}__{key[:8]}", log=log,
                                    template=template, tags=tags, batch_id=batch, force_retry=force_retry,
+                                   plan_on_server=plan_on_server,
                                    report=report)
         verdict = "pass" if result.final_passed else "fail"
         say(f"{label}: done in {time.monotonic() - t0:.1f} s, {len(result.attempts)} attempt(s), final {verdict}"
@@ -280,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         outcome = run_batch(pairs, targets, log_path=Path(args.log).resolve(), out_root=Path(args.out).resolve(),
                             template=template, tags=args.tags, batch_id=args.batch_id, per_server=args.per_server,
-                            force_retry=args.force_retry, stop=stop, report=not args.no_report,
+                            force_retry=args.force_retry, plan_on_server=args.plan_on_server, stop=stop,
+                            report=not args.no_report,
                             say=lambda text: print(text, flush=True))
     finally:
         for local in local_servers:

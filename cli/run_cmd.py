@@ -45,6 +45,7 @@ class RecordingClient(ComfyClient):
         self.waited: list[str] = []
         self.entries: dict[str, dict[str, Any]] = {}
         self.guidance: dict[str, list[dict[str, Any]]] = {}
+        self.submitted: dict[str, float] = {}  # wall-clock submit time per prompt (the server stamps wall time)
 
     def _recorder(self, on_message: Callable[[str, dict[str, Any]], None] | None,
                   events: list[dict[str, Any]]) -> Callable[[str, dict[str, Any]], None]:
@@ -66,8 +67,10 @@ class RecordingClient(ComfyClient):
     def run(self, prompt: dict[str, Any], *, timeout: float = 600, progress: Any = None,
             on_message: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
         events: list[dict[str, Any]] = []
+        submitted = time.time()
         entry = super().run(prompt, timeout=timeout, progress=progress, on_message=self._recorder(on_message, events))
         self._keep(entry, events)
+        self.submitted[self.waited[-1]] = submitted
         return entry
 
     def wait(self, prompt_id: str, *, timeout: float = 600, progress: Any = None,
@@ -79,12 +82,18 @@ class RecordingClient(ComfyClient):
         return entry
 
 
-def server_seconds(entry: dict[str, Any]) -> float | None:
-    """The server's own execution time of one prompt: execution_start -> success/error in the history status."""
+def status_stamps(entry: dict[str, Any]) -> dict[str, Any]:
+    """{status message: wall-clock timestamp in ms} from a /history entry."""
     stamps = {}
     for message in (entry.get("status") or {}).get("messages", []):
         if isinstance(message, list | tuple) and len(message) == 2 and isinstance(message[1], dict):
             stamps[message[0]] = message[1].get("timestamp")
+    return stamps
+
+
+def server_seconds(entry: dict[str, Any]) -> float | None:
+    """The server's own execution time of one prompt: execution_start -> success/error in the history status."""
+    stamps = status_stamps(entry)
     start = stamps.get("execution_start")
     end = stamps.get("execution_success") or stamps.get("execution_error") or stamps.get("execution_interrupted")
     if isinstance(start, int | float) and isinstance(end, int | float):
@@ -196,14 +205,15 @@ def progress_printer(label: str) -> Callable[[dict[str, Any]], None]:
 
 def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Path, log: Any,
             template: Path | None, tags: str, batch_id: str | None = None, force_retry: bool = False,
-            progress: Callable[[dict[str, Any]], None] | None = None, report: bool = True) -> tuple[Any, Path | None]:
+            progress: Callable[[dict[str, Any]], None] | None = None, report: bool = True,
+            plan_on_server: bool = False) -> tuple[Any, Path | None]:
     """run_pair on one server plus its report; the exceptions of run_pair pass through (the log row is marked)."""
     from agents.m4_runner import run_pair
 
     client = RecordingClient(target.url)
     result = run_pair(client, sketch=sketch, reference=reference, out_dir=out_dir, log=log, template=template,
                       prepare=target.prepare, tags=tags, batch_id=batch_id, force_retry=force_retry,
-                      progress=progress)
+                      progress=progress, plan_on_server=plan_on_server)
     page = pair_report(result, client, log, sketch=sketch, reference=reference, target=target) if report else None
     return result, page
 
@@ -228,6 +238,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help=f"SQLite run log (default: $M4_RUN_LOG or ./{DEFAULT_LOG})")
     parser.add_argument("--force-retry", action="store_true",
                         help="treat every first attempt as failed (shows the safer retry)")
+    parser.add_argument("--plan-on-server", action="store_true",
+                        help="let the server's M4 nodes analyse and plan inside the graph (the API twin of the "
+                             "drag-and-drop preset) instead of planning here; the retry still plans here")
 
 
 def start_local_servers(count: int) -> list[Any]:
@@ -288,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result, page = run_one(target, sketch=sketch, reference=reference, out_dir=out_dir, log=log,
                                        template=template, tags=args.tags, force_retry=args.force_retry,
+                                       plan_on_server=args.plan_on_server,
                                        progress=progress_printer(f"[m4 run] {sketch.name}"))
             except (ComfyClientError, ValueError) as exc:
                 print(f"error: the run did not finish: {exc} (the log row is marked incomplete; run again to "

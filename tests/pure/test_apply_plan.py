@@ -100,3 +100,37 @@ def test_not_api_format_is_refused(tmp_path: Path) -> None:
     bad.write_text('{"last_node_id": 3, "nodes": []}')
     with pytest.raises(TemplateError, match="API-format"):
         load_template(bad)
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_wire_planning_feeds_every_driven_input_from_plan_unpack(path: Path) -> None:
+    from agents.apply_plan import PLANNING_NODES, wire_planning
+    from agents.plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES
+
+    template = load_template(path)
+    wired = wire_planning(template, POLICY, sketch_node="10", reference_node="11", tags="1girl")
+    outputs = [field for _id, field, _k, _t in PLAN_UNPACK_VALUES] + [out_id for out_id, _t in PLAN_UNPACK_PROMPTS]
+    unpack = PLANNING_NODES["unpack"]
+    driven = {(nid, name): field for nid, d in POLICY.nodes.items() for name, field in d.drives.items()}
+    for (node_id, input_name), field in driven.items():
+        src, slot = wired[node_id]["inputs"][input_name]
+        assert src == unpack and outputs[slot] == field, (node_id, input_name)
+    # Everything else is the template as it was.
+    for node_id, node in template.items():
+        for name, value in node["inputs"].items():
+            if (node_id, name) not in driven:
+                assert wired[node_id]["inputs"][name] == value
+    assert {wired[n]["class_type"] for n in PLANNING_NODES.values()} == {
+        "M4VisualAnalyst", "M4ReferenceCompare", "M4AnimationDirector", "M4PromptEngineer", "M4PlanUnpack"}
+    assert wired[PLANNING_NODES["analyst"]]["inputs"]["image"] == ["10", 0]
+
+
+def test_wire_planning_refuses_taken_ids_and_wrong_load_nodes() -> None:
+    from agents.apply_plan import wire_planning
+
+    template = load_template(REPO / POLICY.template)
+    with pytest.raises(TemplateError, match="'12'.*LoadImage"):
+        wire_planning(template, POLICY, sketch_node="12", reference_node="11")
+    template["200"] = {"class_type": "PreviewImage", "inputs": {}}
+    with pytest.raises(TemplateError, match="200"):
+        wire_planning(template, POLICY, sketch_node="10", reference_node="11")

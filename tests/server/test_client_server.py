@@ -113,6 +113,34 @@ def test_forced_retry_keeps_both_attempts_and_only_lowers(client, standins, tmp_
     assert rows[1]["diagnostics"]["retry"]["reason"]
 
 
+def test_plan_on_server_wires_the_agents_in_and_logs_their_plan(client, standins, tmp_path):
+    """The first attempt plans inside the graph: driven inputs are links from M4 Plan Unpack, and the plan
+    the server's agents made (read back from /history) is logged and is what the retry lowers."""
+    from agents.apply_plan import PLANNING_NODES
+    from agents.policy import default_policy
+
+    with RunLog(tmp_path / "runs.sqlite3") as log:
+        result = run_pair(client, sketch=SKETCH, reference=REFERENCE, out_dir=tmp_path / "out", log=log,
+                          prepare=lambda wf: _seed(standins(wf)), force_retry=True, timeout=300,
+                          plan_on_server=True, tags="1boy, solo")
+        rows = log.runs()
+    sent = rows[0]["workflow"]
+    unpack = PLANNING_NODES["unpack"]
+    for node_id, driver in default_policy().nodes.items():
+        for input_name in driver.drives:
+            assert sent[node_id]["inputs"][input_name][0] == unpack, (node_id, input_name)
+    first, retry = (Plan.from_dict(a["plan"]) for a in result.attempts)
+    assert Plan.from_dict(rows[0]["plan"]) == first
+    assert plan_violations(first) == [] and plan_violations(retry) == []
+    assert first.prompts["ks1_positive"].startswith("1boy")
+    assert rows[0]["metrics"]["analysis"]["object_count"] >= 1 and rows[0]["metrics"]["reference"]["present"]
+    assert "planning_s" not in rows[0]["timings"]  # nothing was analysed in this process
+    # the retry goes back to literal values, lowered from the server's plan
+    assert rows[1]["workflow"]["55"]["inputs"]["cfg"] == retry.cfg2 <= first.cfg2
+    assert retry.denoise2 <= first.denoise2 and retry.ip2_weight <= first.ip2_weight
+    assert all(a["images"]["final"].is_file() for a in result.attempts)
+
+
 def test_a_rejected_prompt_names_the_node_and_leaves_the_row_incomplete(client, standins, tmp_path):
     def broken(workflow: dict) -> dict:
         wf = standins(workflow)
