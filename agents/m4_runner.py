@@ -142,22 +142,7 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
     try:
         current = begin(1, None)
         template_wf = load_template(template_path)
-        if plan_on_server:
-            t = current.stage_start("uploading")
-            names = {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
-            current.stage_done("uploading", t)
-            wired = wire_planning(template_wf, pol, sketch_node=SKETCH_NODE, reference_node=REFERENCE_NODE,
-                                  tags=tags)
-            attempt, entry = _run_attempt(client, current, set_load_images(wired, **names),
-                                          out_dir / ATTEMPT_DIRS[0], pol, prepare, progress, timeout,
-                                          label=ATTEMPT_LABELS[0], force_fail=force_retry)
-            reports = planning_reports(entry)
-            first = plan_from_reports(reports)
-            log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
-                       prompts=dict(first.prompts))
-            current.metrics.update(analysis=reports["analysis"], reference=reports["reference"])
-            log.record(current.run_id, metrics=current.metrics)
-        else:
+        if not plan_on_server:
             t = current.stage_start("planning")
             analysis, report, first = _plan_request(sketch, reference, tags, pol)
             prompts = build_prompts(first, analysis, parse_tags(tags) if tags else None, pol)
@@ -168,13 +153,24 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
             log.record(current.run_id, metrics=current.metrics)
             current.stage_done("planning", t)
 
-            t = current.stage_start("uploading")
-            names = {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
-            current.stage_done("uploading", t)
-            attempt, _entry = _run_attempt(client, current, set_load_images(apply_plan(template_wf, first, pol),
-                                                                           **names),
-                                           out_dir / ATTEMPT_DIRS[0], pol, prepare, progress, timeout,
-                                           label=ATTEMPT_LABELS[0], force_fail=force_retry)
+        t = current.stage_start("uploading")
+        names = {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
+        current.stage_done("uploading", t)
+        if plan_on_server:
+            workflow = wire_planning(template_wf, pol, sketch_node=SKETCH_NODE, reference_node=REFERENCE_NODE,
+                                     tags=tags)
+        else:
+            workflow = apply_plan(template_wf, first, pol)
+        attempt, entry = _run_attempt(client, current, set_load_images(workflow, **names),
+                                      out_dir / ATTEMPT_DIRS[0], pol, prepare, progress, timeout,
+                                      label=ATTEMPT_LABELS[0], force_fail=force_retry)
+        if plan_on_server:  # the server's agents planned: read their reports back for the log and the retry
+            reports = planning_reports(entry)
+            first = plan_from_reports(reports)
+            log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
+                       prompts=dict(first.prompts))
+            current.metrics.update(analysis=reports["analysis"], reference=reports["reference"])
+            log.record(current.run_id, metrics=current.metrics)
         attempt["plan"] = first.to_dict()
         result.attempts.append(attempt)
         if attempt["accepted"]:

@@ -11,12 +11,11 @@ beside plan.json + report.html per pair. --plan-only stops after planning.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from cli.inputs import InputError, add_pair_arguments, resolve_pairs
+from cli.inputs import add_pair_arguments, pairs_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.json"
@@ -127,10 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="plan only; do not run the locked template on the stand-in models")
     args = parser.parse_args(argv)
 
-    try:
-        pairs = resolve_pairs(args.sketch, args.reference, args.no_reference)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    pairs = pairs_from_args(args)
+    if pairs is None:
         return 2
     out_root = Path(args.out).resolve()
     out_root.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +43,12 @@ def resolve_pairs(sketches: list[str] | None, reference: str | None,
     for s in paths:
         read_image(s, "sketch")
     return [(s.resolve(), ref.resolve() if ref is not None else None) for s in paths]
+
+
+def pairs_from_args(args: argparse.Namespace) -> list[tuple[Path, Path | None]] | None:
+    """resolve_pairs for parsed add_pair_arguments options; prints the error and returns None on bad input."""
+    try:
+        return resolve_pairs(args.sketch, args.reference, args.no_reference)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None

@@ -7,12 +7,11 @@ readable report.html beside it.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from cli.inputs import InputError, add_pair_arguments, read_image, resolve_pairs
+from cli.inputs import add_pair_arguments, pairs_from_args, read_image
 
 REPO = Path(__file__).resolve().parents[1]
 PLANNED_BY = "the M4 agents in this process (no ComfyUI server)"
@@ -48,10 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./m4 plan", description=__doc__.splitlines()[0])
     add_pair_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        pairs = resolve_pairs(args.sketch, args.reference, args.no_reference)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    pairs = pairs_from_args(args)
+    if pairs is None:
         return 2
 
     from cli.report import write_report
