@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -92,6 +93,17 @@ def test_download_writes_each_listed_file_into_dest(peer: str, tmp_path: Path) -
     assert {q["type"][0] for q in _Peer.requests} == {"output", "temp"}
 
 
+def test_download_by_node_groups_files_and_keeps_same_names_from_two_nodes(peer: str, tmp_path: Path) -> None:
+    entry = {"outputs": {"9": {"images": [{"filename": "a.png", "subfolder": "M4", "type": "output"}]},
+                         "51": {"images": [{"filename": "a.png", "subfolder": "M4b", "type": "output"},
+                                           {"filename": "b.png", "subfolder": "M4b", "type": "output"}]}}}
+    with ComfyClient(peer) as client:
+        by_node = client.download_by_node(entry, tmp_path)
+    assert {k: [p.name for p in v] for k, v in by_node.items()} == {"9": ["a.png"], "51": ["a-2.png", "b.png"]}
+    assert by_node["51"][0].read_bytes() == b"IMG:M4b/a.png"  # the second node's file did not overwrite the first
+    assert by_node["9"][0].read_bytes() == b"IMG:M4/a.png"
+
+
 @pytest.mark.parametrize("image", [
     {"filename": "../../etc/passwd"},
     {"filename": "/abs/evil.png"},
@@ -148,3 +160,88 @@ def test_url_and_websocket_address() -> None:
     client = ComfyClient("http://127.0.0.1:8188/")
     assert client.url == "http://127.0.0.1:8188" and client.ws_url == "ws://127.0.0.1:8188/ws"
     assert ComfyClient("https://h/comfy").ws_url == "wss://h/comfy/ws"
+
+
+# --- environment settings read once, websocket frames ------------------------------------------
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A forward proxy's view of a plain-HTTP request: the absolute URL and Host it was asked for."""
+
+    seen: list[tuple[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+        type(self).seen.append((self.path, self.headers.get("Host", "")))
+        body = b'{"queue_running": [], "queue_pending": [["x"]]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def proxy():
+    _Proxy.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_proxy_from_the_environment_is_still_used(proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client reads the proxy settings once at construction (not per request): they must still apply.
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("http_proxy", proxy)
+    with ComfyClient("http://comfy.invalid:8188", timeout=5) as client:
+        assert client.queue_remaining() == 1
+        assert client.queue_remaining() == 1
+    assert _Proxy.seen == [("http://comfy.invalid:8188/queue", "comfy.invalid:8188")] * 2
+
+
+def test_no_proxy_from_the_environment_is_still_honoured(proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:  # a proxy address nothing listens on: using it would fail
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, dead)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1")
+    with ComfyClient(proxy, timeout=5) as client:  # the fake proxy answers /queue itself when asked directly
+        assert client.queue_remaining() == 1
+    assert _Proxy.seen == [("/queue", proxy.removeprefix("http://"))]
+
+
+def _server_frame(payload: bytes) -> bytes:
+    """One unmasked FIN text frame, as a server sends it (RFC 6455 5.2), payload under 64 KiB."""
+    assert len(payload) < 1 << 16
+    if len(payload) < 126:
+        return bytes([0x81, len(payload)]) + payload
+    return bytes([0x81, 126]) + len(payload).to_bytes(2, "big") + payload
+
+
+def test_a_text_frame_that_is_not_utf8_is_skipped_not_fatal() -> None:
+    import websocket
+
+    from agents.comfyui_client import ExecutionFailed
+
+    ours, theirs = socket.socketpair()
+    ws = websocket.WebSocket(skip_utf8_validation=True)  # as ComfyClient._connect_ws opens it
+    ws.sock, ws.connected = ours, True
+    try:
+        theirs.sendall(_server_frame(b'{"type": "status", "data": {"x": "\xff\xfe"}}'))
+        theirs.sendall(_server_frame(b'{"type": "execution_error", "data": {"prompt_id": "p1", "node_id": "55", '
+                                     b'"node_type": "KSampler", "exception_type": "E", "exception_message": "m"}}'))
+        client = ComfyClient("http://127.0.0.1:9")
+        with pytest.raises(ExecutionFailed, match="node 55 \\(KSampler\\)"):
+            client._follow_ws(ws, "p1", deadline=time.monotonic() + 10, progress=None, on_message=None)
+    finally:
+        ours.close()
+        theirs.close()
