@@ -24,10 +24,15 @@ def load_image(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise ImageInputError(f"image file not found: {p}")
-    data = np.fromfile(str(p), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    return decode_image(p.read_bytes(), p.name)
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """An image file's bytes as RGB(A) uint8 (see load_image); errors name `name`."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
-        raise ImageInputError(f"cannot read {p.name}: not an image format OpenCV can decode")
+        raise ImageInputError(f"cannot read {name}: not an image format OpenCV can decode")
     if img.dtype == np.uint16:
         img = (img / 257.0).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 4:

@@ -23,12 +23,13 @@ Signals, all 0..1:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .accessory_conflict import accessory_conflict, head_blobs
+from .accessory_conflict import HeadBlobs, accessory_conflict, head_blobs
 from .analysis_types import ReferenceReport
 from .embeddings import cosine_similarity01
 from .image_features import (
@@ -69,10 +70,7 @@ def colored_statistic(rgb: np.ndarray) -> tuple[float, float]:
     return float(s[content].mean()), n / float(content.size)
 
 
-def style_distance(gray_a: np.ndarray, gray_b: np.ndarray) -> tuple[float, dict[str, float]]:
-    """D and its parts (formula in the module docstring)."""
-    ea, eb = edge_density(gray_a), edge_density(gray_b)
-    ca, cb = gray_contrast(gray_a), gray_contrast(gray_b)
+def _style_terms(ea: float, eb: float, ca: float, cb: float) -> tuple[float, dict[str, float]]:
     edge_term = abs(ea - eb) / max(ea, eb, _EDGE_FLOOR)
     contrast_term = abs(ca - cb) / max(ca, cb, _CONTRAST_FLOOR)
     d = float(np.clip(0.5 * edge_term + 0.5 * contrast_term, 0.0, 1.0))
@@ -80,9 +78,44 @@ def style_distance(gray_a: np.ndarray, gray_b: np.ndarray) -> tuple[float, dict[
                "contrast_reference": cb, "edge_term": edge_term, "contrast_term": contrast_term}
 
 
+def style_distance(gray_a: np.ndarray, gray_b: np.ndarray) -> tuple[float, dict[str, float]]:
+    """D and its parts (formula in the module docstring)."""
+    return _style_terms(edge_density(gray_a), edge_density(gray_b), gray_contrast(gray_a), gray_contrast(gray_b))
+
+
 def classical_similarity(gray_a: np.ndarray, gray_b: np.ndarray) -> float:
     """Layout similarity of two images' line maps, 0..1."""
     return descriptor_similarity(layout_descriptor(line_map(gray_a)), layout_descriptor(line_map(gray_b)))
+
+
+@dataclass(frozen=True)
+class ImageMeasures:
+    """Everything compare() measures on one image by itself, at WORK_SIDE.
+
+    compare() accepts these in place of pixels, so a batch that pairs one style reference with many
+    sketches measures the reference once (measure_image) instead of per sketch.
+    saturation / content_share: None when measured without colour (a sketch's are never used).
+    """
+
+    descriptor: np.ndarray
+    edge_density: float
+    contrast: float
+    blobs: HeadBlobs
+    saturation: float | None
+    content_share: float | None
+
+
+def measure_image(image: np.ndarray, name: str, *, colour: bool = True) -> ImageMeasures:
+    """ImageMeasures of one image; errors name `name` (see agents.imaging for what is accepted)."""
+    return _measure_rgb(to_rgb_float_within(image, WORK_SIDE, name)[0], colour=colour)
+
+
+def _measure_rgb(rgb: np.ndarray, *, colour: bool) -> ImageMeasures:
+    gray = working_gray(rgb)
+    descriptor = layout_descriptor(line_map(gray))
+    descriptor.flags.writeable = False  # shared between pairs when cached
+    sat, share = colored_statistic(rgb) if colour else (None, None)
+    return ImageMeasures(descriptor, edge_density(gray), gray_contrast(gray), head_blobs(rgb), sat, share)
 
 
 def _pick_source(similarity_source: str, sketch_embedding: Any, reference_embedding: Any) -> str:
@@ -106,8 +139,8 @@ def _pick_source(similarity_source: str, sketch_embedding: Any, reference_embedd
 
 
 def compare(
-    sketch: np.ndarray,
-    reference: np.ndarray | None,
+    sketch: np.ndarray | ImageMeasures,
+    reference: np.ndarray | ImageMeasures | None,
     *,
     sketch_tags: str | Iterable[str] | None = None,
     reference_tags: str | Iterable[str] | None = None,
@@ -115,16 +148,20 @@ def compare(
     reference_embedding: Any = None,
     similarity_source: str = "auto",
 ) -> ReferenceReport:
-    """Compare a sketch with an optional style reference; no reference gives ReferenceReport.absent()."""
-    # Every statistic below is taken at WORK_SIDE: downscale once here and share the small copies.
-    s_rgb, _ = to_rgb_float_within(sketch, WORK_SIDE, "sketch")
+    """Compare a sketch with an optional style reference; no reference gives ReferenceReport.absent().
+
+    Either image may be given as its ImageMeasures (measure_image) instead of pixels: same result.
+    """
+    s_rgb = None if isinstance(sketch, ImageMeasures) else to_rgb_float_within(sketch, WORK_SIDE, "sketch")[0]
     source = _pick_source(similarity_source, sketch_embedding, reference_embedding)
     if reference is None:
         return ReferenceReport.absent()
-    r_rgb, _ = to_rgb_float_within(reference, WORK_SIDE, "reference")
+    s_m = sketch if isinstance(sketch, ImageMeasures) else _measure_rgb(s_rgb, colour=False)
+    r_m = reference if isinstance(reference, ImageMeasures) else measure_image(reference, "reference")
+    if r_m.saturation is None or r_m.content_share is None:
+        raise ReferenceInputError("reference: measured without colour; use measure_image(..., colour=True)")
 
-    gs, gr = working_gray(s_rgb), working_gray(r_rgb)
-    classical = classical_similarity(gs, gr)
+    classical = descriptor_similarity(s_m.descriptor, r_m.descriptor)
     measurements: dict[str, float] = {"classical_similarity": classical}
     if source == "classical":
         similarity = classical
@@ -132,12 +169,12 @@ def compare(
         similarity = cosine_similarity01(sketch_embedding, reference_embedding)
         measurements["embedding_similarity"] = similarity
 
-    d, d_parts = style_distance(gs, gr)
+    d, d_parts = _style_terms(s_m.edge_density, r_m.edge_density, s_m.contrast, r_m.contrast)
     measurements.update(d_parts)
-    sat, content_share = colored_statistic(r_rgb)
-    measurements["reference_content_share"] = content_share
+    sat = r_m.saturation
+    measurements["reference_content_share"] = r_m.content_share
 
-    blobs_s, blobs_r = head_blobs(s_rgb), head_blobs(r_rgb)
+    blobs_s, blobs_r = s_m.blobs, r_m.blobs
     ac = accessory_conflict(blobs_s, blobs_r)
     measurements.update({
         "head_blobs_sketch": float(blobs_s.count), "head_blob_area_sketch": blobs_s.area_share,

@@ -230,3 +230,33 @@ def test_blank_images_give_finite_scores() -> None:
     r = compare(blank, blank)
     assert all(np.isfinite(v) for v in (r.similarity, r.style_distance, r.accessory_conflict, r.saturation))
     assert r.colored is False and r.style_distance == 0.0
+
+
+# --- measured once, reused ------------------------------------------------------------------
+
+def test_measures_in_place_of_pixels_give_the_identical_report(img) -> None:
+    from agents.reference_compare import measure_image
+
+    sketch, ref = img("sketches/user_3.png"), img("references/madoka.jpg")
+    direct = compare(sketch, ref, sketch_tags="1girl, sunglasses").to_dict()
+    s_m, r_m = measure_image(sketch, "sketch", colour=False), measure_image(ref, "reference")
+    assert compare(sketch, r_m, sketch_tags="1girl, sunglasses").to_dict() == direct
+    assert compare(s_m, r_m, sketch_tags="1girl, sunglasses").to_dict() == direct
+    assert compare(s_m, None).to_dict() == compare(sketch, None).to_dict()
+    with pytest.raises(ValueError, match="read-only"):
+        r_m.descriptor[0] = 1.0  # shared between pairs once cached: nobody may change it
+
+
+def test_a_reference_measured_without_colour_is_refused_by_name(img) -> None:
+    from agents.reference_compare import measure_image
+
+    flat = measure_image(img("references/saber.png"), "reference", colour=False)
+    with pytest.raises(ReferenceInputError, match="reference: measured without colour"):
+        compare(img("sketches/user_1.png"), flat)
+
+
+def test_measure_image_names_the_bad_input() -> None:
+    from agents.reference_compare import measure_image
+
+    with pytest.raises(ImageInputError, match="style.png"):
+        measure_image(np.zeros((4, 4, 3), np.uint8), "style.png")
