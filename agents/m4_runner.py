@@ -8,8 +8,12 @@ Each attempt is its own run-log row (the retry's parent_run is the first), updat
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +31,12 @@ from .apply_plan import (
 )
 from .comfyui_client import ComfyClient, ProgressCallback
 from .image_features import WORK_SIDE as COMPARE_SIDE
-from .imaging import load_image, to_rgb_float_within
+from .imaging import ImageInputError, decode_image, load_image, to_rgb_float_within
 from .line_quality import judge, score_line_art
 from .plan_types import Plan
 from .policy import Policy, default_policy
 from .prompt_engineer import build_prompts, parse_tags
-from .reference_compare import compare
+from .reference_compare import ImageMeasures, compare, measure_image
 from .run_log import RunLog
 from .strokes import WORK_SIDE as ANALYSIS_SIDE
 from .visual_analyst import analyse
@@ -83,14 +87,54 @@ def stage_of(prefix: Any, node_id: str) -> str:
     return str(prefix).replace("\\", "/").rsplit("/", 1)[-1] if isinstance(prefix, str) and prefix else node_id
 
 
-def _plan_request(sketch: Path, reference: Path, tags: str, pol: Policy) -> tuple[Any, Any, Plan]:
-    # Both agents shrink to a fixed working size first: convert and shrink each file once, not per agent.
+# One style reference usually serves a whole batch of sketches: its measurements (a few KB) are kept by
+# the file's content hash, so each further pair skips decoding and measuring it again (~45 ms here).
+_REFERENCE_CACHE_SIZE = 8
+_reference_cache: OrderedDict[str, ImageMeasures] = OrderedDict()
+_reference_lock = threading.Lock()  # batch runs pairs on several threads
+
+
+def reference_measures(path: Path) -> ImageMeasures:
+    """Reference Compare's measurements of the reference file at `path`, from the cache when its bytes
+    were measured before in this process."""
+    if not path.is_file():
+        raise ImageInputError(f"image file not found: {path}")
+    data = path.read_bytes()
+    key = hashlib.sha256(data).hexdigest()
+    with _reference_lock:
+        hit = _reference_cache.get(key)
+        if hit is not None:
+            _reference_cache.move_to_end(key)
+            return hit
+    measures = measure_image(decode_image(data, path.name), path.name)
+    with _reference_lock:
+        _reference_cache[key] = measures
+        while len(_reference_cache) > _REFERENCE_CACHE_SIZE:
+            _reference_cache.popitem(last=False)
+    return measures
+
+
+def clear_reference_cache() -> None:
+    """Forget every cached reference measurement (the benchmark's cold runs)."""
+    with _reference_lock:
+        _reference_cache.clear()
+
+
+def _plan_request(sketch: Path, reference: Path | Future[ImageMeasures], tags: str,
+                  pol: Policy) -> tuple[Any, Any, Plan]:
+    """Analyse, compare, plan. `reference` may be a future of its measurements, taken on another thread
+    while the sketch is analysed here (the pixel work releases the GIL, so two cores share it)."""
+    # Both agents shrink to a fixed working size first: convert and shrink the sketch once, not per agent.
     side = max(COMPARE_SIDE, ANALYSIS_SIDE)
     sketch_img, _ = to_rgb_float_within(load_image(sketch), side, sketch.name)
-    reference_img, _ = to_rgb_float_within(load_image(reference), side, reference.name)
     analysis = analyse(sketch_img, name=sketch.name, text_tags=tags or None)
-    report = compare(sketch_img, reference_img, sketch_tags=tags or None)
+    measured = reference.result() if isinstance(reference, Future) else reference_measures(reference)
+    report = compare(sketch_img, measured, sketch_tags=tags or None)
     return analysis, report, make_plan(analysis, report, pol)
+
+
+def _upload_pair(client: ComfyClient, sketch: Path, reference: Path) -> dict[str, str]:
+    return {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
 
 
 class _Attempt:
@@ -139,12 +183,16 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
                    out_dir=str(out_dir / ATTEMPT_DIRS[attempt - 1]))
         return _Attempt(log, run_id)
 
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="m4-pair")
     try:
         current = begin(1, None)
         template_wf = load_template(template_path)
+        # The uploads (network) and the reference's measurements (pixels) go on beside the sketch's
+        # analysis; "uploading" below is only the wait for the uploads that is left after planning.
+        uploads = pool.submit(_upload_pair, client, sketch, reference)
         if not plan_on_server:
             t = current.stage_start("planning")
-            analysis, report, first = _plan_request(sketch, reference, tags, pol)
+            analysis, report, first = _plan_request(sketch, pool.submit(reference_measures, reference), tags, pol)
             prompts = build_prompts(first, analysis, parse_tags(tags) if tags else None, pol)
             first = first.with_prompts(prompts.prompts())
             log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
@@ -154,7 +202,7 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
             current.stage_done("planning", t)
 
         t = current.stage_start("uploading")
-        names = {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
+        names = uploads.result()
         current.stage_done("uploading", t)
         if plan_on_server:
             workflow = wire_planning(template_wf, pol, sketch_node=SKETCH_NODE, reference_node=REFERENCE_NODE,
@@ -213,6 +261,8 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
             except Exception:  # noqa: S110  (the original error is the one to raise)
                 pass
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an upload still going ends within its own timeout
 
 
 def _run_attempt(client: ComfyClient, row: _Attempt, workflow: Workflow, dest: Path, pol: Policy,
@@ -238,11 +288,11 @@ def _run_attempt(client: ComfyClient, row: _Attempt, workflow: Workflow, dest: P
 
     t = row.stage_start("downloading")
     images: dict[str, Path] = {}
+    saved = client.download_by_node(entry, dest, node_ids=list(save_nodes))  # one call: equal names kept apart
     for node_id, stage in save_nodes.items():
-        files = client.download_outputs(entry, dest, node_ids=[node_id])
-        if not files:
+        if not saved.get(node_id):
             raise TemplateError(f"SaveImage node {node_id} ({stage}) produced no image")
-        images[stage] = files[0]
+        images[stage] = saved[node_id][0]
     log.record(row.run_id, images={k: str(v) for k, v in images.items()})
     row.stage_done("downloading", t)
 

@@ -2,12 +2,17 @@
 
 Run from the repository root: `python bench/bench_client.py [runs]`. Starts a headless ComfyUI with the
 RANDOM-WEIGHT STAND-IN models (64x64, 3 steps when the steps are literal values), runs
-agents.m4_runner.run_pair on a bundled sketch + reference `runs` times after one warm-up, and per run prints:
+agents.m4_runner.run_pair `runs` times per mode after one warm-up, the bundled sketches in turn with one
+reference, the two modes alternating so machine noise hits both alike:
+  cold     the reference cache emptied first: nothing reused from an earlier run (a lone `./m4 run`)
+  batch    the reference measured by an earlier run is reused (each further pair of `./m4 batch`)
+and per run prints:
   wall     run_pair end to end (planning, template apply, upload, submit/wait, download, judge, log; both
            attempts when the judge fails the first)
   server   the server's execution time of the prompts, execution_start -> execution_success from the
            timestamps in each /history entry's status
-  queued   submit -> execution_start (the server's queue and its between-prompt housekeeping)
+  queued   POST /prompt answered -> execution_start (the server picking the prompt up, and its between-prompt
+           housekeeping); the websocket connect and the POST round trip count as the client's
   overhead wall - server - queued (target: < 100 ms), and its parts from the run log's stage timings
   cpu      the client process's own CPU time for the run (what the client itself computes)
 `--plan-on-server` lets the server's M4 nodes analyse and plan (run_pair(plan_on_server=True)).
@@ -29,7 +34,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.m4_runner import run_pair  # noqa: E402
+from agents.m4_runner import clear_reference_cache, run_pair  # noqa: E402
 from agents.run_log import RunLog  # noqa: E402
 from cli.run_cmd import (  # noqa: E402
     RecordingClient,
@@ -41,59 +46,75 @@ from cli.run_cmd import (  # noqa: E402
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SKETCH = REPO / "tests" / "fixtures" / "sketches" / "house_line.png"
+SKETCHES = sorted((REPO / "tests" / "fixtures" / "sketches").glob("*.png"))
 REFERENCE = REPO / "tests" / "fixtures" / "references" / "saber.png"
 STAGES = ("planning", "uploading", "applying", "running", "downloading", "judging")
+# cold: nothing measured before (the reference cache is emptied first), as a lone `./m4 run` pays.
+# batch: a new sketch with the reference the previous runs used, as `./m4 batch` pays per pair.
+MODES = ("cold", "batch")
+
+
+def _one_run(server_url: str, target, log: RunLog, sketch: Path, out: Path, plan_on_server: bool) -> dict:
+    client = RecordingClient(server_url)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = run_pair(client, sketch=sketch, reference=REFERENCE, out_dir=out, log=log,
+                      prepare=target.prepare, plan_on_server=plan_on_server)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    t1 = time.perf_counter()
+    pair_report(result, client, log, sketch=sketch, reference=REFERENCE, target=target)
+    report_s = time.perf_counter() - t1
+    served = [server_seconds(client.entries[p]) for p in client.waited]
+    if any(s is None for s in served):
+        raise SystemExit("a /history entry had no execution timestamps; cannot separate server time")
+    server_s = sum(s for s in served if s is not None)
+    # Time between our submit and the server starting the prompt: its queue and its own
+    # housekeeping (ComfyUI runs gc.collect() between prompts at most every 10 s).
+    queued_s = sum(max(0.0, status_stamps(client.entries[p]).get("execution_start", 0) / 1000.0
+                       - client.submitted[p]) for p in client.waited)
+    parts: dict[str, float] = {}
+    for run_id in result.run_ids:
+        for stage in STAGES:
+            parts[stage] = parts.get(stage, 0.0) + float((log.get(run_id).get("timings") or {}).get(f"{stage}_s", 0.0))
+    parts["running - server"] = parts.pop("running") - server_s - queued_s
+    return {"wall": wall, "cpu": cpu, "server": server_s, "queued": queued_s, "own": wall - server_s - queued_s,
+            "attempts": len(result.attempts), "parts": parts, "report": report_s}
 
 
 def main(runs: int = 5, plan_on_server: bool = False) -> None:
     logging.getLogger("m4.template_run").setLevel(logging.ERROR)  # the stand-in swap is listed once below
     [server] = start_local_servers(1)
+    where = "server-side planning" if plan_on_server else "planning here"
     try:
         target = connect(server.url, standins=True, template=None)
         with tempfile.TemporaryDirectory(prefix="m4-bench-client-") as tmp, RunLog(Path(tmp) / "runs.db") as log:
-            rows = []
+            rows: dict[str, list[dict]] = {mode: [] for mode in MODES}
+            n = 0
             for i in range(runs + 1):
-                client = RecordingClient(server.url)
-                t0, c0 = time.perf_counter(), time.process_time()
-                result = run_pair(client, sketch=SKETCH, reference=REFERENCE, out_dir=Path(tmp) / f"r{i}", log=log,
-                                  prepare=target.prepare, plan_on_server=plan_on_server)
-                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-                t1 = time.perf_counter()
-                pair_report(result, client, log, sketch=SKETCH, reference=REFERENCE, target=target)
-                report_s = time.perf_counter() - t1
-                served = [server_seconds(client.entries[p]) for p in client.waited]
-                if any(s is None for s in served):
-                    raise SystemExit("a /history entry had no execution timestamps; cannot separate server time")
-                server_s = sum(s for s in served if s is not None)
-                # Time between our submit and the server starting the prompt: its queue and its own
-                # housekeeping (ComfyUI runs gc.collect() between prompts at most every 10 s).
-                queued_s = sum(max(0.0, status_stamps(client.entries[p]).get("execution_start", 0) / 1000.0
-                                   - client.submitted[p]) for p in client.waited)
-                parts: dict[str, float] = {}
-                for run_id in result.run_ids:
-                    for stage in STAGES:
-                        parts[stage] = parts.get(stage, 0.0) + float(
-                            (log.get(run_id).get("timings") or {}).get(f"{stage}_s", 0.0))
-                parts["running - server"] = parts.pop("running") - server_s - queued_s
-                label = "warm-up" if i == 0 else f"run {i}"
-                mode = "server-side planning" if plan_on_server else "planning here"
-                own = wall - server_s - queued_s
-                print(f"{label:<8} [{mode}] attempts={len(result.attempts)} wall={wall * 1000:7.1f} ms "
-                      f"server={server_s * 1000:7.1f} ms queued={queued_s * 1000:6.1f} ms "
-                      f"overhead={own * 1000:6.1f} ms (with queue {(wall - server_s) * 1000:6.1f}) "
-                      f"client cpu={cpu * 1000:6.1f} ms  "
-                      + " ".join(f"{k}={v * 1000:.1f}" for k, v in parts.items())
-                      + f"  (report {report_s * 1000:.0f} ms)", flush=True)
-                if i:
-                    rows.append((own, own / len(result.attempts), len(result.attempts), wall - server_s, cpu))
-            over = [r[0] for r in rows]
-            per_attempt = [r[1] for r in rows]
-            print(f"\nclient overhead per run over {runs} runs: median {statistics.median(over) * 1000:.1f} ms, "
-                  f"max {max(over) * 1000:.1f} ms; per attempt median {statistics.median(per_attempt) * 1000:.1f} ms "
-                  f"(target < 100 ms per run); counting the server's queue/housekeeping wait as ours too: "
-                  f"median {statistics.median([r[3] for r in rows]) * 1000:.1f} ms; the client process's own CPU "
-                  f"time per run: median {statistics.median([r[4] for r in rows]) * 1000:.1f} ms")
+                for mode in MODES:  # side by side, so machine noise hits both modes alike
+                    sketch = SKETCHES[n % len(SKETCHES)]
+                    n += 1
+                    if mode == "cold":
+                        clear_reference_cache()
+                    r = _one_run(server.url, target, log, sketch, Path(tmp) / f"r{n}", plan_on_server)
+                    label = "warm-up" if i == 0 else f"run {i}"
+                    print(f"{label:<8} {mode:<5} [{where}] {sketch.name:<17} attempts={r['attempts']} "
+                          f"wall={r['wall'] * 1000:7.1f} ms server={r['server'] * 1000:7.1f} ms "
+                          f"queued={r['queued'] * 1000:6.1f} ms overhead={r['own'] * 1000:6.1f} ms "
+                          f"client cpu={r['cpu'] * 1000:6.1f} ms  "
+                          + " ".join(f"{k}={v * 1000:.1f}" for k, v in r["parts"].items())
+                          + f"  (report {r['report'] * 1000:.0f} ms)", flush=True)
+                    if i:
+                        rows[mode].append(r)
+            print(f"\nclient overhead per run (target < 100 ms), {runs} runs per mode, reference {REFERENCE.name}, "
+                  f"sketches cycling over {len(SKETCHES)}:")
+            for mode in MODES:
+                own = [r["own"] for r in rows[mode]]
+                per_attempt = statistics.median([r["own"] / r["attempts"] for r in rows[mode]])
+                print(f"  {mode:<5} median {statistics.median(own) * 1000:6.1f} ms, max {max(own) * 1000:6.1f} ms; "
+                      f"per attempt median {per_attempt * 1000:5.1f} ms; "
+                      f"with the server's queue/housekeeping wait "
+                      f"{statistics.median([r['own'] + r['queued'] for r in rows[mode]]) * 1000:6.1f} ms; "
+                      f"client CPU {statistics.median([r['cpu'] for r in rows[mode]]) * 1000:6.1f} ms")
     finally:
         server.stop()
 

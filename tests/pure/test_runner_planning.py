@@ -1,0 +1,95 @@
+"""Tier 1: run_pair's planning step without a server: the reference measurements kept across pairs.
+
+A batch pairs one style reference with many sketches; agents.m4_runner keeps the reference's
+measurements by the file's content hash, so only the first pair decodes and measures it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agents import m4_runner
+from agents.imaging import ImageInputError
+from agents.policy import default_policy
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    m4_runner.clear_reference_cache()
+    yield
+    m4_runner.clear_reference_cache()
+
+
+def _png(path: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    img = np.full((96, 128, 3), 255, np.uint8)
+    for _ in range(12):
+        p, q = rng.integers(0, 96, 2), rng.integers(0, 96, 2)
+        cv2.line(img, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), (0, 0, 0), 2)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def test_the_same_bytes_are_measured_once_whatever_the_path(shared_data: Path, tmp_path: Path) -> None:
+    ref = shared_data / "references" / "saber.png"
+    copy = tmp_path / "elsewhere.png"
+    shutil.copyfile(ref, copy)
+    first = m4_runner.reference_measures(ref)
+    assert m4_runner.reference_measures(copy) is first  # keyed by content, not by name
+
+
+def test_changed_bytes_are_measured_again(tmp_path: Path) -> None:
+    path = _png(tmp_path / "ref.png", 1)
+    before = m4_runner.reference_measures(path)
+    _png(path, 2)  # same name, new drawing
+    after = m4_runner.reference_measures(path)
+    assert after is not before
+    assert not np.array_equal(after.descriptor, before.descriptor)
+
+
+def test_the_cache_keeps_only_the_most_recent_references(tmp_path: Path) -> None:
+    size = m4_runner._REFERENCE_CACHE_SIZE
+    paths = [_png(tmp_path / f"r{i}.png", i) for i in range(size + 1)]
+    first = m4_runner.reference_measures(paths[0])
+    for p in paths[1:]:
+        m4_runner.reference_measures(p)
+    assert len(m4_runner._reference_cache) == size
+    assert m4_runner.reference_measures(paths[0]) is not first  # the oldest was dropped
+
+
+def test_threads_sharing_the_cache_agree(tmp_path: Path) -> None:
+    paths = [_png(tmp_path / f"r{i}.png", i) for i in range(4)] * 6
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(m4_runner.reference_measures, paths))
+    for p, m in zip(paths, got, strict=True):
+        assert np.array_equal(m.descriptor, m4_runner.reference_measures(p).descriptor)
+
+
+def test_a_missing_or_unreadable_reference_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ImageInputError, match="gone.png"):
+        m4_runner.reference_measures(tmp_path / "gone.png")
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with pytest.raises(ImageInputError, match="notes.png"):
+        m4_runner.reference_measures(bad)
+
+
+def test_a_cached_reference_plans_exactly_like_a_fresh_one(shared_data: Path) -> None:
+    pol = default_policy()
+    ref = shared_data / "references" / "madoka.jpg"
+    plans = []
+    for sketch in ("user_1.png", "human_line.png", "user_1.png"):
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(m4_runner.reference_measures, ref)
+            a, r, plan = m4_runner._plan_request(shared_data / "sketches" / sketch, future, "", pol)
+        plans.append((a.to_dict(), r.to_dict(), plan.to_dict()))
+    m4_runner.clear_reference_cache()
+    a, r, plan = m4_runner._plan_request(shared_data / "sketches" / "user_1.png", ref, "", pol)
+    assert plans[0] == plans[2] == (a.to_dict(), r.to_dict(), plan.to_dict())
+    assert plans[1] != plans[0]
