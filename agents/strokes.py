@@ -25,9 +25,6 @@ MIN_SPECK_AREA = 6  # components smaller than this (px at working size) are spec
 EMPTY_INK_SHARE = 2e-4  # below this share of inked canvas there is no drawing
 EMPTY_SKELETON_PX = 12
 
-_NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float32)
-
-
 @dataclass
 class InkMap:
     ink: np.ndarray  # (H, W) float32 0..1 at working size
@@ -92,29 +89,65 @@ def _paper_background(dark: np.ndarray) -> np.ndarray:
     return cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _median_below_half(a: np.ndarray) -> bool:
+    """np.median(a) < 0.5 for a float array without NaN, mostly from one count instead of a sort."""
+    n, below = a.size, int(np.count_nonzero(a < 0.5))
+    # np.median is the middle value (odd n) or the float mean of the two middle values (even n):
+    # when they all lie on one side of 0.5 so does the median; only a split pair needs the sort.
+    if below > n // 2:
+        return True
+    if below < n // 2 or n % 2:
+        return False
+    return bool(np.median(a) < 0.5)
+
+
 def ink_map(rgb: np.ndarray, name: str) -> InkMap:
     """Flat-fielded ink darkness of a (H, W, 3) float RGB drawing, at working size."""
     work, scale = to_working_size(rgb, name)
     luma = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
-    inverted = bool(np.median(luma) < 0.5)  # paper is the majority of the canvas
-    if inverted:
-        work = 1.0 - work
-    # The darkest channel makes coloured strokes (yellow, red...) count as fully inked.
-    dark = np.ascontiguousarray(work.min(axis=2))
+    inverted = _median_below_half(luma)  # paper is the majority of the canvas
+    # The darkest channel makes coloured strokes (yellow, red...) count as fully inked. Plane by
+    # plane: numpy's min over a length-3 last axis is ~30x slower. 1 - x never increases with x,
+    # so min(1 - c) == 1 - max(c) bit for bit: inverted drawings flip one plane, not three.
+    r, g, b = cv2.split(work)
+    dark = 1.0 - cv2.max(cv2.max(r, g), b) if inverted else cv2.min(cv2.min(r, g), b)
     bg = _paper_background(dark)
     paper = float(np.median(bg))
     # Large solid fills would be closed into "paper"; real paper shading stays above 60 % of the
     # sheet's level, so the floor keeps fills as ink while still removing scan vignetting.
     bg = np.maximum(bg, max(paper * 0.6, 1e-3))
-    ink = np.clip((bg - dark) / bg, 0.0, 1.0).astype(np.float32)
-    med = float(np.median(ink))
-    sigma = float(1.4826 * np.median(np.abs(ink - med)))
+    # clip((bg - dark) / bg, 0, 1) in place: the same float32 operations, one array instead of four.
+    ink = bg - dark
+    np.divide(ink, bg, out=ink)
+    np.clip(ink, 0.0, 1.0, out=ink)
+    ink = ink.astype(np.float32, copy=False)
+    if 2 * (ink.size - cv2.countNonZero(ink)) > ink.size:
+        # Mostly bare paper (clean line art): both middle values are 0, so the median and the
+        # median absolute deviation are 0, as np.median would find after two full sorts.
+        med = sigma = 0.0
+    else:
+        med = float(np.median(ink))
+        sigma = float(1.4826 * np.median(np.abs(ink - med)))
     threshold = max(INK_FLOOR, med + NOISE_SIGMAS * sigma)
     return InkMap(ink=ink, inverted=inverted, paper_level=paper, noise_sigma=sigma, threshold=threshold, scale=scale)
 
 
-def _neighbour_count(skel: np.ndarray) -> np.ndarray:
-    return cv2.filter2D(skel.astype(np.float32), -1, _NEIGHBOURS, borderType=cv2.BORDER_CONSTANT)
+def _box_sum(px: np.ndarray) -> np.ndarray:
+    """3x3 sum around each pixel of a 0/1 uint8 image, the pixel included (paper beyond the edge).
+
+    For a set pixel it is its neighbour count + 1; integer sums on uint8 instead of a float filter.
+    """
+    return cv2.boxFilter(px, -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+
+def _points(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(xs, ys) of the set pixels of a uint8 image in raster order, as np.nonzero gives them (~3x faster)."""
+    pts = cv2.findNonZero(px)
+    if pts is None:
+        empty = np.zeros(0, np.int32)
+        return empty, empty
+    pts = pts.reshape(-1, 2)
+    return pts[:, 0], pts[:, 1]
 
 
 def _prune_spurs(skel: np.ndarray, length: int) -> np.ndarray:
@@ -125,22 +158,22 @@ def _prune_spurs(skel: np.ndarray, length: int) -> np.ndarray:
     """
     if length <= 0:
         return skel
-    cur = skel.copy()
+    sk = skel.view(np.uint8)
+    cur = sk.copy()
     for _ in range(length):
-        nb = _neighbour_count(cur)
-        cur = cur & ~((nb <= 1) & cur)
-    ends = cur & (_neighbour_count(cur) == 1)
-    grown = ends.copy()
+        cur &= _box_sum(cur) > 2  # drop ends and lone pixels: at most one neighbour
+    grown = cur & (_box_sum(cur) == 2)  # the surviving ends: exactly one neighbour
     kernel = np.ones((3, 3), np.uint8)
     for _ in range(length):
-        grown = (cv2.dilate(grown.astype(np.uint8), kernel) > 0) & skel
-    pruned = cur | grown
-    n, labels = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8)
+        grown = cv2.dilate(grown, kernel) & sk
+    pruned = (cur | grown).view(bool)
+    n, labels = cv2.connectedComponents(sk, connectivity=8)
     if n > 1:
         kept = np.bincount(labels[pruned], minlength=n) > 0
         lost = ~kept
         lost[0] = False
-        pruned |= lost[labels]
+        if lost.any():
+            pruned |= lost[labels]
     return pruned
 
 
@@ -169,20 +202,29 @@ def _gap_pairs(
     return pairs
 
 
-def _objects(mask: np.ndarray, radius: float) -> tuple[list[tuple[int, int, int, int]], list[int]]:
-    """Group strokes closer than ~2 radius into objects; drop groups under 10 % of the largest."""
+def _objects(
+    mask: np.ndarray, xs: np.ndarray, ys: np.ndarray, radius: float
+) -> tuple[list[tuple[int, int, int, int]], list[int]]:
+    """Group strokes closer than ~2 radius into objects; drop groups under 10 % of the largest.
+
+    xs, ys are the coordinates of the mask's pixels.
+    """
     h, w = mask.shape
-    small = cv2.resize(mask.astype(np.uint8), (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    sw, sh = max(1, w // 2), max(1, h // 2)
+    small = cv2.resize(mask.astype(np.uint8, copy=False), (sw, sh), interpolation=cv2.INTER_AREA)
     small = (small > 0).astype(np.uint8)
     r = max(1, round(radius / 2))
     grown = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1)))
     n, labels = cv2.connectedComponents(grown, connectivity=8)
     if n <= 1:
         return [], []
-    full = cv2.resize(labels.astype(np.int32).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
-    full = full.astype(np.int32)
-    lab = np.where(mask, full, 0)
-    masses = np.bincount(lab.ravel(), minlength=n)
+    # The labels back at full size (nearest), read only at the ink pixels: masses and boxes come
+    # from them. An exact 2x upscale maps (x, y) to (x // 2, y // 2): no full-size label image.
+    if w == 2 * sw and h == 2 * sh:
+        lab = labels[ys >> 1, xs >> 1]
+    else:
+        lab = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)[ys, xs]
+    masses = np.bincount(lab, minlength=n)
     masses[0] = 0
     order = [int(i) for i in np.argsort(-masses) if masses[i] > 0]
     if not order:
@@ -193,9 +235,10 @@ def _objects(mask: np.ndarray, radius: float) -> tuple[list[tuple[int, int, int,
     for i in order:
         if masses[i] < 0.1 * top:
             break
-        ys, xs = np.nonzero(lab == i)
-        x0, y0 = int(xs.min()), int(ys.min())
-        boxes.append((x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1))
+        sel = lab == i
+        ox, oy = xs[sel], ys[sel]
+        x0, y0 = int(ox.min()), int(oy.min())
+        boxes.append((x0, y0, int(ox.max()) - x0 + 1, int(oy.max()) - y0 + 1))
         kept.append(int(masses[i]))
     return boxes, kept
 
@@ -204,58 +247,75 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
     """Stroke statistics of an ink map: skeleton length, faint share, ends, gaps, widths, objects."""
     h, w = ink.ink.shape
     smooth = cv2.GaussianBlur(ink.ink, (3, 3), 0)
-    raw_mask = (smooth > ink.threshold).astype(np.uint8)
-    n, labels, cc_stats, _ = cv2.connectedComponentsWithStats(raw_mask, connectivity=8)
+    full_mask = np.greater(smooth, ink.threshold).view(np.uint8)
+    # Everything below but the distance transform and the objects works on the box of the ink plus
+    # a one-pixel paper margin (clipped at the canvas edge, which every call below already treats as
+    # paper): components, thinning, pruning, 3x3 sums and contours never look past that margin, so
+    # the crop gives the same pixels in the same raster order at a fraction of the cost.
+    bx, by, bw, bh = cv2.boundingRect(full_mask)
+    x0, y0 = max(0, bx - 1), max(0, by - 1)
+    box = (slice(y0, by + bh + 1), slice(x0, bx + bw + 1))
+    raw_mask = full_mask[box]
+    # Grana's labelling gives the same components and areas as the default, with stats ~3x faster.
+    n, labels, cc_stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        raw_mask, 8, cv2.CV_32S, cv2.CCL_GRANA
+    )
     areas = cc_stats[:, cv2.CC_STAT_AREA]
     speck = areas < MIN_SPECK_AREA
     speck[0] = False
     specks = int(speck.sum())
-    mask = raw_mask.astype(bool) & ~speck[labels]
-    ink_share = float(mask.mean())
+    mask = raw_mask.astype(bool)
+    if specks:
+        mask &= ~speck[labels]
+    mask_u8 = mask.view(np.uint8)
+    ink_share = cv2.countNonZero(mask_u8) / (h * w)  # == mask.mean(): an exact count over the canvas
+    full_mask[box] = mask_u8
 
     skel = skeletonize(mask)
-    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
-    half = dist[skel]
-    median_half = float(np.median(half)) if half.size else 1.0
+    # Full size: on a crop the transform's float sums can differ in the last bit.
+    dist = cv2.distanceTransform(full_mask, cv2.DIST_L2, 3)[box]
+    median_half = float(np.median(dist[skel])) if skel.any() else 1.0
     skel = _prune_spurs(skel, max(2, round(1.5 * median_half)))
-    skel_px = int(skel.sum())
+    skel_px = int(np.count_nonzero(skel))
+    half = dist[skel]
 
     # Faint = construction-like: the stroke's local peak ink is well below the drawing's main ink.
-    peak = cv2.dilate(ink.ink, np.ones((3, 3), np.uint8))[skel]
+    peak = cv2.dilate(ink.ink[box], np.ones((3, 3), np.uint8))[skel]
     main_level = float(np.percentile(peak, 90)) if peak.size else 0.0
     faint = peak < FAINT_RATIO * main_level
     faint_px = int(faint.sum())
 
     # Width statistics of the main (non-faint) strokes: construction lines are measured apart.
-    widths = np.maximum(2.0 * dist[skel][~faint] - 1.0, 1.0)
+    widths = np.maximum(2.0 * half[~faint] - 1.0, 1.0)
     if widths.size:
         median_w, p10, p90 = (float(v) for v in np.percentile(widths, [50, 10, 90]))
     else:
         median_w = p10 = p90 = 0.0
     # Edge roughness: outline length against the two sides of a smooth stroke of that length.
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    contours, _ = cv2.findContours(mask_u8, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     outline = sum(cv2.arcLength(c, True) for c in contours)
 
-    nb = _neighbour_count(skel)
-    end_mask = skel & (nb == 1)
-    junction_mask = (skel & (nb >= 3)).astype(np.uint8)
+    sk = skel.view(np.uint8)
+    nb = _box_sum(sk)  # neighbours + 1 on the skeleton
+    end_mask = sk & (nb == 2)
+    junction_mask = sk & (nb >= 4)
     junctions = max(0, cv2.connectedComponents(junction_mask, connectivity=8)[0] - 1)
 
-    n_sk, sk_labels = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8)
-    comp_len = np.bincount(sk_labels.ravel(), minlength=n_sk).astype(np.float64)
-    comp_len[0] = 0
+    n_sk, sk_labels = cv2.connectedComponents(sk, connectivity=8)
+    comp_len = np.bincount(sk_labels[skel], minlength=n_sk).astype(np.float64)  # background stays 0
     side = float(max(h, w))
     gap_radius = float(np.clip(3.0 * median_w, 6.0, 0.04 * side))
-    ys, xs = np.nonzero(end_mask)
-    ends = np.stack([xs, ys], axis=1).astype(np.float64)
+    xs, ys = _points(end_mask)
+    ends = np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
     gaps = _gap_pairs(ends, sk_labels[ys, xs], comp_len, gap_radius)
     short_fragments = int(((comp_len > 0) & (comp_len < 0.05 * side)).sum())
 
     group_radius = max(0.03 * side, gap_radius)
-    boxes, masses = _objects(mask, group_radius)
+    xs, ys = _points(mask_u8)
+    boxes, masses = _objects(full_mask, xs + x0, ys + y0, group_radius)
     return StrokeStats(
         height=h, width=w, ink_share=ink_share, skeleton_px=skel_px, faint_skeleton_px=faint_px,
-        endpoints=int(end_mask.sum()), junctions=int(junctions), gap_pairs=gaps,
+        endpoints=len(ends), junctions=int(junctions), gap_pairs=gaps,
         short_fragments=short_fragments, specks=specks, median_width=median_w, width_p10=p10,
         width_p90=p90, object_boxes=boxes, object_masses=masses, gap_radius=gap_radius,
         group_radius=group_radius, outline_px=float(outline),
