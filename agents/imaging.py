@@ -89,9 +89,30 @@ def _canonical_rgb(f: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
+def _composite_table() -> np.ndarray:
+    """(alpha << 8 | value) -> the float32 _canonical_rgb gives a uint8 value under a uint8 alpha."""
+    v = np.arange(256, dtype=np.float32) / 255.0  # the same float32 operations as _float01 ...
+    a = v[:, None]
+    return np.ascontiguousarray((v[None, :] * a + (1.0 - a)).ravel())  # ... and _canonical_rgb
+
+
+_COMPOSITE = _composite_table()
+
+
+def _composite_u8(arr: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 2|4) on white paper, bit for bit what the float route gives, ~2x faster: each
+    output depends on one (value, alpha) pair, so a 65536-entry table replaces the float arithmetic."""
+    alpha = arr[:, :, -1].astype(np.uint16) << 8
+    colour = arr[:, :, :-1] if arr.shape[2] == 4 else np.repeat(arr[:, :, :1], 3, axis=2)
+    return np.take(_COMPOSITE, colour + alpha[:, :, None])
+
+
 def to_rgb_float(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Return (H, W, 3) float32 RGB in 0..1; alpha is composited on white paper."""
-    return _canonical_rgb(_float01(_checked_array(image, name), name))
+    arr = _checked_array(image, name)
+    if arr.dtype == np.uint8 and arr.shape[2] in (2, 4):
+        return _composite_u8(arr)
+    return _canonical_rgb(_float01(arr, name))
 
 
 def to_rgb_float_within(image: np.ndarray, max_side: int, name: str = "image") -> tuple[np.ndarray, float]:
@@ -101,7 +122,8 @@ def to_rgb_float_within(image: np.ndarray, max_side: int, name: str = "image") -
     the float route by at most 1e-5 (rounding to 1/65535), a third of the cost. Float images
     are checked at full size (a NaN or out-of-range pixel must not be averaged away) and only the
     small copy is clipped. Gray images are resized as one plane and spread to RGB afterwards.
-    Images with alpha take the exact route: compositing does not commute with integer rounding.
+    Images with alpha are composited at full size (it does not commute with integer rounding), uint8
+    ones through an exact table.
     """
     arr = _checked_array(image, name)
     if arr.shape[2] in (2, 4):

@@ -67,3 +67,20 @@ def test_fit_within_bounds_the_longer_side():
     assert out.shape == (150, 600, 3) and s == pytest.approx(0.5)
     same, s1 = fit_within(img, 2000)
     assert same is img and s1 == 1.0
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_uint8_alpha_compositing_is_exact_for_every_value_and_alpha(channels: int) -> None:
+    # uint8 images with alpha go through a lookup table; it must give what float32 arithmetic gives.
+    v, a = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8))
+    colour = [v, v[::-1], np.roll(v, 7, axis=1)][: channels - 1]
+    img = np.stack([*colour, a], axis=2)
+    f = img.astype(np.float32) / np.float32(255.0)
+    alpha = f[:, :, -1:]
+    expected = f[:, :, :-1] * alpha + (np.float32(1.0) - alpha)
+    if channels == 2:
+        expected = np.repeat(expected, 3, axis=2)
+    got = to_rgb_float(img)
+    assert got.dtype == np.float32 and got.shape == (256, 256, 3)
+    assert np.array_equal(got, expected)
+    assert got[0, 0, 0] == 1.0 and got[255, 0, 0] == 0.0  # transparent -> paper, opaque black stays black
