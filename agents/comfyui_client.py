@@ -12,9 +12,12 @@ node_errors), ExecutionFailed (execution_error), Interrupted, RunTimeout, Server
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import urlsplit, urlunsplit
@@ -132,6 +135,24 @@ def _interrupted(data: dict[str, Any]) -> Interrupted:
                        None if node_id is None else str(node_id), data.get("node_type"))
 
 
+def _close_quietly(ws: Any) -> None:
+    if ws is not None:
+        try:
+            ws.close(timeout=0.2)
+        except (OSError, websocket.WebSocketException):
+            pass  # already gone: nothing to close
+
+
+@dataclass
+class _Socket:
+    """The websocket one prompt is followed on; kept = reused from an earlier prompt."""
+
+    ws: Any
+    kept: bool
+    reconnect: Callable[[], Any] | None
+    client_id: str
+
+
 class ComfyClient:
     """One server, one client id (the websocket sees only the prompts this client submitted)."""
 
@@ -158,11 +179,18 @@ class ComfyClient:
         self._http.auth = requests.utils.get_netrc_auth(self.url)
         self._http.trust_env = False
         self._prompts: dict[str, dict[str, Any]] = {}  # prompt_id -> submitted graph, for class_type in progress
+        # The websocket is kept between prompts (a connect is ~2 ms of a run's overhead here); one thread
+        # uses it at a time, another thread running a prompt meanwhile opens its own.
+        self._ws: Any = None
+        self._ws_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ComfyClient({self.url!r})"
 
     def close(self) -> None:
+        with self._ws_lock:
+            _close_quietly(self._ws)
+            self._ws = None
         self._http.close()
 
     def __enter__(self) -> ComfyClient:
@@ -236,11 +264,15 @@ class ComfyClient:
 
     # ---- prompts ----
 
-    def submit(self, prompt: dict[str, Any]) -> str:
-        """POST the API-format prompt; returns its prompt_id or raises PromptRejected naming the nodes."""
+    def submit(self, prompt: dict[str, Any], *, client_id: str | None = None) -> str:
+        """POST the API-format prompt; returns its prompt_id or raises PromptRejected naming the nodes.
+
+        client_id: whose websocket the server reports the prompt's progress to (default: this client's).
+        """
         if self.alive_check is not None:
             self.alive_check()
-        resp = self._request("POST", "/prompt", json={"prompt": prompt, "client_id": self.client_id})
+        body = {"prompt": prompt, "client_id": client_id or self.client_id}
+        resp = self._request("POST", "/prompt", json=body)
         if resp.status_code == 400:
             try:
                 data = resp.json()
@@ -261,11 +293,11 @@ class ComfyClient:
         self._prompts[prompt_id] = prompt
         return prompt_id
 
-    def _connect_ws(self) -> Any:
+    def _connect_ws(self, client_id: str | None = None) -> Any:
         try:
             # Frames are decoded and parsed as JSON anyway; the library's own UTF-8 check is pure Python
             # (a per-byte loop: ~5 ms for the ~21 KB of messages of a run).
-            return websocket.create_connection(f"{self.ws_url}?clientId={self.client_id}",
+            return websocket.create_connection(f"{self.ws_url}?clientId={client_id or self.client_id}",
                                                timeout=min(self.timeout, 10.0), skip_utf8_validation=True)
         except (OSError, websocket.WebSocketException):
             return None  # /history polling does the job without progress reports
@@ -273,13 +305,10 @@ class ComfyClient:
     def run(self, prompt: dict[str, Any], *, timeout: float = 600, progress: ProgressCallback | None = None,
             on_message: MessageCallback | None = None) -> dict[str, Any]:
         """Submit and follow to the end; returns the /history entry (prompt, outputs, status)."""
-        ws = self._connect_ws()  # before submitting, so no early message is missed
-        try:
-            prompt_id = self.submit(prompt)
-            return self._wait(prompt_id, ws, timeout=timeout, progress=progress, on_message=on_message)
-        finally:
-            if ws is not None:
-                ws.close()
+        with self._socket() as sock:  # connected before submitting, so no early message is missed
+            prompt_id = self.submit(prompt, client_id=sock.client_id)
+            return self._wait(prompt_id, sock, timeout=timeout, progress=progress, on_message=on_message,
+                              just_submitted=True)
 
     def wait(self, prompt_id: str, *, timeout: float = 600, progress: ProgressCallback | None = None,
              on_message: MessageCallback | None = None) -> dict[str, Any]:
@@ -288,20 +317,56 @@ class ComfyClient:
         Raises ExecutionFailed / Interrupted naming the node, RunTimeout after timeout seconds (the prompt
         is then cancelled on the server), and on Ctrl-C cancels the prompt before re-raising.
         """
-        ws = self._connect_ws()
-        try:
-            return self._wait(prompt_id, ws, timeout=timeout, progress=progress, on_message=on_message)
-        finally:
-            if ws is not None:
-                ws.close()
+        with self._socket() as sock:
+            return self._wait(prompt_id, sock, timeout=timeout, progress=progress, on_message=on_message,
+                              just_submitted=False)
 
-    def _wait(self, prompt_id: str, ws: Any, *, timeout: float, progress: ProgressCallback | None,
-              on_message: MessageCallback | None) -> dict[str, Any]:
+    @contextmanager
+    def _socket(self) -> Iterator[_Socket]:
+        if not self._ws_lock.acquire(blocking=False):
+            # Another thread follows a prompt on the kept socket. The server keeps one socket per client
+            # id (a second connection under the same id would take the first one's messages), so this
+            # prompt gets an id and a socket of its own.
+            client_id = uuid.uuid4().hex
+            own = _Socket(self._connect_ws(client_id), kept=False, reconnect=None, client_id=client_id)
+            try:
+                yield own
+            finally:
+                _close_quietly(own.ws)
+            return
+        try:
+            kept = self._ws is not None and bool(getattr(self._ws, "connected", False))
+            if not kept:
+                _close_quietly(self._ws)
+                self._ws = self._connect_ws()
+            sock = _Socket(self._ws, kept=kept, reconnect=self._connect_ws, client_id=self.client_id)
+            ended_cleanly = False
+            try:
+                yield sock
+                ended_cleanly = True
+            finally:
+                self._ws = sock.ws
+                if not ended_cleanly:  # an error or Ctrl-C may leave half a frame unread: start afresh
+                    _close_quietly(self._ws)
+                    self._ws = None
+        finally:
+            self._ws_lock.release()
+
+    def _wait(self, prompt_id: str, sock: _Socket, *, timeout: float, progress: ProgressCallback | None,
+              on_message: MessageCallback | None, just_submitted: bool) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         try:
-            entry = self._finished(prompt_id)  # a resumed wait may find it done already
-            if entry is None and ws is not None:
-                entry = self._follow_ws(ws, prompt_id, deadline, progress, on_message)
+            # A resumed wait may find the prompt done already; one just submitted is followed at once.
+            entry = None if just_submitted else self._finished(prompt_id)
+            if entry is None and sock.ws is not None:
+                entry = self._follow_ws(sock.ws, prompt_id, deadline, progress, on_message)
+                if entry is None and sock.kept and sock.reconnect is not None:
+                    # The kept socket had gone stale between prompts (a restarted server, an idle timeout
+                    # on the way): connect again, and ask /history for what the old one missed.
+                    sock.ws, sock.kept = sock.reconnect(), False
+                    entry = self._finished(prompt_id)
+                    if entry is None and sock.ws is not None:
+                        entry = self._follow_ws(sock.ws, prompt_id, deadline, progress, on_message)
             while entry is None:
                 if time.monotonic() > deadline:
                     raise RunTimeout(f"prompt {prompt_id} did not finish within {timeout:g} s on {self.url}")
@@ -366,6 +431,7 @@ class ComfyClient:
             except UnicodeDecodeError:
                 continue  # a text frame that is not UTF-8 (validation is skipped above): not a message of ours
             except (OSError, websocket.WebSocketException):
+                _close_quietly(ws)
                 return None  # connection lost: /history polling takes over
             if not isinstance(raw, str):
                 continue  # binary frames are latent previews

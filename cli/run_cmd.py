@@ -73,8 +73,8 @@ class RecordingClient(ComfyClient):
         self._keep(entry, events)
         return entry
 
-    def submit(self, prompt: dict[str, Any]) -> str:
-        prompt_id = super().submit(prompt)
+    def submit(self, prompt: dict[str, Any], *, client_id: str | None = None) -> str:
+        prompt_id = super().submit(prompt, client_id=client_id)
         self.submitted[prompt_id] = time.time()
         return prompt_id
 
@@ -215,11 +215,11 @@ def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Pat
     """run_pair on one server plus its report; the exceptions of run_pair pass through (the log row is marked)."""
     from agents.m4_runner import run_pair
 
-    client = RecordingClient(target.url)
-    result = run_pair(client, sketch=sketch, reference=reference, out_dir=out_dir, log=log, template=template,
-                      prepare=target.prepare, tags=tags, batch_id=batch_id, force_retry=force_retry,
-                      progress=progress, plan_on_server=plan_on_server)
-    page = pair_report(result, client, log, sketch=sketch, reference=reference, target=target) if report else None
+    with RecordingClient(target.url) as client:
+        result = run_pair(client, sketch=sketch, reference=reference, out_dir=out_dir, log=log, template=template,
+                          prepare=target.prepare, tags=tags, batch_id=batch_id, force_retry=force_retry,
+                          progress=progress, plan_on_server=plan_on_server)
+        page = pair_report(result, client, log, sketch=sketch, reference=reference, target=target) if report else None
     return result, page
 
 

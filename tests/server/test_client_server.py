@@ -207,3 +207,84 @@ def test_a_run_past_its_timeout_is_cancelled_on_the_server(client, comfy_server)
     while client.queue_remaining() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert client.queue_remaining() == 0
+
+
+# --- the websocket kept between prompts --------------------------------------------------------
+
+@pytest.fixture()
+def connects(monkeypatch):
+    """Counts the websocket connections the client opens (the real ones, passed through)."""
+    import agents.comfyui_client as cc
+
+    opened: list[object] = []
+    real = cc.websocket.create_connection
+
+    def counting(*args, **kwargs):
+        ws = real(*args, **kwargs)
+        opened.append(ws)
+        return ws
+
+    monkeypatch.setattr(cc.websocket, "create_connection", counting)
+    return opened
+
+
+def _progress_run(client: ComfyClient, checkpoint: str, seed: int) -> list[dict]:
+    steps: list[dict] = []
+    entry = client.run(txt2img_prompt(checkpoint, steps=2, seed=seed, prefix="m4_kept_ws"), timeout=120,
+                       progress=steps.append)
+    assert entry["outputs"]["9"]["images"]
+    return steps
+
+
+def test_one_websocket_serves_the_prompts_of_a_client(comfy_server, connects):
+    seed = time.time_ns() % 2**31
+    with ComfyClient(comfy_server.url, timeout=30) as client:
+        for i in range(3):
+            steps = _progress_run(client, comfy_server.checkpoint, seed + i)
+            assert any(s["type"] == "progress" for s in steps)  # followed on the socket, not by polling
+    assert len(connects) == 1
+    assert not connects[0].connected  # closed with the client
+
+
+def test_a_kept_websocket_that_went_stale_is_replaced_and_still_reports_progress(comfy_server, connects):
+    seed = time.time_ns() % 2**31
+    with ComfyClient(comfy_server.url, timeout=30) as client:
+        _progress_run(client, comfy_server.checkpoint, seed)
+        connects[0].sock.shutdown(2)  # the connection dies between prompts; the client has not noticed
+        steps = _progress_run(client, comfy_server.checkpoint, seed + 1)
+    assert len(connects) == 2
+    assert any(s["type"] == "progress" for s in steps)
+
+
+def test_two_threads_running_on_one_client_each_get_a_websocket(comfy_server, connects):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    seed = time.time_ns() % 2**31
+    second_reported = threading.Event()
+    got: dict[str, list[dict]] = {"first": [], "second": []}
+
+    def first(step: dict) -> None:
+        got["first"].append(step)
+        if step["type"] == "progress":  # hold the kept socket until the second prompt reports progress
+            second_reported.wait(120)
+
+    def second(step: dict) -> None:
+        got["second"].append(step)
+        if step["type"] == "progress":
+            second_reported.set()
+
+    def run(seed_: int, callback) -> dict:
+        return client.run(txt2img_prompt(comfy_server.checkpoint, steps=2, seed=seed_, prefix="m4_two"),
+                          timeout=240, progress=callback)
+
+    with ComfyClient(comfy_server.url, timeout=30) as client, ThreadPoolExecutor(2) as pool:
+        a = pool.submit(run, seed, first)
+        while not got["first"]:  # the first thread owns the kept socket before the second starts
+            time.sleep(0.01)
+        b = pool.submit(run, seed + 1, second)
+        entries = [a.result(timeout=300), b.result(timeout=300)]
+    assert second_reported.is_set()  # the second prompt's messages reached its own socket
+    assert all(e["outputs"]["9"]["images"] for e in entries)
+    assert any(s["type"] == "progress" for s in got["first"])
+    assert len(connects) == 2
