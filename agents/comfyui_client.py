@@ -11,6 +11,7 @@ node_errors), ExecutionFailed (execution_error), Interrupted, RunTimeout, Server
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -30,6 +31,7 @@ HISTORY_POLL_S = 5.0
 POLL_S = 0.25
 OUTPUT_KINDS = ("images", "gifs", "videos", "audio")
 OUTPUT_TYPES = ("output", "temp", "input")
+UPLOAD_SUBFOLDER = "m4"  # upload_input's folder inside the server's input folder
 
 
 class ComfyClientError(RuntimeError):
@@ -237,11 +239,38 @@ class ComfyClient:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"image: {path} is not a file")
-        with open(path, "rb") as fh:
-            data = {"overwrite": "true" if overwrite else "false", "type": "input", "subfolder": subfolder}
-            info = self._json("POST", "/upload/image", files={"image": (path.name, fh)}, data=data,
-                              timeout=max(self.timeout, 60.0))
+        return self._post_image(path.name, path.read_bytes(), subfolder=subfolder, overwrite=overwrite)
+
+    def _post_image(self, name: str, payload: bytes, *, subfolder: str, overwrite: bool) -> str:
+        data = {"overwrite": "true" if overwrite else "false", "type": "input", "subfolder": subfolder}
+        info = self._json("POST", "/upload/image", files={"image": (name, payload)}, data=data,
+                          timeout=max(self.timeout, 60.0))
         return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else str(info["name"])
+
+    def input_exists(self, name: str, subfolder: str = "") -> bool:
+        """Whether the server's input folder holds subfolder/name (HEAD /view: no file is sent)."""
+        resp = self._request("HEAD", "/view", params={"filename": name, "subfolder": subfolder, "type": "input"})
+        if resp.status_code in (200, 404):
+            return resp.status_code == 200
+        raise ComfyClientError(f"HEAD /view {subfolder}/{name} (input) answered HTTP {resp.status_code}")
+
+    def upload_input(self, path: Path | str, *, subfolder: str = UPLOAD_SUBFOLDER) -> str:
+        """Upload a local image under a name made from its content, unless the server already has it;
+        returns the name LoadImage takes ('m4/<stem>-<16 hex digits of its SHA-256><suffix>').
+
+        The same bytes always get the same name, so a batch sends a shared reference to each server
+        once (later runs find it with a HEAD), and a file of the user's that happens to have the same
+        name in the input folder is never overwritten.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"image: {path} is not a file")
+        payload = path.read_bytes()
+        stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in path.stem)[:60] or "image"
+        name = f"{stem}-{hashlib.sha256(payload).hexdigest()[:16]}{path.suffix.lower()}"
+        if self.input_exists(name, subfolder):
+            return f"{subfolder}/{name}" if subfolder else name
+        return self._post_image(name, payload, subfolder=subfolder, overwrite=True)  # same name = same bytes
 
     def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:  # noqa: A002  (the API's name)
         resp = self._request("GET", "/view", params={"filename": filename, "subfolder": subfolder, "type": type},

@@ -134,7 +134,8 @@ def _plan_request(sketch: Path, reference: Path | Future[ImageMeasures], tags: s
 
 
 def _upload_pair(client: ComfyClient, sketch: Path, reference: Path) -> dict[str, str]:
-    return {"sketch": client.upload_image(sketch), "reference": client.upload_image(reference)}
+    # Content-addressed: a reference shared by a batch goes to each server once.
+    return {"sketch": client.upload_input(sketch), "reference": client.upload_input(reference)}
 
 
 class _Attempt:

@@ -3,9 +3,12 @@
 Run from the repository root: `python bench/bench_client.py [runs]`. Starts a headless ComfyUI with the
 RANDOM-WEIGHT STAND-IN models (64x64, 3 steps when the steps are literal values), runs
 agents.m4_runner.run_pair `runs` times per mode after one warm-up, the bundled sketches in turn with one
-reference, the two modes alternating so machine noise hits both alike:
-  cold     the reference cache emptied first: nothing reused from an earlier run (a lone `./m4 run`)
-  batch    the reference measured by an earlier run is reused (each further pair of `./m4 batch`)
+reference, the two modes alternating so machine noise hits both alike. Every run's sketch is a new file
+(same pixels, bytes no earlier run saw), so its upload and analysis really happen:
+  cold     the reference is a new file too: nothing is found on the server or in the client's
+           reference cache (the first `./m4 run` with a new reference)
+  batch    the reference of the earlier pairs: measured once per process and uploaded once per server
+           (each further pair of `./m4 batch`)
 and per run prints:
   wall     run_pair end to end (planning, template apply, upload, submit/wait, download, judge, log; both
            attempts when the judge fails the first)
@@ -31,10 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image, PngImagePlugin
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.m4_runner import clear_reference_cache, run_pair  # noqa: E402
+from agents.m4_runner import run_pair  # noqa: E402
 from agents.run_log import RunLog  # noqa: E402
 from cli.run_cmd import (  # noqa: E402
     RecordingClient,
@@ -49,9 +54,20 @@ REPO = Path(__file__).resolve().parents[1]
 SKETCHES = sorted((REPO / "tests" / "fixtures" / "sketches").glob("*.png"))
 REFERENCE = REPO / "tests" / "fixtures" / "references" / "saber.png"
 STAGES = ("planning", "uploading", "applying", "running", "downloading", "judging")
-# cold: nothing measured before (the reference cache is emptied first), as a lone `./m4 run` pays.
-# batch: a new sketch with the reference the previous runs used, as `./m4 batch` pays per pair.
+# cold: nothing seen before: new sketch and reference files (the client's reference cache emptied, the
+#       server has neither), as the first `./m4 run` with a new reference pays.
+# batch: a new sketch file with the reference earlier pairs used, as each further pair of `./m4 batch` pays.
 MODES = ("cold", "batch")
+
+
+def _fresh_copy(src: Path, dest: Path, tag: str) -> Path:
+    """src's pixels in a file whose bytes no earlier run saw (a text chunk differs), so its upload and
+    analysis really happen instead of being found on the server or in a cache."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("m4-bench", tag)
+    with Image.open(src) as img:
+        img.save(dest, pnginfo=info)
+    return dest
 
 
 class _StampedLog(RunLog):
@@ -67,14 +83,15 @@ class _StampedLog(RunLog):
             self.judged[run_id] = time.perf_counter()
 
 
-def _one_run(server_url: str, target, log: _StampedLog, sketch: Path, out: Path, plan_on_server: bool) -> dict:
+def _one_run(server_url: str, target, log: _StampedLog, sketch: Path, reference: Path, out: Path,
+             plan_on_server: bool) -> dict:
     with RecordingClient(server_url) as client:  # a new client per pair, as ./m4 run and batch make
         t0, c0 = time.perf_counter(), time.process_time()
-        result = run_pair(client, sketch=sketch, reference=REFERENCE, out_dir=out, log=log,
+        result = run_pair(client, sketch=sketch, reference=reference, out_dir=out, log=log,
                           prepare=target.prepare, plan_on_server=plan_on_server)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         t1 = time.perf_counter()
-        pair_report(result, client, log, sketch=sketch, reference=REFERENCE, target=target)
+        pair_report(result, client, log, sketch=sketch, reference=reference, target=target)
         report_s = time.perf_counter() - t1
     served = [server_seconds(client.entries[p]) for p in client.waited]
     if any(s is None for s in served):
@@ -110,13 +127,15 @@ def main(runs: int = 5, plan_on_server: bool = False) -> None:
             n = 0
             for i in range(runs + 1):
                 for mode in MODES:  # side by side, so machine noise hits both modes alike
-                    sketch = SKETCHES[n % len(SKETCHES)]
                     n += 1
-                    if mode == "cold":
-                        clear_reference_cache()
-                    r = _one_run(server.url, target, log, sketch, Path(tmp) / f"r{n}", plan_on_server)
+                    sketch = _fresh_copy(SKETCHES[n % len(SKETCHES)], Path(tmp) / f"sketch{n}.png", str(n))
+                    reference = REFERENCE
+                    if mode == "cold":  # bytes never seen: a miss in the client's cache and on the server
+                        reference = _fresh_copy(REFERENCE, Path(tmp) / f"reference{n}.png", str(n))
+                    r = _one_run(server.url, target, log, sketch, reference, Path(tmp) / f"r{n}", plan_on_server)
                     label = "warm-up" if i == 0 else f"run {i}"
-                    print(f"{label:<8} {mode:<5} [{where}] {sketch.name:<17} attempts={r['attempts']} "
+                    shown = SKETCHES[n % len(SKETCHES)].name
+                    print(f"{label:<8} {mode:<5} [{where}] {shown:<17} attempts={r['attempts']} "
                           f"wall={r['wall'] * 1000:7.1f} ms server={r['server'] * 1000:7.1f} ms "
                           f"queued={r['queued'] * 1000:6.1f} ms overhead={r['own'] * 1000:6.1f} ms "
                           f"client cpu={r['cpu'] * 1000:6.1f} ms  "
@@ -125,7 +144,7 @@ def main(runs: int = 5, plan_on_server: bool = False) -> None:
                     if i:
                         rows[mode].append(r)
             print(f"\nclient overhead per run (target < 100 ms), {runs} runs per mode, reference {REFERENCE.name}, "
-                  f"sketches cycling over {len(SKETCHES)}:")
+                  f"sketches cycling over {len(SKETCHES)} (new bytes each run):")
             for mode in MODES:
                 own = [r["own"] for r in rows[mode]]
                 first = statistics.median([r["first"] for r in rows[mode]])

@@ -288,3 +288,39 @@ def test_two_threads_running_on_one_client_each_get_a_websocket(comfy_server, co
     assert all(e["outputs"]["9"]["images"] for e in entries)
     assert any(s["type"] == "progress" for s in got["first"])
     assert len(connects) == 2
+
+
+def test_upload_input_is_content_addressed_sent_once_and_spares_same_named_files(client, comfy_server, tmp_path):
+    import re
+    import shutil
+
+    src = tmp_path / "my sketch.png"
+    shutil.copyfile(SKETCH, src)
+    inputs = comfy_server.base_dir / "input"
+    users_own = inputs / "my sketch.png"  # a file of the user's with the same name: never touched
+    users_own.write_bytes(b"the user's own file")
+    posts: list[str] = []
+    real_post = client._post_image
+
+    def counting(name, payload, **kwargs):
+        posts.append(name)
+        return real_post(name, payload, **kwargs)
+
+    client._post_image = counting
+    name = client.upload_input(src)
+    assert re.fullmatch(r"m4/my_sketch-[0-9a-f]{16}\.png", name)
+    on_server = inputs / name
+    assert on_server.read_bytes() == src.read_bytes()
+    stamp = on_server.stat().st_mtime_ns
+    assert client.upload_input(src) == name and len(posts) == 1  # found by HEAD, not sent again
+    assert on_server.stat().st_mtime_ns == stamp
+    assert users_own.read_bytes() == b"the user's own file"
+
+    shutil.copyfile(REFERENCE, src)  # same local name, new drawing: a new server name
+    other = client.upload_input(src)
+    assert other != name and len(posts) == 2 and (inputs / other).read_bytes() == src.read_bytes()
+
+    on_server.unlink()  # removed on the server: sent again
+    assert not client.input_exists(name.split("/")[1], "m4")
+    shutil.copyfile(SKETCH, src)
+    assert client.upload_input(src) == name and len(posts) == 3 and on_server.is_file()
