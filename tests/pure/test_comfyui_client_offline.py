@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -49,28 +51,37 @@ class _Peer(BaseHTTPRequestHandler):
             return
         query = parse_qs(parts.query, keep_blank_values=True)
         type(self).requests.append(query)
-        body = f"IMG:{query['subfolder'][0]}/{query['filename'][0]}".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        _reply(self, f"IMG:{query['subfolder'][0]}/{query['filename'][0]}".encode(), "image/png")
 
     def log_message(self, *args: object) -> None:
         pass
 
 
-@pytest.fixture()
-def peer():
-    _Peer.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Peer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def _reply(handler: BaseHTTPRequestHandler, body: bytes, content_type: str) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering with `handler`; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture()
+def peer():
+    _Peer.requests = []
+    with _serving(_Peer) as url:
+        yield url
 
 
 def _entry(*images: dict[str, str]) -> dict:
@@ -171,12 +182,7 @@ class _Proxy(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802  (http.server's name)
         type(self).seen.append((self.path, self.headers.get("Host", "")))
-        body = b'{"queue_running": [], "queue_pending": [["x"]]}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        _reply(self, b'{"queue_running": [], "queue_pending": [["x"]]}', "application/json")
 
     def log_message(self, *args: object) -> None:
         pass
@@ -185,13 +191,8 @@ class _Proxy(BaseHTTPRequestHandler):
 @pytest.fixture()
 def proxy():
     _Proxy.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(_Proxy) as url:
+        yield url
 
 
 def test_a_proxy_from_the_environment_is_still_used(proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
