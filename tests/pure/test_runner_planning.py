@@ -93,3 +93,41 @@ def test_a_cached_reference_plans_exactly_like_a_fresh_one(shared_data: Path) ->
     a, r, plan = m4_runner._plan_request(shared_data / "sketches" / "user_1.png", ref, "", pol)
     assert plans[0] == plans[2] == (a.to_dict(), r.to_dict(), plan.to_dict())
     assert plans[1] != plans[0]
+
+
+def _closed_port_client():
+    import socket
+
+    from agents.comfyui_client import ComfyClient
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return ComfyClient(f"http://127.0.0.1:{port}", timeout=2)
+
+
+def test_a_bad_reference_fails_planning_by_name_while_the_upload_fails_beside_it(shared_data, tmp_path) -> None:
+    from agents.run_log import RunLog
+
+    bad = tmp_path / "style.png"
+    bad.write_text("not an image")
+    with RunLog(tmp_path / "runs.db") as log, _closed_port_client() as client:
+        with pytest.raises(ImageInputError, match="style.png"):
+            m4_runner.run_pair(client, sketch=shared_data / "sketches" / "user_1.png", reference=bad,
+                               out_dir=tmp_path / "out", log=log)
+        [row] = log.runs()
+    assert (row["status"], row["stage"]) == ("incomplete", "planning")
+    assert "style.png" in row["error"]
+
+
+def test_an_unreachable_server_fails_at_uploading_after_planning(shared_data, tmp_path) -> None:
+    from agents.comfyui_client import ServerUnavailable
+    from agents.run_log import RunLog
+
+    with RunLog(tmp_path / "runs.db") as log, _closed_port_client() as client:
+        with pytest.raises(ServerUnavailable):
+            m4_runner.run_pair(client, sketch=shared_data / "sketches" / "user_1.png",
+                               reference=shared_data / "references" / "madoka.jpg", out_dir=tmp_path / "out", log=log)
+        [row] = log.runs()
+    assert (row["status"], row["stage"]) == ("incomplete", "uploading")
+    assert row["plan"]  # the plan made beside the failed upload is kept in the log
