@@ -89,33 +89,54 @@ def stage_of(prefix: Any, node_id: str) -> str:
 
 # One style reference usually serves a whole batch of sketches: its measurements (a few KB) are kept by
 # the file's content hash, so each further pair skips decoding and measuring it again (~45 ms here).
+# Entries are futures: a second thread asking for a reference being measured waits for that result.
 _REFERENCE_CACHE_SIZE = 8
-_reference_cache: OrderedDict[str, ImageMeasures] = OrderedDict()
+_reference_cache: OrderedDict[str, Future[ImageMeasures]] = OrderedDict()
 _reference_lock = threading.Lock()  # batch runs pairs on several threads
 
 
 def reference_measures(path: Path) -> ImageMeasures:
     """Reference Compare's measurements of the reference file at `path`, from the cache when its bytes
-    were measured before in this process."""
+    were measured (or are being measured) before in this process."""
     if not path.is_file():
         raise ImageInputError(f"image file not found: {path}")
     data = path.read_bytes()
     key = hashlib.sha256(data).hexdigest()
+    owner = False
     with _reference_lock:
-        hit = _reference_cache.get(key)
-        if hit is not None:
+        pending = _reference_cache.get(key)
+        if pending is not None:
             _reference_cache.move_to_end(key)
-            return hit
-    measures = measure_image(decode_image(data, path.name), path.name)
-    with _reference_lock:
-        _reference_cache[key] = measures
-        while len(_reference_cache) > _REFERENCE_CACHE_SIZE:
-            _reference_cache.popitem(last=False)
-    return measures
+        else:
+            pending = _reference_cache[key] = Future()
+            owner = True
+            while len(_reference_cache) > _REFERENCE_CACHE_SIZE:
+                _reference_cache.popitem(last=False)
+    if owner:
+        try:
+            pending.set_result(measure_image(decode_image(data, path.name), path.name))
+        except BaseException as exc:
+            pending.set_exception(exc)
+            with _reference_lock:  # a failure is not kept: the next call tries again
+                if _reference_cache.get(key) is pending:
+                    del _reference_cache[key]
+    return pending.result()
+
+
+def prefetch_reference(path: Path) -> None:
+    """Start measuring a reference on a background thread (the CLI does while it connects to the server);
+    run_pair then finds it done or waits for it. Errors surface in run_pair, named, not here."""
+    def measure() -> None:
+        try:
+            reference_measures(path)
+        except Exception:  # noqa: S110  (run_pair reports it with the stage it failed in)
+            pass
+
+    threading.Thread(target=measure, name="m4-reference-prefetch", daemon=True).start()
 
 
 def clear_reference_cache() -> None:
-    """Forget every cached reference measurement (the benchmark's cold runs)."""
+    """Forget every cached reference measurement."""
     with _reference_lock:
         _reference_cache.clear()
 

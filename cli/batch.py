@@ -263,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     open_log(args.log).close()  # create the folder and the schema before the workers open it
+    if not args.plan_on_server and pairs:
+        from agents.m4_runner import prefetch_reference
+
+        prefetch_reference(pairs[0][1])  # measured while the servers start; later pairs share it by content
     local_servers = [] if args.server else start_local_servers(args.local)
     stop = threading.Event()
     try:

@@ -289,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     assert reference is not None  # noqa: S101  (resolve_pairs keeps the required --reference)
+    if not args.plan_on_server:  # measured while the server starts or answers /object_info
+        from agents.m4_runner import prefetch_reference
+
+        prefetch_reference(reference)
     out_dir = Path(args.out).resolve() if args.out else Path("m4-output").resolve() / sketch.stem
     local_servers = [] if args.server else start_local_servers(1)
     try:

@@ -131,3 +131,56 @@ def test_an_unreachable_server_fails_at_uploading_after_planning(shared_data, tm
         [row] = log.runs()
     assert (row["status"], row["stage"]) == ("incomplete", "uploading")
     assert row["plan"]  # the plan made beside the failed upload is kept in the log
+
+
+def test_threads_asking_for_one_reference_share_one_measurement(shared_data, monkeypatch) -> None:
+    import threading
+    import time
+
+    calls: list[str] = []
+    real = m4_runner.measure_image
+
+    def slow(image, name, **kwargs):
+        calls.append(name)
+        time.sleep(0.2)  # long enough for every thread to ask while it runs
+        return real(image, name, **kwargs)
+
+    monkeypatch.setattr(m4_runner, "measure_image", slow)
+    ref = shared_data / "references" / "madoka.jpg"
+    start = threading.Barrier(4)
+
+    def ask(_: int):
+        start.wait()
+        return m4_runner.reference_measures(ref)
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(ask, range(4)))
+    assert calls == ["madoka.jpg"]
+    assert all(m is got[0] for m in got)
+
+
+def test_a_failed_measurement_is_not_kept(tmp_path) -> None:
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    for _ in range(2):  # raised again, not served from the cache
+        with pytest.raises(ImageInputError, match="notes.png"):
+            m4_runner.reference_measures(bad)
+    assert len(m4_runner._reference_cache) == 0
+
+
+def test_prefetch_measures_once_for_the_run_that_follows(shared_data, monkeypatch) -> None:
+    calls: list[str] = []
+    real = m4_runner.measure_image
+
+    def counting(image, name, **kwargs):
+        calls.append(name)
+        return real(image, name, **kwargs)
+
+    monkeypatch.setattr(m4_runner, "measure_image", counting)
+    ref = shared_data / "references" / "saber.png"
+    m4_runner.prefetch_reference(ref)
+    m4_runner.prefetch_reference(tmp_missing := shared_data / "references" / "no-such-file.png")  # errors stay quiet
+    measured = m4_runner.reference_measures(ref)
+    assert calls == ["saber.png"] and measured is m4_runner.reference_measures(ref)
+    with pytest.raises(ImageInputError, match="no-such-file.png"):
+        m4_runner.reference_measures(tmp_missing)  # ... and come back, named, where the run asks
