@@ -162,6 +162,8 @@ function liveStep(detail) {
     canvas = document.createElement("canvas");
     canvas.width = 300; canvas.height = 120;
     canvas.className = "m4-live";
+    // The browser may discard a canvas it does not show (memory pressure): redraw when it is given back.
+    canvas.addEventListener("contextrestored", () => drawSchedule(canvas, node.m4Live || [], "live CFG"));
     el.appendChild(canvas);
   }
   drawSchedule(canvas, node.m4Live, "live CFG");

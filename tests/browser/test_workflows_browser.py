@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from host.browser import fit_graph, open_comfy, screenshot, unexpected_console_errors
 
@@ -208,14 +209,21 @@ def test_adaptive_cfg_schedule_is_drawn_live_on_the_patch_node(comfy_server, bro
     assert sigmas == sorted(sigmas, reverse=True), "points arrive in sampling order (falling sigma)"
     assert any(p["uncond"] is False for p in live), "linear_up skips the unconditional pass at high noise"
     assert any(p["uncond"] is True for p in live)
-    drawn = page.evaluate(
-        f"""() => {{
+    lit_pixels = f"""() => {{
             const c = app.graph.getNodeById({patch_id}).m4Element?.querySelector('canvas.m4-live');
             if (!c) return null;
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let lit = 0;
             for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 150) lit++;
             return lit;
-        }}""")
-    assert drawn and drawn > 20, "the live CFG curve was not drawn"
+        }}"""
+    # Polled, not read once: the canvas is drawn as events arrive, and a read between two events (or
+    # while the browser restores a discarded canvas) must not decide the test.
+    try:
+        page.wait_for_function(f"() => (({lit_pixels})() ?? 0) > 20", timeout=15_000)
+    except PlaywrightTimeout:
+        state = page.evaluate(f"() => ({{lit: ({lit_pixels})(), points: app.graph.getNodeById({patch_id}).m4Live"
+                              f"?.length, canvases: app.graph.getNodeById({patch_id}).m4Element"
+                              f"?.querySelectorAll('canvas').length}})")
+        pytest.fail(f"the live CFG curve was not drawn: {state}")
     assert unexpected_console_errors(page) == []
