@@ -147,11 +147,10 @@ def _close_quietly(ws: Any) -> None:
 
 @dataclass
 class _Socket:
-    """The websocket one prompt is followed on; kept = reused from an earlier prompt."""
+    """The websocket one prompt is followed on (under client_id); kept = reused from an earlier prompt."""
 
     ws: Any
     kept: bool
-    reconnect: Callable[[], Any] | None
     client_id: str
 
 
@@ -357,7 +356,7 @@ class ComfyClient:
             # id (a second connection under the same id would take the first one's messages), so this
             # prompt gets an id and a socket of its own.
             client_id = uuid.uuid4().hex
-            own = _Socket(self._connect_ws(client_id), kept=False, reconnect=None, client_id=client_id)
+            own = _Socket(self._connect_ws(client_id), kept=False, client_id=client_id)
             try:
                 yield own
             finally:
@@ -368,7 +367,7 @@ class ComfyClient:
             if not kept:
                 _close_quietly(self._ws)
                 self._ws = self._connect_ws()
-            sock = _Socket(self._ws, kept=kept, reconnect=self._connect_ws, client_id=self.client_id)
+            sock = _Socket(self._ws, kept=kept, client_id=self.client_id)
             ended_cleanly = False
             try:
                 yield sock
@@ -389,10 +388,10 @@ class ComfyClient:
             entry = None if just_submitted else self._finished(prompt_id)
             if entry is None and sock.ws is not None:
                 entry = self._follow_ws(sock.ws, prompt_id, deadline, progress, on_message)
-                if entry is None and sock.kept and sock.reconnect is not None:
+                if entry is None and sock.kept:
                     # The kept socket had gone stale between prompts (a restarted server, an idle timeout
                     # on the way): connect again, and ask /history for what the old one missed.
-                    sock.ws, sock.kept = sock.reconnect(), False
+                    sock.ws, sock.kept = self._connect_ws(sock.client_id), False
                     entry = self._finished(prompt_id)
                     if entry is None and sock.ws is not None:
                         entry = self._follow_ws(sock.ws, prompt_id, deadline, progress, on_message)
