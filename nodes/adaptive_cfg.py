@@ -50,11 +50,11 @@ def sigma_to_t_norm(model_sampling: Any, sigma: float) -> float:
     return table.t_norm(float(sigma))
 
 
-def run_progress(sample_sigmas: torch.Tensor | None, sigma: float) -> float:
+def run_progress(sample_sigmas: list[float] | None, sigma: float) -> float:
     """0 at the run's first sigma, 1 at its last non-zero one (log scale), by noise level."""
     if sample_sigmas is None or len(sample_sigmas) < 2:
         return 0.0
-    s = [float(v) for v in sample_sigmas if float(v) > 0]
+    s = [v for v in sample_sigmas if v > 0]
     if len(s) < 2 or sigma <= 0:
         return 1.0
     top, bottom = math.log(s[0]), math.log(s[-1])
@@ -81,8 +81,8 @@ class RunState:
     def __init__(self, settings: GuidanceSettings, node_id: str | None, sink: Callable[[dict], None] | None):
         self.node_id = node_id
         self.sink = sink
-        self.sample_sigmas: torch.Tensor | None = None
-        self._t_cache: dict[float, float] = {}
+        # The run's sigmas as Python floats, read once: they may live on the GPU, and every call needs them.
+        self.sigma_values: list[float] | None = None
         self.controller = GuidanceController(settings, on_entry=self._emit)
 
     def _emit(self, e: ScheduleEntry) -> None:
@@ -90,15 +90,9 @@ class RunState:
             send_event({"node": self.node_id, "sigma": e.sigma, "cfg": e.cfg, "uncond": e.uncond,
                         "index": e.index, "skipped": e.skipped})
 
-    def t_norm(self, model_sampling: Any, sigma: float) -> float:
-        t = self._t_cache.get(sigma)
-        if t is None:
-            t = self._t_cache[sigma] = sigma_to_t_norm(model_sampling, sigma)
-        return t
-
     def summary(self) -> dict:
         out = self.controller.summary()
-        sig = [] if self.sample_sigmas is None else [float(v) for v in self.sample_sigmas]
+        sig = self.sigma_values or []
         steps = max(len(sig) - 1, 0)
         out["sample_sigmas"] = [round(v, 6) for v in sig]
         out["steps"] = steps
@@ -124,11 +118,11 @@ def adaptive_step(call_next: CallNext, state: RunState, inner_model: Any, base_c
                   x: torch.Tensor, timestep: torch.Tensor, model_options: dict, seed: Any) -> torch.Tensor:
     """One model call at the adaptive scale; feeds the result back to the controller."""
     transformer_options = model_options.get("transformer_options", {})
-    if state.sample_sigmas is None:
-        state.sample_sigmas = transformer_options.get("sample_sigmas")
+    if state.sigma_values is None and transformer_options.get("sample_sigmas") is not None:
+        state.sigma_values = [float(v) for v in transformer_options["sample_sigmas"].tolist()]
     sigma = float(timestep.flatten()[0])
-    t_norm = state.t_norm(inner_model.model_sampling, sigma)
-    progress = run_progress(state.sample_sigmas, sigma)
+    t_norm = sigma_to_t_norm(inner_model.model_sampling, sigma)
+    progress = run_progress(state.sigma_values, sigma)
     ctl = state.controller
     plan = ctl.begin(base_cfg, sigma, t_norm)
     if plan.frozen is not None:
@@ -339,14 +333,14 @@ def node_id_of(cls: type[io.ComfyNode]) -> str | None:
 def settings_from_inputs(schedule: str, cfg_min: float, cfg_max: float, skip_below: float, quality_adjust: bool,
                          agreement_cutoff: float, interval_sigma_lo: float, interval_sigma_hi: float,
                          early_stop: bool, early_stop_tolerance: float, base_override: float | None = None,
-                         frames_in_batch: bool = False, cap_at_base: bool = False) -> GuidanceSettings:
+                         cap_at_base: bool = False) -> GuidanceSettings:
     return GuidanceSettings(
         schedule=schedule, cfg_min=cfg_min, cfg_max=cfg_max, skip_below=skip_below,
         quality_adjust=quality_adjust, agreement_cutoff=agreement_cutoff,
         interval_sigma_lo=interval_sigma_lo, interval_sigma_hi=interval_sigma_hi,
         base_override=base_override,
         early_exit=EarlyExitSettings(tolerance=early_stop_tolerance) if early_stop else None,
-        frames_in_batch=frames_in_batch, cap_at_base=bool(cap_at_base),
+        cap_at_base=bool(cap_at_base),
     )
 
 

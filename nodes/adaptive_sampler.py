@@ -3,7 +3,6 @@ KSampler with adaptive CFG that returns the schedule it used as data, JSON and a
 
 from __future__ import annotations
 
-import io as pyio
 import json
 import logging
 
@@ -132,10 +131,8 @@ def plot_schedule(summary: dict, width: int = 640, height: int = 320) -> torch.T
         ax.legend(fontsize=7, loc="upper right")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        buf = pyio.BytesIO()
         fig.canvas.draw()
         rgba = np.asarray(fig.canvas.buffer_rgba())
-        buf.close()
     finally:
         plt.close(fig)
     return torch.from_numpy(rgba[..., :3].astype(np.float32) / 255.0).unsqueeze(0)

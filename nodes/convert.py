@@ -15,8 +15,3 @@ def image_batch_to_numpy(image: torch.Tensor, input_name: str) -> list[np.ndarra
         raise ValueError(f"{input_name}: the image batch is empty")
     arr = image.detach().to("cpu", torch.float32).numpy()
     return [np.ascontiguousarray(arr[i]) for i in range(arr.shape[0])]
-
-
-def numpy_to_image_batch(images: list[np.ndarray]) -> torch.Tensor:
-    """List of (H, W, 3) float 0..1 arrays of one size -> IMAGE [B, H, W, 3]."""
-    return torch.from_numpy(np.stack([np.asarray(i, dtype=np.float32) for i in images]))

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from ..agents.animation_director import safer_retry
 from ..agents.line_quality import METRICS, LineQualityScores, judge, score_line_art
-from ..agents.policy import load_policy
+from ..agents.policy import default_policy
 from .convert import image_batch_to_numpy
 from .types import CATEGORY, Plan
 
@@ -79,7 +79,7 @@ class M4LineQualityAnalyzer(io.ComfyNode):
         arrays = image_batch_to_numpy(image, "image")
         scores = [score_line_art(a) for a in arrays]
         worst = _worst(scores)
-        policy = load_policy()
+        policy = default_policy()
         thresholds = dict(policy.line_quality)
         verdict = judge(worst, thresholds)
         retry_plan = plan

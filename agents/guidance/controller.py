@@ -98,7 +98,6 @@ class GuidanceController:
         self._guidance_off = False  # Adaptive Guidance latch
         self.stopped_at_sigma: float | None = None
         self._frozen: torch.Tensor | None = None
-        self.model_rows = 0  # rows evaluated (cond + uncond), for the caller's report
 
     def effective_cfg(self, base: float, t_norm: float, sigma: float) -> tuple[float, float | None]:
         """The scale for one call and the schedule weight behind it (None = guidance off)."""
@@ -153,10 +152,6 @@ class GuidanceController:
         if self.early is not None and self.early.update(denoised, sigma, progress):
             self._frozen = denoised.detach().clone()
             self.stopped_at_sigma = float(sigma)
-
-    @property
-    def stopped(self) -> bool:
-        return self._frozen is not None
 
     def _record(self, entry: ScheduleEntry) -> None:
         self.entries.append(entry)
