@@ -30,7 +30,7 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from .image_features import WORK_SIDE
-from .imaging import fit_within, max_channel_distance, to_gray
+from .imaging import border_colour, fit_within, max_channel_distance, to_gray
 
 HEAD_SHARE = 0.5
 HEAD_WIDTH_CAP = 0.8  # a tall, full-figure box: the head region stops at 0.8 box widths
@@ -53,10 +53,7 @@ class HeadBlobs:
 
 
 def _subject_mask(rgb: np.ndarray) -> np.ndarray:
-    border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
-                             rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
-    bg = np.median(border, axis=0)
-    mask = (max_channel_distance(rgb, bg) > _BG_DIFF).astype(np.uint8)
+    mask = (max_channel_distance(rgb, border_colour(rgb)) > _BG_DIFF).astype(np.uint8)
     k = max(3, (max(rgb.shape[:2]) // 64) | 1)
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
 

@@ -146,6 +146,13 @@ def to_rgb_float_within(image: np.ndarray, max_side: int, name: str = "image") -
     return _canonical_rgb(f[:, :, None] if f.ndim == 2 else f), scale
 
 
+def border_colour(rgb: np.ndarray) -> np.ndarray:
+    """Median colour of an (H, W, 3) image's two-pixel border: its paper or background."""
+    border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
+                             rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
+    return np.median(border, axis=0)
+
+
 def max_channel_distance(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Per pixel max over channels of |rgb - colour|; plane by plane, because numpy's reduction over a
     length-3 last axis is several times slower than the arithmetic itself."""

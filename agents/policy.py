@@ -19,7 +19,6 @@ from typing import Any
 DEFAULT_POLICY_PATH = Path(__file__).with_name("m4_policy.toml")
 
 CASES = ("single_simple", "single_complex", "multi_object")
-OBJECT_SCALES = ("small", "medium", "large")
 REFERENCE_MODES = ("off", "guarded", "style", "identity")
 SIGNAL_NAMES = ("S", "R", "D", "P", "intent", "influence")
 DRIVERS = SIGNAL_NAMES + tuple(f"inv_{s}" for s in SIGNAL_NAMES)
@@ -251,7 +250,7 @@ def _parse_cases(raw: Mapping[str, Any], cfg: Mapping[str, float],
     return cases
 
 
-def _parse_prompts(raw: Mapping[str, Any], numbers: dict[str, float]) -> dict[str, Any]:
+def _parse_prompts(raw: Mapping[str, Any]) -> dict[str, Any]:
     section = _table(raw, "prompts", "prompts")
     _no_unknown(section, (*_PROMPT_LISTS, "conflict_pairs", *_PROMPT_NUMBERS), "prompts")
     out: dict[str, Any] = {}
@@ -266,6 +265,7 @@ def _parse_prompts(raw: Mapping[str, Any], numbers: dict[str, float]) -> dict[st
     ):
         raise PolicyError(f"policy key prompts.conflict_pairs: expected a list of [tag, tag] pairs, got {pairs!r}")
     out["conflict_pairs"] = tuple((a, b) for a, b in pairs)
+    numbers: dict[str, float] = {}
     for key, (lo, hi) in _PROMPT_NUMBERS.items():
         numbers[key] = _number(section, key, f"prompts.{key}", lo, hi)
     for mode in out["style_modes"]:
@@ -343,7 +343,7 @@ def parse_policy(raw: Mapping[str, Any], source: str = "<dict>") -> Policy:
         hard_rules=MappingProxyType(sections["hard_rules"]),
         sanitise=MappingProxyType(sections["sanitise"]),
         line_quality=line_quality,
-        prompts=MappingProxyType(_parse_prompts(raw, {})),
+        prompts=MappingProxyType(_parse_prompts(raw)),
         source=source,
     )
 

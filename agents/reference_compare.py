@@ -41,7 +41,7 @@ from .image_features import (
     line_map,
     working_gray,
 )
-from .imaging import fit_within, max_channel_distance, to_rgb_float_within
+from .imaging import border_colour, fit_within, max_channel_distance, to_rgb_float_within
 from .tag_conflict import text_conflict
 
 CR_THRESHOLD = 0.15
@@ -56,13 +56,10 @@ class ReferenceInputError(ValueError):
 
 def colored_statistic(rgb: np.ndarray) -> tuple[float, float]:
     """(mean saturation over content pixels, share of pixels counted as content)."""
-    small, _ = fit_within(rgb, 512)
+    small, _ = fit_within(rgb, WORK_SIDE)
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     s, v = hsv[:, :, 1], hsv[:, :, 2]
-    border = np.concatenate([small[:2].reshape(-1, 3), small[-2:].reshape(-1, 3),
-                             small[:, :2].reshape(-1, 3), small[:, -2:].reshape(-1, 3)])
-    bg = np.median(border, axis=0)
-    background = (max_channel_distance(small, bg) < 0.1) | ((v > 0.92) & (s < 0.08))
+    background = (max_channel_distance(small, border_colour(small)) < 0.1) | ((v > 0.92) & (s < 0.08))
     content = ~background & (v >= 0.15)
     n = int(np.count_nonzero(content))
     if n == 0:
@@ -71,21 +68,12 @@ def colored_statistic(rgb: np.ndarray) -> tuple[float, float]:
 
 
 def _style_terms(ea: float, eb: float, ca: float, cb: float) -> tuple[float, dict[str, float]]:
+    """D and its parts (formula in the module docstring) from both images' edge densities and contrasts."""
     edge_term = abs(ea - eb) / max(ea, eb, _EDGE_FLOOR)
     contrast_term = abs(ca - cb) / max(ca, cb, _CONTRAST_FLOOR)
     d = float(np.clip(0.5 * edge_term + 0.5 * contrast_term, 0.0, 1.0))
     return d, {"edge_density_sketch": ea, "edge_density_reference": eb, "contrast_sketch": ca,
                "contrast_reference": cb, "edge_term": edge_term, "contrast_term": contrast_term}
-
-
-def style_distance(gray_a: np.ndarray, gray_b: np.ndarray) -> tuple[float, dict[str, float]]:
-    """D and its parts (formula in the module docstring)."""
-    return _style_terms(edge_density(gray_a), edge_density(gray_b), gray_contrast(gray_a), gray_contrast(gray_b))
-
-
-def classical_similarity(gray_a: np.ndarray, gray_b: np.ndarray) -> float:
-    """Layout similarity of two images' line maps, 0..1."""
-    return descriptor_similarity(layout_descriptor(line_map(gray_a)), layout_descriptor(line_map(gray_b)))
 
 
 @dataclass(frozen=True)

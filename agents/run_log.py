@@ -81,6 +81,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _pair_key(sketch_sha: str, reference_sha: str | None) -> str:
+    # batch resume compares RunLog.pair_key with the keys start_run wrote: one formula for both
+    return hashlib.sha256(f"{sketch_sha}:{reference_sha or 'no-reference'}".encode()).hexdigest()
+
+
 def schema_version(db: sqlite3.Connection) -> int:
     db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -155,8 +160,7 @@ class RunLog:
     @staticmethod
     def pair_key(sketch: Path | str, reference: Path | str | None) -> str:
         """sha256 over the two files' contents: the same images under other paths are the same pair."""
-        ref = file_sha256(Path(reference)) if reference is not None else "no-reference"
-        return hashlib.sha256(f"{file_sha256(Path(sketch))}:{ref}".encode()).hexdigest()
+        return _pair_key(file_sha256(Path(sketch)), file_sha256(Path(reference)) if reference is not None else None)
 
     def start_run(self, *, sketch: Path, reference: Path | None, server: str, batch_id: str | None = None,
                   attempt: int = 1, parent_run: int | None = None) -> int:
@@ -172,7 +176,7 @@ class RunLog:
             self._require(parent_run)
         sketch_sha = file_sha256(sketch)
         ref_sha = file_sha256(ref) if ref is not None else None
-        key = hashlib.sha256(f"{sketch_sha}:{ref_sha or 'no-reference'}".encode()).hexdigest()
+        key = _pair_key(sketch_sha, ref_sha)
         now = time.time()
         cur = self._db.execute(
             "INSERT INTO runs (created_at, updated_at, batch_id, attempt, parent_run, server, sketch_path, "

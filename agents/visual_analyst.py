@@ -177,7 +177,7 @@ def analyse(
     measurements = {
         "ink_share": s.ink_share, "skeleton_px": float(s.skeleton_px), "faint_px": float(s.faint_skeleton_px),
         "endpoints": float(s.endpoints), "junctions": float(s.junctions), "gap_pairs": float(s.gap_pairs),
-        "short_fragments": float(s.short_fragments), "specks": float(s.specks),
+        "short_fragments": float(s.short_fragments),
         "median_stroke_width_px": s.median_width, "gap_radius_px": s.gap_radius,
         "group_radius_px": s.group_radius, "working_scale": ink.scale * pre_scale, "inverted": float(ink.inverted),
         "paper_level": ink.paper_level, "ink_threshold": ink.threshold,
