@@ -238,5 +238,9 @@ def judge(scores: LineQualityScores, thresholds: Mapping[str, float]) -> LineQua
     failures += [m for m in METRICS if getattr(scores, m) > thresholds[f"max_{m}"]]
     if not failures:
         return LineQualityVerdict(True, [], {})
-    retry = {k.removeprefix("retry_"): float(thresholds[k]) for k in RETRY_KEYS}
-    return LineQualityVerdict(False, failures, retry)
+    return LineQualityVerdict(False, failures, retry_steps(thresholds))
+
+
+def retry_steps(thresholds: Mapping[str, Any]) -> dict[str, float]:
+    """The policy's retry decreases as safer_retry's keywords (cfg2_step, ip2_step, denoise2_step)."""
+    return {k.removeprefix("retry_"): float(thresholds[k]) for k in RETRY_KEYS}

@@ -32,7 +32,7 @@ from .apply_plan import (
 from .comfyui_client import ComfyClient, ProgressCallback
 from .image_features import WORK_SIDE as COMPARE_SIDE
 from .imaging import ImageInputError, decode_image, load_image, to_rgb_float_within
-from .line_quality import judge, score_line_art
+from .line_quality import judge, retry_steps, score_line_art
 from .plan_types import Plan
 from .policy import Policy, default_policy
 from .prompt_engineer import build_prompts, parse_tags
@@ -177,6 +177,13 @@ class _Attempt:
         self.timings[f"{stage}_s"] = round(time.perf_counter() - started, 4)
         self.log.record(self.run_id, timings=self.timings)
 
+    def log_plan(self, plan: Plan, prompts: dict[str, Any], *, analysis: dict[str, Any],
+                 reference: dict[str, Any]) -> None:
+        """The first attempt's plan, prompts and the reports it came from, in one write."""
+        self.metrics.update(analysis=analysis, reference=reference)
+        self.log.record(self.run_id, plan=plan.to_dict(), diagnostics=plan.diagnostics, prompts=prompts,
+                        metrics=self.metrics)
+
 
 def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Path, log: RunLog,
              template: Path | None = None, prepare: Callable[[dict], dict] | None = None, tags: str = "",
@@ -217,10 +224,8 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
             analysis, report, first = _plan_request(sketch, pool.submit(reference_measures, reference), tags, pol)
             prompts = build_prompts(first, analysis, parse_tags(tags) if tags else None, pol)
             first = first.with_prompts(prompts.prompts())
-            log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
-                       prompts={**prompts.prompts(), "notes": prompts.notes})
-            current.metrics.update(analysis=analysis.to_dict(), reference=report.to_dict())
-            log.record(current.run_id, metrics=current.metrics)
+            current.log_plan(first, {**prompts.prompts(), "notes": prompts.notes},
+                             analysis=analysis.to_dict(), reference=report.to_dict())
             current.stage_done("planning", t)
 
         t = current.stage_start("uploading")
@@ -237,10 +242,7 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
         if plan_on_server:  # the server's agents planned: read their reports back for the log and the retry
             reports = planning_reports(entry)
             first = plan_from_reports(reports)
-            log.record(current.run_id, plan=first.to_dict(), diagnostics=first.diagnostics,
-                       prompts=dict(first.prompts))
-            current.metrics.update(analysis=reports["analysis"], reference=reports["reference"])
-            log.record(current.run_id, metrics=current.metrics)
+            current.log_plan(first, dict(first.prompts), analysis=reports["analysis"], reference=reports["reference"])
         attempt["plan"] = first.to_dict()
         result.attempts.append(attempt)
         if attempt["accepted"]:
@@ -249,14 +251,10 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
             return result
 
         verdict = attempt["verdict"]
-        steps = verdict.get("retry") or {}
-        reason = ("forced by the caller (force_retry)" if force_retry and verdict.get("passed")
-                  else "line quality failed: " + ", ".join(verdict.get("failures") or ["?"]))
-        lq = pol.line_quality
-        retry_plan = safer_retry(first, pol, cfg2_step=float(steps.get("cfg2_step", lq["retry_cfg2_step"])),
-                                 ip2_step=float(steps.get("ip2_step", lq["retry_ip2_step"])),
-                                 denoise2_step=float(steps.get("denoise2_step", lq["retry_denoise2_step"])),
-                                 reason=reason)
+        reason = ("forced by the caller (force_retry)" if force_retry and verdict["passed"]
+                  else "line quality failed: " + ", ".join(verdict["failures"]))
+        # Not accepted, so the verdict carries the policy's steps (judge on a fail, _run_attempt when forced).
+        retry_plan = safer_retry(first, pol, **verdict["retry"], reason=reason)
         bad = plan_violations(retry_plan, pol)
         if bad:  # safer_retry checks its rules; the bounds check here is the belt to its braces
             raise RuntimeError(f"the safer retry plan breaks {bad}")
@@ -326,8 +324,7 @@ def _run_attempt(client: ComfyClient, row: _Attempt, workflow: Workflow, dest: P
     if force_fail:
         verdict_d["forced_retry"] = True
         if not verdict.retry:  # a passing image still needs the policy's steps to retry with
-            verdict_d["retry"] = {k.removeprefix("retry_"): float(v) for k, v in pol.line_quality.items()
-                                  if k.startswith("retry_")}
+            verdict_d["retry"] = retry_steps(pol.line_quality)
     accepted = verdict.passed and not force_fail
     # passed = accepted by the feedback pass; a first attempt with passed = 0 is not a finished pair.
     row.metrics.update(line_quality=scores.to_dict(), final_image=str(final))
