@@ -407,6 +407,8 @@ class ComfyClient:
         except KeyboardInterrupt:
             self._cancel_quietly(prompt_id)
             raise
+        finally:
+            self._prompts.pop(prompt_id, None)  # its graph named the nodes in progress reports: not needed now
 
     def _cancel_quietly(self, prompt_id: str) -> None:
         try:

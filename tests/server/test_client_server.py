@@ -193,11 +193,19 @@ def test_path_traversal_in_a_history_entry_is_refused(client, comfy_server, tmp_
 def test_a_run_past_its_timeout_is_cancelled_on_the_server(client, comfy_server):
     # 400 sampler steps take far longer than the half-second limit on this CPU server
     prompt = txt2img_prompt(comfy_server.checkpoint, steps=400, seed=time.time_ns() % 2**31, prefix="m4_client_slow")
+    ids: list[str] = []
+    real_submit = client.submit
+
+    def recording(graph: dict, **kwargs) -> str:
+        ids.append(real_submit(graph, **kwargs))
+        return ids[-1]
+
+    client.submit = recording
     started = time.monotonic()
     with pytest.raises(RunTimeout, match="did not finish"):
         client.run(prompt, timeout=0.5)
     assert time.monotonic() - started < 15
-    prompt_id = next(iter(client._prompts))  # the one prompt this client submitted
+    [prompt_id] = ids  # the one prompt this client submitted
     # the client cancelled it: the server ends it as interrupted instead of running 400 steps
     with pytest.raises(Interrupted) as info:
         client.wait(prompt_id, timeout=60)
@@ -207,6 +215,7 @@ def test_a_run_past_its_timeout_is_cancelled_on_the_server(client, comfy_server)
     while client.queue_remaining() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert client.queue_remaining() == 0
+    assert client._prompts == {}  # a graph is kept only while its prompt is followed
 
 
 # --- the websocket kept between prompts --------------------------------------------------------
