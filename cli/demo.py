@@ -75,12 +75,6 @@ def _summary_row(name: str, result: dict[str, Any]) -> str:
             f"{sig_txt}")
 
 
-def missing_node_types(server: Any, workflow: dict[str, Any]) -> list[str]:
-    """Node types the workflow needs that the server does not have."""
-    info = server.object_info()
-    return sorted({node["class_type"] for node in workflow.values()} - set(info))
-
-
 def run_locked_template(server: Any, result: dict[str, Any], sketch_name: str, reference_name: str,
                         out_dir: Path, label: str) -> dict[str, Any]:
     """Apply the plan to the static template, swap in the stand-in models and run it; a summary for plan.json."""
@@ -134,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cli.local_comfy import LocalComfy
     from cli.report import write_report
+    from cli.run_cmd import missing_node_types
 
     run_template = not args.plan_only
     print(f"[m4] {len(pairs)} sketch(es) -> {out_root}")
@@ -149,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[m4] ComfyUI {server.version} ready at {server.url} in {time.monotonic() - t0:.1f} s", flush=True)
         skip_reason = None
         if run_template:
-            missing = missing_node_types(server, _template_for_check())
+            missing = missing_node_types(server.object_info(), TEMPLATE)
             if missing:
                 skip_reason = f"the server lacks node type(s) {missing} (install the node packs the template uses)"
                 print(f"[m4] template runs skipped: {skip_reason}", flush=True)
@@ -195,9 +190,3 @@ def main(argv: list[str] | None = None) -> int:
     if run_template and ran:
         print("[m4] the stage1.png / final.png images come from random-weight stand-in models, not a real checkpoint")
     return 0
-
-
-def _template_for_check() -> dict[str, Any]:
-    from agents.apply_plan import load_template
-
-    return load_template(TEMPLATE)

@@ -254,12 +254,7 @@ class LocalComfy:
 
     def queue(self, prompt: dict[str, Any], client_id: str | None = None) -> str:
         """POST the API-format prompt; returns its prompt_id or raises PromptRejected naming the nodes."""
-        if client_id and client_id != self.client.client_id:
-            return ComfyClient(self.url, client_id=client_id, alive_check=self._check_alive).submit(prompt)
-        return self.client.submit(prompt)
-
-    def history(self, prompt_id: str) -> dict[str, Any] | None:
-        return self.client.history(prompt_id)
+        return self.client.submit(prompt, client_id=client_id)
 
     def run(
         self, api_prompt: dict[str, Any], timeout: float = 180, progress: ProgressCallback | None = None,
@@ -274,9 +269,6 @@ class LocalComfy:
                                    on_message=on_message)
         except RunTimeout as exc:
             raise RunTimeout(f"{exc}; log:\n{self.log_tail()}") from exc
-
-    def interrupt(self) -> None:
-        self.client.interrupt()
 
     def upload_image(self, path: Path | str) -> str:
         """Upload a local image into the server's input folder; returns the name LoadImage takes."""

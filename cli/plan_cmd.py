@@ -7,6 +7,7 @@ readable report.html beside it.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,20 @@ from cli.inputs import add_pair_arguments, pairs_from_args, read_image
 
 REPO = Path(__file__).resolve().parents[1]
 PLANNED_BY = "the M4 agents in this process (no ComfyUI server)"
+
+
+def _reference_measures(path: Path) -> Any:
+    """The reference measured once for all the sketches of one command (compare() takes the measures);
+    a file changed in between (size or modification time) is measured again."""
+    stat = path.stat() if path.is_file() else None
+    return _measures_of(path, None if stat is None else (stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _measures_of(path: Path, _stamp: tuple[int, int] | None) -> Any:
+    from agents.reference_compare import measure_image
+
+    return measure_image(read_image(path, "reference"), "reference")
 
 
 def plan_pair(sketch: Path, reference: Path | None, tags: str = "") -> dict[str, Any]:
@@ -28,9 +43,9 @@ def plan_pair(sketch: Path, reference: Path | None, tags: str = "") -> dict[str,
     from agents.visual_analyst import analyse
 
     sketch_img = read_image(Path(sketch), "sketch")
-    ref_img = read_image(Path(reference), "reference") if reference is not None else None
+    measured = _reference_measures(Path(reference)) if reference is not None else None
     analysis = analyse(sketch_img, Path(sketch).name, text_tags=tags or None)
-    report = compare(sketch_img, ref_img, sketch_tags=tags or None)
+    report = compare(sketch_img, measured, sketch_tags=tags or None)
     planned = make_plan(analysis, report)
     prompts = build_prompts(planned, analysis, parse_tags(tags) if tags else None)
     return {

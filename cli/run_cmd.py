@@ -9,7 +9,6 @@ SQLite run log (./m4 runs queries it); the per-run report is <out>/report.html.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -18,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.comfyui_client import ComfyClient, ComfyClientError
+from cli.runs_cmd import DEFAULT_LOG
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = {"static": REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.json",
              "adaptive": REPO / "workflows" / "api" / "Animation_Workflow_M4_Adaptive_Api.json"}
-DEFAULT_LOG = Path(os.environ.get("M4_RUN_LOG") or Path("m4-output") / "m4_runs.sqlite3")
 # The generated stand-ins' file-name stems (cli/standin_checkpoint.py): how --standins finds them on a server.
 STANDIN_CHECKPOINT_STEM = "m4-standin-sd15"
 STANDIN_CONTROLNET_STEM = "m4-standin-controlnet-sd15"
@@ -59,9 +58,9 @@ class RecordingClient(ComfyClient):
 
         return record
 
-    def _keep(self, entry: dict[str, Any], events: list[dict[str, Any]], prompt_id: str | None = None) -> None:
+    def _keep(self, entry: dict[str, Any], events: list[dict[str, Any]]) -> None:
         prompt = entry.get("prompt")
-        pid = prompt_id or (str(prompt[1]) if isinstance(prompt, list) and len(prompt) > 1 else f"#{len(self.waited)}")
+        pid = str(prompt[1]) if isinstance(prompt, list) and len(prompt) > 1 else f"#{len(self.waited)}"
         self.waited.append(pid)
         self.entries[pid] = entry
         self.guidance[pid] = events
@@ -77,14 +76,6 @@ class RecordingClient(ComfyClient):
         prompt_id = super().submit(prompt, client_id=client_id)
         self.submitted[prompt_id] = time.time()
         return prompt_id
-
-    def wait(self, prompt_id: str, *, timeout: float = 600, progress: Any = None,
-             on_message: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        events: list[dict[str, Any]] = []
-        entry = super().wait(prompt_id, timeout=timeout, progress=progress,
-                             on_message=self._recorder(on_message, events))
-        self._keep(entry, events, prompt_id)
-        return entry
 
 
 def status_stamps(entry: dict[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+# Here, not in run_cmd: `./m4 runs` only reads the log and need not import the HTTP client at start-up.
+DEFAULT_LOG = Path(os.environ.get("M4_RUN_LOG") or Path("m4-output") / "m4_runs.sqlite3")
 
 STATUSES = ("done", "failed", "incomplete", "running")
 COLUMNS = ("id", "status", "stage", "attempt", "passed", "batch_id", "server", "sketch", "reference", "error")
@@ -37,8 +41,6 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cli.run_cmd import DEFAULT_LOG
-
     parser = argparse.ArgumentParser(prog="./m4 runs", description=__doc__.splitlines()[0])
     parser.add_argument("--log", default=str(DEFAULT_LOG),
                         help=f"SQLite run log (default: $M4_RUN_LOG or ./{DEFAULT_LOG})")

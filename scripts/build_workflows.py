@@ -372,14 +372,10 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
 
     if adaptive:  # the adaptive-CFG patch between each IP-Adapter and its sampler
         twin = json.loads(ADAPTIVE_API_TEMPLATE.read_text(encoding="utf-8"))
-
-        def settings(node: int) -> dict[str, Any]:
-            return {k: v for k, v in twin[str(node)]["inputs"].items() if not isinstance(v, list)}
-
         g.add(ADAPTIVE_KS1, "M4AdaptiveCFG", (_X["s2"], 480), "Stage 1 (structure)", "Adaptive CFG (KS1)",
-              values=settings(ADAPTIVE_KS1))
+              values=_api_values(twin[str(ADAPTIVE_KS1)]))
         g.add(ADAPTIVE_KS2, "M4AdaptiveCFG", (_X["s2"], _S2 + 280), "Stage 2 (cleanup)", "Adaptive CFG (KS2)",
-              values=settings(ADAPTIVE_KS2))
+              values=_api_values(twin[str(ADAPTIVE_KS2)]))
         model_feeds = {"5": (ADAPTIVE_KS1, "66"), "55": (ADAPTIVE_KS2, "105")}
     else:
         model_feeds = {}
@@ -593,10 +589,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.refresh_snapshot:
         refresh_snapshot(args.refresh_snapshot)
         print(f"wrote {SNAPSHOT.relative_to(REPO)}")
-    for path in write_all(args.out):
+    written = write_all(args.out)
+    for path in written:
         print(f"wrote {path}")
     if args.thumbnails:
-        render_thumbnails(args.thumbnails, [name[:-5] for name in build_all()], args.out)
+        render_thumbnails(args.thumbnails, [path.stem for path in written], args.out)
     return 0
 
 
