@@ -51,26 +51,6 @@ def setup():
         "m4_director.agents.guidance")
 
 
-def build_unet(comfy, inprocess, width: int):
-    cfg = {k: v for k, v in inprocess.TINY_UNET.items() if k != "attention_resolutions"}
-    cfg["model_channels"] = width
-    config = comfy.supported_models.SD15(cfg)
-    config.unet_config["num_heads"] = 4
-    config.unet_config["num_head_channels"] = -1
-    config.set_inference_dtype(torch.float32, None)
-    model = config.get_model({})
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.diffusion_model.named_parameters():
-            if p.ndim == 1:
-                p.copy_(torch.zeros_like(p) if "bias" in name else torch.ones_like(p))
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) / p[0].numel() ** 0.5)
-    model.eval()
-    dev = comfy.model_management.get_torch_device()
-    return comfy.model_patcher.ModelPatcher(model, load_device=dev, offload_device=dev)
-
-
 def variants(ac, g, model) -> dict:
     same_work = dict(schedule="constant", skip_below=0.0, cfg_min=0.0, cfg_max=100.0)
     # The controller measures the quality signals on every call whether or not quality_adjust uses them,
@@ -161,7 +141,7 @@ def main() -> None:
     from bench import gmm_model as gm
 
     # 1. end to end with a UNet
-    unet = build_unet(comfy, inprocess, args.width)
+    unet = inprocess.tiny_model(comfy, seed=0, model_channels=args.width)
     pos = [[torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(1)), {}]]
     neg = [[torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(2)), {}]]
     latent = torch.zeros(1, 4, args.latent, args.latent)

@@ -8,10 +8,9 @@ from pathlib import Path
 import cv2
 
 from host.browser import fit_graph, open_comfy, screenshot, unexpected_console_errors
-from host.server import txt2img_prompt
+from host.server import PACK_MODULE, pack_node_ids, txt2img_prompt
 
 REPO = Path(__file__).resolve().parents[2]
-PACK_MODULE = "custom_nodes.m4_director"
 
 
 def test_frontend_loads_the_pack_nodes_and_its_web_extension(comfy_server, browser_page, record_property):
@@ -22,7 +21,7 @@ def test_frontend_loads_the_pack_nodes_and_its_web_extension(comfy_server, brows
     open_comfy(page, comfy_server.url)
     record_property("browser_ready_s", round(time.perf_counter() - started, 2))
 
-    ours = sorted(k for k, v in comfy_server.object_info().items() if v.get("python_module") == PACK_MODULE)
+    ours = pack_node_ids(comfy_server.object_info())
     assert ours, f"the server registered no node from {PACK_MODULE}; log:\n{comfy_server.log_tail()}"
     registered = page.evaluate("() => Object.keys(LiteGraph.registered_node_types)")
     assert set(ours) <= set(registered), f"missing in the frontend: {sorted(set(ours) - set(registered))}"

@@ -76,11 +76,14 @@ TINY_UNET = {
 }
 
 
-def tiny_model(comfy: types.SimpleNamespace, seed: int = 0):
-    """A random-weight SD1.5-type model patcher with context_dim 32 (8x8 latents run in ~10 ms/step)."""
+def tiny_model(comfy: types.SimpleNamespace, seed: int = 0, model_channels: int | None = None):
+    """A random-weight SD1.5-type model patcher with context_dim 32 (8x8 latents run in ~10 ms/step);
+    model_channels widens it (the guidance overhead benchmark wants a slower step)."""
     import torch
 
     cfg = dict(TINY_UNET)
+    if model_channels is not None:
+        cfg["model_channels"] = model_channels
     config = comfy.supported_models.SD15(cfg)
     config.unet_config["num_heads"] = 4  # SD15 forces 8 heads; 32 channels need fewer
     config.unet_config["num_head_channels"] = -1

@@ -99,6 +99,15 @@ def start_server(base_dir: Path) -> ComfyServer:
     return ComfyServer(local, timings)
 
 
+# How ComfyUI names this pack's module when the test server loads it from custom_nodes/m4_director.
+PACK_MODULE = "custom_nodes.m4_director"
+
+
+def pack_node_ids(object_info: dict) -> list[str]:
+    """The node ids /object_info lists as coming from this pack."""
+    return sorted(k for k, v in object_info.items() if v.get("python_module") == PACK_MODULE)
+
+
 def txt2img_prompt(checkpoint: str, width: int = 64, height: int = 64, steps: int = 4, seed: int = 7,
                    prefix: str = "m4_host_txt2img") -> dict[str, Any]:
     """The stock txt2img graph in API format (node ids as in ComfyUI's default workflow)."""

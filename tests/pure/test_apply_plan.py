@@ -7,28 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from agents.analysis_types import ReferenceReport, VisualAnalysis
+from agents.analysis_types import ReferenceReport
 from agents.animation_director import plan
 from agents.apply_plan import TemplateError, apply_plan, check_template, load_template, template_diff
 from agents.policy import default_policy
 from agents.prompt_engineer import build_prompts
+from host.records import make_analysis
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = default_policy()
 TEMPLATES = sorted((REPO / "workflows" / "api").glob("*_Api.json"))
 
 
-def _analysis(**kw) -> VisualAnalysis:
-    base = dict(image_name="t", empty=False, line_quality="messy", line_quality_score=0.3,
-                construction_lines=0.5, broken_lines=0.4, stroke_width_consistency=0.5, complexity="complex",
-                complexity_score=0.7, object_count=1, subject_scale=0.8, anatomy_risk="high",
-                anatomy_risk_score=0.8, anatomy_source="structure", subject_tags=["1girl"])
-    base.update(kw)
-    return VisualAnalysis(**base)
-
-
 def _plan():
-    a = _analysis()
+    a = make_analysis(line_quality="messy", line_quality_score=0.3, construction_lines=0.5, broken_lines=0.4,
+                      stroke_width_consistency=0.5, complexity="complex", complexity_score=0.7, subject_scale=0.8,
+                      anatomy_risk="high", anatomy_risk_score=0.8, subject_tags=["1girl"])
     p = plan(a, ReferenceReport.absent())
     prompts = build_prompts(p, a, ["1girl"])
     return p.with_prompts(prompts.prompts())

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from agents.comfyui_client import ComfyClient, ComfyClientError, ServerUnavailable, UnsafeFilename, safe_filename
+from cli.local_comfy import free_port
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -153,9 +154,7 @@ def test_unknown_output_node_is_named(peer: str, tmp_path: Path) -> None:
 
 
 def test_a_closed_port_is_server_unavailable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with ComfyClient(f"http://127.0.0.1:{port}", timeout=2) as client:
         with pytest.raises(ServerUnavailable, match=str(port)):
             client.queue_remaining()
@@ -208,9 +207,7 @@ def test_a_proxy_from_the_environment_is_still_used(proxy: str, monkeypatch: pyt
 
 
 def test_no_proxy_from_the_environment_is_still_honoured(proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:  # a proxy address nothing listens on: using it would fail
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"  # a proxy address nothing listens on: using it would fail
     for name in ("HTTP_PROXY", "http_proxy"):
         monkeypatch.setenv(name, dead)
     for name in ("NO_PROXY", "no_proxy"):

@@ -96,14 +96,10 @@ def test_a_cached_reference_plans_exactly_like_a_fresh_one(shared_data: Path) ->
 
 
 def _closed_port_client():
-    import socket
-
     from agents.comfyui_client import ComfyClient
+    from cli.local_comfy import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return ComfyClient(f"http://127.0.0.1:{port}", timeout=2)
+    return ComfyClient(f"http://127.0.0.1:{free_port()}", timeout=2)
 
 
 def test_a_bad_reference_fails_planning_by_name_while_the_upload_fails_beside_it(shared_data, tmp_path) -> None:

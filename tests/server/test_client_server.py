@@ -25,7 +25,7 @@ from agents.imaging import load_image
 from agents.m4_runner import run_pair
 from agents.plan_types import Plan
 from agents.run_log import RunLog
-from cli.template_run import swap_in_standins
+from cli.run_cmd import standin_prepare
 from host.server import txt2img_prompt
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,10 +41,7 @@ def client(comfy_server):
 
 @pytest.fixture()
 def standins(comfy_server):
-    def prepare(workflow: dict) -> dict:
-        return swap_in_standins(workflow, checkpoint=comfy_server.checkpoint,
-                                controlnet=comfy_server.controlnet).workflow
-    return prepare
+    return standin_prepare(comfy_server.checkpoint, comfy_server.controlnet)
 
 
 def _seed(workflow: dict) -> dict:

@@ -12,14 +12,9 @@ import requests
 
 from cli.local_comfy import ComfyStartError, ExecutionFailed, LocalComfy, PromptRejected, safe_filename
 from cli.standin_checkpoint import GENERATOR_VERSION, METADATA_TAG, is_valid_checkpoint
-from host.server import txt2img_prompt
+from host.server import PACK_MODULE, pack_node_ids, txt2img_prompt
 
 REPO = Path(__file__).resolve().parents[2]
-PACK_MODULE = "custom_nodes.m4_director"
-
-
-def pack_node_ids(object_info: dict) -> list[str]:
-    return sorted(k for k, v in object_info.items() if v.get("python_module") == PACK_MODULE)
 
 
 def test_server_answers_with_core_nodes_and_the_checkpoint(comfy_server, record_property):
