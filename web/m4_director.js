@@ -70,10 +70,11 @@ function renderTable(payload) {
   return box;
 }
 
+// The adaptive samplers' summary (agents/guidance/controller.py summary()): one record per model call in
+// `calls`; `steps` and `schedule` there are a count and a name.
 function scheduleOf(payload) {
-  const d = payload.data || {};
-  const steps = d.steps || d.schedule || [];
-  return steps.map((s, i) => ({ index: s.index ?? i, sigma: s.sigma, cfg: s.cfg, uncond: s.uncond ?? s.uncond_ran }));
+  const calls = payload.data?.calls;
+  return Array.isArray(calls) ? calls.map((s) => ({ index: s.index, sigma: s.sigma, cfg: s.cfg, uncond: s.uncond })) : [];
 }
 
 function drawSchedule(canvas, points, label) {

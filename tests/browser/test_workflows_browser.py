@@ -227,3 +227,33 @@ def test_adaptive_cfg_schedule_is_drawn_live_on_the_patch_node(comfy_server, bro
                               f"?.querySelectorAll('canvas').length}})")
         pytest.fail(f"the live CFG curve was not drawn: {state}")
     assert unexpected_console_errors(page) == []
+
+
+def test_adaptive_ksampler_schedule_panel_is_drawn_after_the_run(comfy_server, browser_page):
+    """The M4AdaptiveKSampler example's report panel (the run's per-call schedule) is drawn on the node.
+
+    Stand-in checkpoint, 64x64, 6 steps (said here): this checks the panel path, not image quality.
+    """
+    page = browser_page
+    open_comfy(page, comfy_server.url)
+    wf = json.loads((WORKFLOWS / "M4_Example_Adaptive_KSampler.json").read_text(encoding="utf-8"))
+    by_type = {n["type"]: n for n in wf["nodes"]}
+    by_type["CheckpointLoaderSimple"]["widgets_values"][0] = comfy_server.checkpoint
+    by_type["EmptyLatentImage"]["widgets_values"][:2] = [64, 64]
+    ks = by_type["M4AdaptiveKSampler"]["widgets_values"]
+    ks[0], ks[2] = time.time_ns() % 2**31, 6  # a fresh seed (no cache), 6 steps
+    page.evaluate(_LOAD_JS, [wf, "m4_ksampler_panel"])
+    page.evaluate("async () => { await app.queuePrompt(0, 1); }")
+    node_id = by_type["M4AdaptiveKSampler"]["id"]
+    page.wait_for_function(f"() => Array.isArray(app.graph.getNodeById({node_id})?.m4Panel)", timeout=120_000)
+    lit = page.evaluate(
+        f"""() => {{
+            const c = app.graph.getNodeById({node_id}).m4Element?.querySelector('canvas.m4-schedule');
+            if (!c) return null;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 150) n++;
+            return n;
+        }}""")
+    assert lit and lit > 20, f"the schedule chart was not drawn (lit pixels: {lit})"
+    assert unexpected_console_errors(page) == []
