@@ -124,13 +124,12 @@ def adaptive_step(call_next: CallNext, state: RunState, inner_model: Any, base_c
     t_norm = sigma_to_t_norm(inner_model.model_sampling, sigma)
     progress = run_progress(state.sigma_values, sigma)
     ctl = state.controller
-    plan = ctl.begin(base_cfg, sigma, t_norm)
+    # Another node (SAG, *_cfg_pp) may force the uncond pass: the record (and the live event) says it ran.
+    plan = ctl.begin(base_cfg, sigma, t_norm,
+                     forced_uncond=bool(model_options.get("disable_cfg1_optimization", False)))
     if plan.frozen is not None:
         # early exit: the converged estimate stands for every later call, no model evaluation
         return plan.frozen.to(device=x.device, dtype=x.dtype)
-    forced = bool(model_options.get("disable_cfg1_optimization", False))
-    if forced and plan.entry is not None:
-        plan.entry.uncond = True  # another node (SAG, *_cfg_pp) forces the pass: report the truth
     probe: dict[str, torch.Tensor | None] = {}
 
     def capture(args: dict) -> torch.Tensor:

@@ -118,13 +118,15 @@ class GuidanceController:
             return 1.0, weight
         return scale, weight
 
-    def begin(self, base: float, sigma: float, t_norm: float) -> CallPlan:
+    def begin(self, base: float, sigma: float, t_norm: float, *, forced_uncond: bool = False) -> CallPlan:
+        """Plan one model call. forced_uncond: the host runs the uncond pass anyway (another node needs
+        it), so the record says it ran whatever the scale."""
         if self._frozen is not None:
             entry = ScheduleEntry(len(self.entries), sigma, t_norm, 1.0, False, None, 0.0, skipped=True)
             self._record(entry)
             return CallPlan(cfg=1.0, uncond=False, frozen=self._frozen, entry=entry)
         cfg, weight = self.effective_cfg(base, t_norm, sigma)
-        uncond = not math.isclose(cfg, 1.0)
+        uncond = forced_uncond or not math.isclose(cfg, 1.0)
         adj = self._adjustment if self.settings.quality_adjust and weight is not None else 0.0
         entry = ScheduleEntry(len(self.entries), float(sigma), float(t_norm), float(cfg), uncond, weight, adj)
         self._record(entry)

@@ -372,3 +372,25 @@ def test_node_defaults_on_a_real_sampler(comfy, mods):
     assert all(b >= a - 1e-9 for a, b in zip(cfgs, cfgs[1:], strict=False)) and max(cfgs) > 3.0
     assert runs[0]["steps_used"] < 20
     assert rows.cond + rows.uncond <= 0.75 * plain_rows
+
+
+def test_an_uncond_pass_forced_by_another_node_is_reported_live_as_run(comfy, mods, tiny_model, tiny_conditioning,
+                                                                       monkeypatch):
+    # A node that needs the uncond pass (SAG, *_cfg_pp) sets disable_cfg1_optimization: ComfyUI then runs it
+    # even where the schedule's scale is 1, and the live m4.guidance events must say so, like the summary.
+    ac, _, g = mods
+    pos, neg = tiny_conditioning
+    events: list[dict] = []
+    monkeypatch.setattr(ac, "send_event", events.append)
+    runs = []
+    s = settings(g, schedule="interval", interval_sigma_lo=1.0, interval_sigma_hi=100.0)
+    patched = ac.patch_model(tiny_model, s, node_id="7", sink=runs.append)
+    patched.set_model_sampler_post_cfg_function(lambda args: args["denoised"], disable_cfg1_optimization=True)
+    rows = Rows(tiny_model)
+    ksample(comfy, patched, pos, neg, cfg=5.0, steps=10)
+    rows.close()
+    live = [e for e in events if "index" in e]
+    assert len(live) == len(rows.calls) == 10
+    assert rows.uncond == 10 and all(e["uncond"] for e in live)
+    assert [e["uncond"] for e in live] == [c["uncond"] for c in runs[0]["calls"]]
+    assert any(e["cfg"] == 1.0 for e in live)  # the schedule did turn guidance off on some calls
