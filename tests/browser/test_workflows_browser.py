@@ -186,6 +186,33 @@ def test_planning_example_runs_whole_from_the_page(comfy_server, browser_page, t
     assert unexpected_console_errors(page) == []
 
 
+def _queue_example_on_standin(page: Any, comfy_server: Any, example: str, sampler: str, steps: int) -> dict:
+    """Load an example workflow with the stand-in checkpoint, 64x64, a fresh seed (no cache) and `steps`
+    steps on its `sampler` node, and queue it from the page; returns its nodes by type."""
+    open_comfy(page, comfy_server.url)
+    wf = json.loads((WORKFLOWS / f"{example}.json").read_text(encoding="utf-8"))
+    by_type = {n["type"]: n for n in wf["nodes"]}
+    by_type["CheckpointLoaderSimple"]["widgets_values"][0] = comfy_server.checkpoint
+    by_type["EmptyLatentImage"]["widgets_values"][:2] = [64, 64]
+    values = by_type[sampler]["widgets_values"]
+    values[0], values[2] = time.time_ns() % 2**31, steps
+    page.evaluate(_LOAD_JS, [wf, example.lower()])
+    page.evaluate("async () => { await app.queuePrompt(0, 1); }")
+    return by_type
+
+
+def _lit_pixels_js(node_id: int, canvas_class: str) -> str:
+    """JS counting the curve-coloured (yellow) pixels of a node's M4 canvas; null when there is none."""
+    return f"""() => {{
+            const c = app.graph.getNodeById({node_id}).m4Element?.querySelector('canvas.{canvas_class}');
+            if (!c) return null;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let lit = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 150) lit++;
+            return lit;
+        }}"""
+
+
 def test_adaptive_cfg_schedule_is_drawn_live_on_the_patch_node(comfy_server, browser_page):
     """The M4AdaptiveCFG example, queued from the page, streams m4.guidance events the extension plots.
 
@@ -193,15 +220,7 @@ def test_adaptive_cfg_schedule_is_drawn_live_on_the_patch_node(comfy_server, bro
     which the test says here: this checks the event path and the drawing, not image quality.
     """
     page = browser_page
-    open_comfy(page, comfy_server.url)
-    wf = json.loads((WORKFLOWS / "M4_Example_Adaptive_CFG.json").read_text(encoding="utf-8"))
-    by_type = {n["type"]: n for n in wf["nodes"]}
-    by_type["CheckpointLoaderSimple"]["widgets_values"][0] = comfy_server.checkpoint
-    by_type["EmptyLatentImage"]["widgets_values"][:2] = [64, 64]
-    ks = by_type["KSampler"]["widgets_values"]
-    ks[0], ks[2] = time.time_ns() % 2**31, 8  # a fresh seed (no cache), 8 steps
-    page.evaluate(_LOAD_JS, [wf, "m4_live_schedule"])
-    page.evaluate("async () => { await app.queuePrompt(0, 1); }")
+    by_type = _queue_example_on_standin(page, comfy_server, "M4_Example_Adaptive_CFG", "KSampler", 8)
     patch_id = by_type["M4AdaptiveCFG"]["id"]
     page.wait_for_function(f"() => (app.graph.getNodeById({patch_id})?.m4Live?.length ?? 0) >= 8", timeout=120_000)
     live = page.evaluate(f"() => app.graph.getNodeById({patch_id}).m4Live")
@@ -209,14 +228,7 @@ def test_adaptive_cfg_schedule_is_drawn_live_on_the_patch_node(comfy_server, bro
     assert sigmas == sorted(sigmas, reverse=True), "points arrive in sampling order (falling sigma)"
     assert any(p["uncond"] is False for p in live), "linear_up skips the unconditional pass at high noise"
     assert any(p["uncond"] is True for p in live)
-    lit_pixels = f"""() => {{
-            const c = app.graph.getNodeById({patch_id}).m4Element?.querySelector('canvas.m4-live');
-            if (!c) return null;
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let lit = 0;
-            for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 150) lit++;
-            return lit;
-        }}"""
+    lit_pixels = _lit_pixels_js(patch_id, "m4-live")
     # Polled, not read once: the canvas is drawn as events arrive, and a read between two events (or
     # while the browser restores a discarded canvas) must not decide the test.
     try:
@@ -235,25 +247,9 @@ def test_adaptive_ksampler_schedule_panel_is_drawn_after_the_run(comfy_server, b
     Stand-in checkpoint, 64x64, 6 steps (said here): this checks the panel path, not image quality.
     """
     page = browser_page
-    open_comfy(page, comfy_server.url)
-    wf = json.loads((WORKFLOWS / "M4_Example_Adaptive_KSampler.json").read_text(encoding="utf-8"))
-    by_type = {n["type"]: n for n in wf["nodes"]}
-    by_type["CheckpointLoaderSimple"]["widgets_values"][0] = comfy_server.checkpoint
-    by_type["EmptyLatentImage"]["widgets_values"][:2] = [64, 64]
-    ks = by_type["M4AdaptiveKSampler"]["widgets_values"]
-    ks[0], ks[2] = time.time_ns() % 2**31, 6  # a fresh seed (no cache), 6 steps
-    page.evaluate(_LOAD_JS, [wf, "m4_ksampler_panel"])
-    page.evaluate("async () => { await app.queuePrompt(0, 1); }")
+    by_type = _queue_example_on_standin(page, comfy_server, "M4_Example_Adaptive_KSampler", "M4AdaptiveKSampler", 6)
     node_id = by_type["M4AdaptiveKSampler"]["id"]
     page.wait_for_function(f"() => Array.isArray(app.graph.getNodeById({node_id})?.m4Panel)", timeout=120_000)
-    lit = page.evaluate(
-        f"""() => {{
-            const c = app.graph.getNodeById({node_id}).m4Element?.querySelector('canvas.m4-schedule');
-            if (!c) return null;
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let n = 0;
-            for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 150) n++;
-            return n;
-        }}""")
+    lit = page.evaluate(_lit_pixels_js(node_id, "m4-schedule"))
     assert lit and lit > 20, f"the schedule chart was not drawn (lit pixels: {lit})"
     assert unexpected_console_errors(page) == []
