@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "fixtures"
 
 from agents.embeddings import OpenClipImageEncoder  # noqa: E402
 from agents.imaging import load_image, to_rgb_float  # noqa: E402

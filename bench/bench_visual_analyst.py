@@ -27,7 +27,7 @@ import cv2  # noqa: E402
 from agents.imaging import load_image  # noqa: E402
 from agents.visual_analyst import analyse  # noqa: E402
 
-DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "sketches" / "human_line.png"
+DEFAULT_IMAGE = REPO / "tests" / "fixtures" / "sketches" / "human_line.png"
 
 
 def main() -> None:

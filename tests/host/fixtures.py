@@ -14,15 +14,13 @@ if str(REPO / "scripts") not in sys.path:
     sys.path.insert(0, str(REPO / "scripts"))
 import comfy_host  # noqa: E402  (scripts/comfy_host.py, standard library only)
 
-SHARED = REPO.parent / "shared"
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    path = SHARED / "data"
-    if not path.is_dir():
-        pytest.fail(f"the shared data folder is missing: expected {path} beside the clone")
-    return path
+def fixture_data() -> Path:
+    """The real drawings and references committed with the tests (licences in their NOTICE.md)."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")

@@ -32,11 +32,11 @@ def mods(pack):
 
 
 @pytest.fixture(scope="module")
-def upstream(mods, shared_data):
-    sketch = torch.cat([_tensor(shared_data / "sketches/human_line.png")])
+def upstream(mods, fixture_data):
+    sketch = torch.cat([_tensor(fixture_data / "sketches/human_line.png")])
     analysis = _run(mods["visual_analyst"].M4VisualAnalyst, image=sketch).args[0]
     ref = _run(mods["reference_compare"].M4ReferenceCompare, sketch=sketch,
-               reference=_tensor(shared_data / "references/madoka.jpg")).args[0]
+               reference=_tensor(fixture_data / "references/madoka.jpg")).args[0]
     return analysis, ref
 
 

@@ -48,12 +48,12 @@ def tiny_clip_vision(comfy, tmp_path_factory):
     return model
 
 
-def test_reference_compare_node_classical(nodes, shared_data) -> None:
+def test_reference_compare_node_classical(nodes, fixture_data) -> None:
     node, _ = nodes
-    line = _tensor(shared_data / "references/madoka_lineart.png")
-    out_same = node.execute(line, _tensor(shared_data / "references/madoka.jpg"),
+    line = _tensor(fixture_data / "references/madoka_lineart.png")
+    out_same = node.execute(line, _tensor(fixture_data / "references/madoka.jpg"),
                             sketch_tags="1girl, pink hair", reference_tags="1girl, pink hair")
-    out_other = node.execute(line, _tensor(shared_data / "references/saber.png"))
+    out_other = node.execute(line, _tensor(fixture_data / "references/saber.png"))
     report, sim, penalty, d, ac, final, colored = out_same.args
     assert report.similarity_source == "classical"
     assert (sim, penalty, d, ac, final, colored) == (report.similarity, report.conflict_penalty,
@@ -66,17 +66,17 @@ def test_reference_compare_node_classical(nodes, shared_data) -> None:
     json.dumps(panel["data"])  # JSON-able for the web extension
 
 
-def test_reference_compare_node_without_reference(nodes, shared_data) -> None:
+def test_reference_compare_node_without_reference(nodes, fixture_data) -> None:
     node, _ = nodes
-    out = node.execute(_tensor(shared_data / "sketches/user_1.png"))
+    out = node.execute(_tensor(fixture_data / "sketches/user_1.png"))
     assert out.args[0].present is False
     assert out.args[5] == 0.0
 
 
-def test_reference_compare_node_with_clip_vision(nodes, shared_data, tiny_clip_vision) -> None:
+def test_reference_compare_node_with_clip_vision(nodes, fixture_data, tiny_clip_vision) -> None:
     node, _ = nodes
-    s = _tensor(shared_data / "sketches/user_3.png")
-    r = _tensor(shared_data / "references/man_photo.png")
+    s = _tensor(fixture_data / "sketches/user_3.png")
+    r = _tensor(fixture_data / "references/man_photo.png")
     out = node.execute(s, r, clip_vision=tiny_clip_vision)
     report = out.args[0]
     assert report.similarity_source == "clip_vision"
@@ -94,23 +94,23 @@ def test_reference_compare_node_rejects_bad_tensor(nodes) -> None:
         node.execute(torch.zeros(64, 64, 3))
 
 
-def _plan(shared_data):
+def _plan(fixture_data):
     va = importlib.import_module("m4_director.agents.visual_analyst")
     rc = importlib.import_module("m4_director.agents.reference_compare")
     ad = importlib.import_module("m4_director.agents.animation_director")
     from agents.imaging import load_image
 
-    sketch = load_image(shared_data / "sketches/user_1.png")
+    sketch = load_image(fixture_data / "sketches/user_1.png")
     analysis = va.analyse_batch([sketch])[0]
-    return ad.plan(analysis, rc.compare(sketch, load_image(shared_data / "references/madoka.jpg")))
+    return ad.plan(analysis, rc.compare(sketch, load_image(fixture_data / "references/madoka.jpg")))
 
 
-def test_line_quality_node_passes_clean_art_and_keeps_plan(nodes, shared_data) -> None:
+def test_line_quality_node_passes_clean_art_and_keeps_plan(nodes, fixture_data) -> None:
     from pure.test_line_quality import clean
 
     _, node = nodes
 
-    plan = _plan(shared_data)
+    plan = _plan(fixture_data)
     img = torch.from_numpy(clean().astype(np.float32) / 255.0)[None]
     out = node.execute(img, plan)
     passed, *scores, report, retry_plan = out.args
@@ -120,11 +120,11 @@ def test_line_quality_node_passes_clean_art_and_keeps_plan(nodes, shared_data) -
     assert len(scores) == 5
 
 
-def test_line_quality_node_fails_broken_sketch_and_makes_safer_plan(nodes, shared_data) -> None:
+def test_line_quality_node_fails_broken_sketch_and_makes_safer_plan(nodes, fixture_data) -> None:
     _, node = nodes
     policy = importlib.import_module("m4_director.agents.policy").load_policy()
-    plan = _plan(shared_data)
-    out = node.execute(_tensor(shared_data / "sketches/house_line.png"), plan)
+    plan = _plan(fixture_data)
+    out = node.execute(_tensor(fixture_data / "sketches/house_line.png"), plan)
     passed, broken, *_, report, retry_plan = out.args
     assert passed is False
     assert broken > policy.line_quality["max_broken"]
@@ -137,15 +137,15 @@ def test_line_quality_node_fails_broken_sketch_and_makes_safer_plan(nodes, share
     data = out.ui["m4_panel"][0]["data"]
     assert data["retried"] is True and "broken" in data["failures"]
     json.dumps(data)
-    again = node.execute(_tensor(shared_data / "sketches/house_line.png"), retry_plan).args
+    again = node.execute(_tensor(fixture_data / "sketches/house_line.png"), retry_plan).args
     assert again[0] is False and again[-1] is retry_plan  # M4 retries once
     assert "already a retry" in again[-2]
 
 
-def test_line_quality_node_batch_is_judged_by_its_worst_image(nodes, shared_data) -> None:
+def test_line_quality_node_batch_is_judged_by_its_worst_image(nodes, fixture_data) -> None:
     _, node = nodes
-    a = _tensor(shared_data / "sketches/user_1.png")
-    b = _tensor(shared_data / "sketches/house_line.png")
+    a = _tensor(fixture_data / "sketches/user_1.png")
+    b = _tensor(fixture_data / "sketches/house_line.png")
     single = node.execute(b).args
     batch = node.execute(torch.cat([a, b], 0)).args
     assert batch[0] is False

@@ -33,8 +33,8 @@ def run(node_cls, **inputs):
 
 
 @pytest.fixture(scope="module")
-def batch(shared_data):
-    imgs = [to_rgb_float(load_image(shared_data / "sketches" / n)) for n in ("house_line.png", "user_1.png")]
+def batch(fixture_data):
+    imgs = [to_rgb_float(load_image(fixture_data / "sketches" / n)) for n in ("house_line.png", "user_1.png")]
     return torch.from_numpy(np.stack(imgs))  # IMAGE [2, 512, 512, 3]
 
 

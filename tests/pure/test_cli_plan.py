@@ -16,9 +16,9 @@ from cli.report import attempts_html, schedule_series
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def test_plan_writes_plan_and_report_per_sketch(shared_data: Path, tmp_path: Path) -> None:
-    sketches = sorted((shared_data / "sketches").glob("*.png"))[:2]
-    reference = sorted((shared_data / "references").glob("*.png"))[0]
+def test_plan_writes_plan_and_report_per_sketch(fixture_data: Path, tmp_path: Path) -> None:
+    sketches = sorted((fixture_data / "sketches").glob("*.png"))[:2]
+    reference = sorted((fixture_data / "references").glob("*.png"))[0]
     argv = ["--reference", str(reference), "--out", str(tmp_path), "--tags", "1girl, solo"]
     for s in sketches:
         argv += ["--sketch", str(s)]
@@ -37,8 +37,8 @@ def test_plan_writes_plan_and_report_per_sketch(shared_data: Path, tmp_path: Pat
         assert (tmp_path / s.stem / "signals.png").stat().st_size > 1000
 
 
-def test_plan_without_reference_has_zero_reliability(shared_data: Path, tmp_path: Path) -> None:
-    sketch = sorted((shared_data / "sketches").glob("*.png"))[0]
+def test_plan_without_reference_has_zero_reliability(fixture_data: Path, tmp_path: Path) -> None:
+    sketch = sorted((fixture_data / "sketches").glob("*.png"))[0]
     assert plan_main(["--sketch", str(sketch), "--no-reference", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / sketch.stem / "plan.json").read_text())
     assert data["reference"]["present"] is False

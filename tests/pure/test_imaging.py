@@ -8,9 +8,9 @@ import pytest
 from agents.imaging import ImageInputError, fit_within, load_image, to_gray, to_rgb_float
 
 
-def test_load_real_rgba_and_rgb(shared_data):
-    rgba = load_image(shared_data / "sketches" / "human_line.png")
-    rgb = load_image(shared_data / "sketches" / "user_1.png")
+def test_load_real_rgba_and_rgb(fixture_data):
+    rgba = load_image(fixture_data / "sketches" / "human_line.png")
+    rgb = load_image(fixture_data / "sketches" / "user_1.png")
     assert rgba.shape == (768, 768, 4) and rgba.dtype == np.uint8
     assert rgb.shape == (512, 512, 3)
 

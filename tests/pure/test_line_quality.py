@@ -135,9 +135,9 @@ def test_scores_grow_with_defect_amount() -> None:
     assert score_line_art(specked(5)).stray < score_line_art(specked(30)).stray
 
 
-def test_real_fragmented_sketch_is_more_broken_than_clean_one(shared_data) -> None:
-    house = score_line_art(load_image(shared_data / "sketches/house_line.png"))
-    turtle = score_line_art(load_image(shared_data / "sketches/user_1.png"))
+def test_real_fragmented_sketch_is_more_broken_than_clean_one(fixture_data) -> None:
+    house = score_line_art(load_image(fixture_data / "sketches/house_line.png"))
+    turtle = score_line_art(load_image(fixture_data / "sketches/user_1.png"))
     assert house.broken > turtle.broken + 0.3
     assert house.measurements["gaps_per_1000px"] > turtle.measurements["gaps_per_1000px"]
 

@@ -91,8 +91,8 @@ def test_malformed_pose_raises_named_error(bad, pattern):
         pose_anatomy_risk(bad)
 
 
-def test_analysis_takes_anatomy_from_the_pose_when_given(shared_data):
-    img = load_image(shared_data / "sketches" / "human_line.png")
+def test_analysis_takes_anatomy_from_the_pose_when_given(fixture_data):
+    img = load_image(fixture_data / "sketches" / "human_line.png")
     plain = analyse(img, "person")
     good = analyse(img, "person", pose_frame=frame(person(UPRIGHT), w=768, h=768))
     broken_pose = person(UPRIGHT)
@@ -110,8 +110,8 @@ def test_analysis_takes_anatomy_from_the_pose_when_given(shared_data):
     assert empty_pose.anatomy_source == "structure"
 
 
-def test_batch_with_one_pose_frame_per_image(shared_data):
-    img = load_image(shared_data / "sketches" / "human_line.png")
+def test_batch_with_one_pose_frame_per_image(fixture_data):
+    img = load_image(fixture_data / "sketches" / "human_line.png")
     frames = [frame(person(UPRIGHT)), copy.deepcopy(frame())]
     out = analyse_batch([img, np.asarray(img)], pose=frames)
     assert [o.anatomy_source for o in out] == ["pose_keypoints", "structure"]

@@ -15,12 +15,12 @@ from agents.tag_conflict import parse_tags, text_conflict
 
 
 @pytest.fixture(scope="module")
-def img(shared_data):
+def img(fixture_data):
     cache: dict[str, np.ndarray] = {}
 
     def get(rel: str) -> np.ndarray:
         if rel not in cache:
-            cache[rel] = load_image(shared_data / rel)
+            cache[rel] = load_image(fixture_data / rel)
         return cache[rel]
 
     return get

@@ -56,10 +56,10 @@ def test_weights_come_from_the_file_not_a_fresh_init(tiny_model_dir) -> None:
     assert np.array_equal(enc.model.state_dict()[name].numpy(), saved[name].numpy())
 
 
-def test_embedding_route_through_compare(tiny_model_dir, shared_data) -> None:
+def test_embedding_route_through_compare(tiny_model_dir, fixture_data) -> None:
     enc = load_open_clip(tiny_model_dir)
-    a = load_image(shared_data / "references/madoka_lineart.png")
-    b = load_image(shared_data / "references/madoka.jpg")
+    a = load_image(fixture_data / "references/madoka_lineart.png")
+    b = load_image(fixture_data / "references/madoka.jpg")
     ea, eb = enc.embed(a, "sketch"), enc.embed(b, "reference")
     assert ea.shape == eb.shape == (16,)
     assert np.isfinite(ea).all()

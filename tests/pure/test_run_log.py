@@ -20,9 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
-def images(shared_data: Path, tmp_path: Path) -> dict[str, Path]:
+def images(fixture_data: Path, tmp_path: Path) -> dict[str, Path]:
     """Three real images from the shared data, plus a byte copy of one under another name."""
-    found = sorted(p for p in shared_data.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    found = sorted(p for p in fixture_data.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     assert len(found) >= 3, "the shared data needs three images"
     copy = tmp_path / "renamed_copy.png"
     copy.write_bytes(found[0].read_bytes())

@@ -36,8 +36,8 @@ def _png(path: Path, seed: int) -> Path:
     return path
 
 
-def test_the_same_bytes_are_measured_once_whatever_the_path(shared_data: Path, tmp_path: Path) -> None:
-    ref = shared_data / "references" / "saber.png"
+def test_the_same_bytes_are_measured_once_whatever_the_path(fixture_data: Path, tmp_path: Path) -> None:
+    ref = fixture_data / "references" / "saber.png"
     copy = tmp_path / "elsewhere.png"
     shutil.copyfile(ref, copy)
     first = m4_runner.reference_measures(ref)
@@ -80,17 +80,17 @@ def test_a_missing_or_unreadable_reference_is_named(tmp_path: Path) -> None:
         m4_runner.reference_measures(bad)
 
 
-def test_a_cached_reference_plans_exactly_like_a_fresh_one(shared_data: Path) -> None:
+def test_a_cached_reference_plans_exactly_like_a_fresh_one(fixture_data: Path) -> None:
     pol = default_policy()
-    ref = shared_data / "references" / "madoka.jpg"
+    ref = fixture_data / "references" / "madoka.jpg"
     plans = []
     for sketch in ("user_1.png", "human_line.png", "user_1.png"):
         with ThreadPoolExecutor(1) as pool:
             future = pool.submit(m4_runner.reference_measures, ref)
-            a, r, plan = m4_runner._plan_request(shared_data / "sketches" / sketch, future, "", pol)
+            a, r, plan = m4_runner._plan_request(fixture_data / "sketches" / sketch, future, "", pol)
         plans.append((a.to_dict(), r.to_dict(), plan.to_dict()))
     m4_runner.clear_reference_cache()
-    a, r, plan = m4_runner._plan_request(shared_data / "sketches" / "user_1.png", ref, "", pol)
+    a, r, plan = m4_runner._plan_request(fixture_data / "sketches" / "user_1.png", ref, "", pol)
     assert plans[0] == plans[2] == (a.to_dict(), r.to_dict(), plan.to_dict())
     assert plans[1] != plans[0]
 
@@ -102,34 +102,34 @@ def _closed_port_client():
     return ComfyClient(f"http://127.0.0.1:{free_port()}", timeout=2)
 
 
-def test_a_bad_reference_fails_planning_by_name_while_the_upload_fails_beside_it(shared_data, tmp_path) -> None:
+def test_a_bad_reference_fails_planning_by_name_while_the_upload_fails_beside_it(fixture_data, tmp_path) -> None:
     from agents.run_log import RunLog
 
     bad = tmp_path / "style.png"
     bad.write_text("not an image")
     with RunLog(tmp_path / "runs.db") as log, _closed_port_client() as client:
         with pytest.raises(ImageInputError, match="style.png"):
-            m4_runner.run_pair(client, sketch=shared_data / "sketches" / "user_1.png", reference=bad,
+            m4_runner.run_pair(client, sketch=fixture_data / "sketches" / "user_1.png", reference=bad,
                                out_dir=tmp_path / "out", log=log)
         [row] = log.runs()
     assert (row["status"], row["stage"]) == ("incomplete", "planning")
     assert "style.png" in row["error"]
 
 
-def test_an_unreachable_server_fails_at_uploading_after_planning(shared_data, tmp_path) -> None:
+def test_an_unreachable_server_fails_at_uploading_after_planning(fixture_data, tmp_path) -> None:
     from agents.comfyui_client import ServerUnavailable
     from agents.run_log import RunLog
 
     with RunLog(tmp_path / "runs.db") as log, _closed_port_client() as client:
         with pytest.raises(ServerUnavailable):
-            m4_runner.run_pair(client, sketch=shared_data / "sketches" / "user_1.png",
-                               reference=shared_data / "references" / "madoka.jpg", out_dir=tmp_path / "out", log=log)
+            m4_runner.run_pair(client, sketch=fixture_data / "sketches" / "user_1.png",
+                               reference=fixture_data / "references" / "madoka.jpg", out_dir=tmp_path / "out", log=log)
         [row] = log.runs()
     assert (row["status"], row["stage"]) == ("incomplete", "uploading")
     assert row["plan"]  # the plan made beside the failed upload is kept in the log
 
 
-def test_threads_asking_for_one_reference_share_one_measurement(shared_data, monkeypatch) -> None:
+def test_threads_asking_for_one_reference_share_one_measurement(fixture_data, monkeypatch) -> None:
     import threading
     import time
 
@@ -142,7 +142,7 @@ def test_threads_asking_for_one_reference_share_one_measurement(shared_data, mon
         return real(image, name, **kwargs)
 
     monkeypatch.setattr(m4_runner, "measure_image", slow)
-    ref = shared_data / "references" / "madoka.jpg"
+    ref = fixture_data / "references" / "madoka.jpg"
     start = threading.Barrier(4)
 
     def ask(_: int):
@@ -164,7 +164,7 @@ def test_a_failed_measurement_is_not_kept(tmp_path) -> None:
     assert len(m4_runner._reference_cache) == 0
 
 
-def test_prefetch_measures_once_for_the_run_that_follows(shared_data, monkeypatch) -> None:
+def test_prefetch_measures_once_for_the_run_that_follows(fixture_data, monkeypatch) -> None:
     calls: list[str] = []
     real = m4_runner.measure_image
 
@@ -173,9 +173,9 @@ def test_prefetch_measures_once_for_the_run_that_follows(shared_data, monkeypatc
         return real(image, name, **kwargs)
 
     monkeypatch.setattr(m4_runner, "measure_image", counting)
-    ref = shared_data / "references" / "saber.png"
+    ref = fixture_data / "references" / "saber.png"
     m4_runner.prefetch_reference(ref)
-    m4_runner.prefetch_reference(tmp_missing := shared_data / "references" / "no-such-file.png")  # errors stay quiet
+    m4_runner.prefetch_reference(tmp_missing := fixture_data / "references" / "no-such-file.png")  # errors stay quiet
     measured = m4_runner.reference_measures(ref)
     assert calls == ["saber.png"] and measured is m4_runner.reference_measures(ref)
     with pytest.raises(ImageInputError, match="no-such-file.png"):

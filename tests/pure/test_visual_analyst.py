@@ -16,8 +16,8 @@ SCORES = ("line_quality_score", "construction_lines", "broken_lines", "stroke_wi
 
 
 @pytest.fixture(scope="module")
-def sketches(shared_data):
-    folder = shared_data / "sketches"
+def sketches(fixture_data):
+    folder = fixture_data / "sketches"
     return {p.stem: load_image(p) for p in sorted(folder.glob("*.png"))}
 
 

@@ -41,18 +41,18 @@ def test_text_tags_are_split_stripped_and_deduplicated():
         parse_text_tags(3)  # type: ignore[arg-type]
 
 
-def test_without_model_tags_come_from_text_or_nothing(shared_data):
-    img = load_image(shared_data / "sketches" / "user_1.png")
+def test_without_model_tags_come_from_text_or_nothing(fixture_data):
+    img = load_image(fixture_data / "sketches" / "user_1.png")
     assert analyse(img, "t", text_tags="turtle").subject_tags == ["turtle"]
     none = analyse(img, "t")
     assert none.subject_tags == [] and none.tags_source == "none"
 
 
 @pytest.mark.parametrize("json_layout", [False, True])
-def test_tiny_open_clip_model_tags_from_the_vocabulary(tmp_path, shared_data, json_layout):
+def test_tiny_open_clip_model_tags_from_the_vocabulary(tmp_path, fixture_data, json_layout):
     path = save_tiny_model(tmp_path / "clip", json_layout=json_layout)
     tagger = load_tagger(path)
-    img = load_image(shared_data / "sketches" / "user_3.png")
+    img = load_image(fixture_data / "sketches" / "user_3.png")
     a = analyse(img, "balloon", text_tags="ignored when a model is set", tagger=tagger)
     assert a.tags_source == "open_clip"
     assert len(a.subject_tags) == 3 and set(a.subject_tags) <= set(TAG_VOCABULARY)
@@ -63,8 +63,8 @@ def test_tiny_open_clip_model_tags_from_the_vocabulary(tmp_path, shared_data, js
     assert analyse(img, "again", tagger=tagger).subject_tags == a.subject_tags
 
 
-def test_tags_follow_the_model_weights(tmp_path, shared_data):
-    img = load_image(shared_data / "sketches" / "user_3.png")
+def test_tags_follow_the_model_weights(tmp_path, fixture_data):
+    img = load_image(fixture_data / "sketches" / "user_3.png")
     results = set()
     for seed in range(4):
         tagger = load_tagger(save_tiny_model(tmp_path / f"clip{seed}", seed=seed))

@@ -21,15 +21,15 @@ from agents.reference_compare import compare
 REAL = ["sketches/human_line.png", "sketches/user_1.png", "references/madoka.jpg", "references/saber.png"]
 
 
-def _big(shared_data, rel: str) -> np.ndarray:
+def _big(fixture_data, rel: str) -> np.ndarray:
     """A real image upscaled past the working size, so the fast path really downscales."""
-    img = load_image(shared_data / rel)
+    img = load_image(fixture_data / rel)
     return cv2.resize(img, (1100, 900), interpolation=cv2.INTER_CUBIC)
 
 
 @pytest.mark.parametrize("rel", REAL)
-def test_within_matches_convert_then_downscale(shared_data, rel) -> None:
-    img = _big(shared_data, rel)
+def test_within_matches_convert_then_downscale(fixture_data, rel) -> None:
+    img = _big(fixture_data, rel)
     variants = {
         "native": img,  # uint8, RGB or RGBA
         "rgb_float32": to_rgb_float(img),
@@ -76,8 +76,8 @@ def test_within_rejects_what_to_rgb_float_rejects() -> None:
 
 
 @pytest.mark.parametrize("rel", REAL)
-def test_max_channel_distance_matches_numpy(shared_data, rel) -> None:
-    rgb, _ = fit_within(to_rgb_float(load_image(shared_data / rel)), 512)
+def test_max_channel_distance_matches_numpy(fixture_data, rel) -> None:
+    rgb, _ = fit_within(to_rgb_float(load_image(fixture_data / rel)), 512)
     colour = np.median(rgb[:2].reshape(-1, 3), axis=0)
     want = np.abs(rgb - colour[None, None, :]).max(axis=2)
     np.testing.assert_allclose(max_channel_distance(rgb, colour), want, rtol=0, atol=1e-7)
@@ -103,11 +103,11 @@ def _full_size_stroke_width(dark: np.ndarray) -> float:
     return float(2.0 * np.median(values)) if values.size else 0.0
 
 
-def test_stroke_width_on_the_cropped_skeleton_equals_the_full_size_one(shared_data) -> None:
+def test_stroke_width_on_the_cropped_skeleton_equals_the_full_size_one(fixture_data) -> None:
     rng = np.random.default_rng(3)
     masks = []
     for rel in REAL:  # real drawings' dark pixels, as head_blobs feeds them
-        rgb, _ = fit_within(to_rgb_float(load_image(shared_data / rel)), 512)
+        rgb, _ = fit_within(to_rgb_float(load_image(fixture_data / rel)), 512)
         masks.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) < 0.3)
     for _ in range(150):  # strokes of many widths, some running off the canvas edge, some specks
         h, w = (int(v) for v in rng.integers(20, 260, 2))
@@ -126,8 +126,8 @@ def test_stroke_width_on_the_cropped_skeleton_equals_the_full_size_one(shared_da
 
 @pytest.mark.parametrize(("sketch", "reference"), [("sketches/user_1.png", "references/madoka.jpg"),
                                                    ("sketches/human_line.png", "references/saber.png")])
-def test_compare_gives_the_same_report_for_uint8_and_float_input(shared_data, sketch, reference) -> None:
-    s, r = _big(shared_data, sketch), _big(shared_data, reference)
+def test_compare_gives_the_same_report_for_uint8_and_float_input(fixture_data, sketch, reference) -> None:
+    s, r = _big(fixture_data, sketch), _big(fixture_data, reference)
     a = compare(s, r)
     b = compare(to_rgb_float(s), to_rgb_float(r))
     for name in ("similarity", "style_distance", "saturation", "accessory_conflict", "conflict_penalty"):

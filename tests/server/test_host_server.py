@@ -73,8 +73,8 @@ def test_txt2img_runs_and_the_saved_image_comes_back_through_view(comfy_server, 
     assert local.read_bytes() == data
 
 
-def test_uploaded_image_round_trips_through_load_image(comfy_server, shared_data, tmp_path):
-    source = next(p for p in sorted(shared_data.rglob("*.png")) if p.stat().st_size < 5_000_000)
+def test_uploaded_image_round_trips_through_load_image(comfy_server, fixture_data, tmp_path):
+    source = next(p for p in sorted(fixture_data.rglob("*.png")) if p.stat().st_size < 5_000_000)
     name = comfy_server.upload_image(source)
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": name}},

@@ -131,10 +131,10 @@ def test_the_checker_catches_a_bad_template(comfy_server) -> None:
         assert needle in text
 
 
-def _plan(shared_data: Path) -> tuple[Plan, dict[str, str]]:
+def _plan(fixture_data: Path) -> tuple[Plan, dict[str, str]]:
     """A real plan: the agents analyse a real pose sketch and a line-art reference."""
-    sketch = load_image(shared_data / "sketches" / "human_line.png")
-    reference = load_image(shared_data / "references" / "madoka_lineart.png")
+    sketch = load_image(fixture_data / "sketches" / "human_line.png")
+    reference = load_image(fixture_data / "references" / "madoka_lineart.png")
     analysis = analyse(sketch, "human_line", text_tags="1girl, solo")
     report = compare(sketch, reference)
     p = make_plan(analysis, report)
@@ -142,12 +142,12 @@ def _plan(shared_data: Path) -> tuple[Plan, dict[str, str]]:
     return p.with_prompts(prompts), prompts
 
 
-def _prepared(comfy_server, shared_data: Path, template_path: Path) -> tuple[Plan, dict, Any]:
-    p, _ = _plan(shared_data)
+def _prepared(comfy_server, fixture_data: Path, template_path: Path) -> tuple[Plan, dict, Any]:
+    p, _ = _plan(fixture_data)
     applied = apply_plan(load_template(template_path), p, default_policy())
     named = set_input_images(applied,
-                             sketch=comfy_server.upload_image(shared_data / "sketches" / "human_line.png"),
-                             reference=comfy_server.upload_image(shared_data / "references" / "madoka_lineart.png"))
+                             sketch=comfy_server.upload_image(fixture_data / "sketches" / "human_line.png"),
+                             reference=comfy_server.upload_image(fixture_data / "references" / "madoka_lineart.png"))
     swap = swap_in_standins(named, checkpoint=comfy_server.checkpoint, controlnet=comfy_server.controlnet)
     return p, named, swap
 
@@ -184,8 +184,8 @@ def _assert_stage_images(comfy_server, entry: dict, workflow: dict) -> None:
             assert img.size == (64, 64)
 
 
-def test_static_preset_executes_with_the_plan(comfy_server, shared_data: Path) -> None:
-    p, named, swap = _prepared(comfy_server, shared_data, STATIC)
+def test_static_preset_executes_with_the_plan(comfy_server, fixture_data: Path) -> None:
+    p, named, swap = _prepared(comfy_server, fixture_data, STATIC)
     assert swap.notice == STANDIN_NOTICE and "STAND-IN" in swap.describe()
     swapped = {(nid, name) for nid, name, _, _ in swap.changes}
     assert {("4", "ckpt_name"), ("20", "control_net_name"), ("12", "width"), ("5", "steps")} <= swapped
@@ -202,8 +202,8 @@ def test_static_preset_executes_with_the_plan(comfy_server, shared_data: Path) -
     assert guidance == [], "the static preset has no adaptive CFG"
 
 
-def test_adaptive_preset_executes_and_patches_both_samplers(comfy_server, shared_data: Path) -> None:
-    p, named, swap = _prepared(comfy_server, shared_data, ADAPTIVE)
+def test_adaptive_preset_executes_and_patches_both_samplers(comfy_server, fixture_data: Path) -> None:
+    p, named, swap = _prepared(comfy_server, fixture_data, ADAPTIVE)
     entry, executed, guidance = _run(comfy_server, swap.workflow)
     assert entry["status"]["status_str"] == "success"
     _assert_stage_images(comfy_server, entry, swap.workflow)
@@ -227,8 +227,8 @@ def test_adaptive_preset_executes_and_patches_both_samplers(comfy_server, shared
     assert all(abs(c - p.cfg2) < 1e-6 for c in scales["111"]), (scales["111"], p.cfg2)
 
 
-def test_broken_template_fails_in_apply_plan_and_on_the_server(comfy_server, shared_data: Path) -> None:
-    p, _ = _plan(shared_data)
+def test_broken_template_fails_in_apply_plan_and_on_the_server(comfy_server, fixture_data: Path) -> None:
+    p, _ = _plan(fixture_data)
     missing = load_template(STATIC)
     del missing["104"]
     with pytest.raises(TemplateError, match="'104'"):
@@ -239,7 +239,7 @@ def test_broken_template_fails_in_apply_plan_and_on_the_server(comfy_server, sha
         apply_plan(renamed, p)
 
     # Past the apply layer, the server itself names the node: a renamed required (linked) input ...
-    _, _, swap = _prepared(comfy_server, shared_data, STATIC)
+    _, _, swap = _prepared(comfy_server, fixture_data, STATIC)
     broken = copy.deepcopy(swap.workflow)
     broken["5"]["inputs"]["latent"] = broken["5"]["inputs"].pop("latent_image")
     with pytest.raises(PromptRejected) as rejected:

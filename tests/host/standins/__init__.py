@@ -2,7 +2,7 @@
 
 cubiq/ComfyUI_IPAdapter_plus and Fannovel16/comfyui_controlnet_aux download weights at run time
 and need models this machine does not have. These nodes declare exactly the inputs and outputs
-those packs declare (../shared/notes/node-contracts.md: IPAdapter_plus @9d076a3, controlnet_aux
+those packs declare (recorded contracts: IPAdapter_plus @9d076a3, controlnet_aux
 @e8b689a) so the M4 templates validate and execute through the real ComfyUI executor. Behaviour
 is a pass-through: the IP-Adapter nodes return a clone of the model carrying the values they were
 given (so a test can read what arrived), the pose preprocessor returns a black pose map and an
