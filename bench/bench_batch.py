@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.run_log import RunLog  # noqa: E402
+from agents.runtime.run_log import RunLog  # noqa: E402
 from cli.run_cmd import start_local_servers  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"

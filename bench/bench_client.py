@@ -2,7 +2,7 @@
 
 Run from the repository root: `python bench/bench_client.py [runs]`. Starts a headless ComfyUI with the
 RANDOM-WEIGHT STAND-IN models (64x64, 3 steps when the steps are literal values), runs
-agents.m4_runner.run_pair `runs` times per mode after one warm-up, the bundled sketches in turn with one
+agents.runtime.runner.run_pair `runs` times per mode after one warm-up, the bundled sketches in turn with one
 reference, the two modes alternating so machine noise hits both alike. Every run's sketch is a new file
 (same pixels, bytes no earlier run saw), so its upload and analysis really happen:
   cold     the reference is a new file too: nothing is found on the server or in the client's
@@ -41,8 +41,8 @@ from PIL import Image, PngImagePlugin
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.m4_runner import prefetch_reference, run_pair  # noqa: E402
-from agents.run_log import RunLog  # noqa: E402
+from agents.runtime.run_log import RunLog  # noqa: E402
+from agents.runtime.runner import prefetch_reference, run_pair  # noqa: E402
 from cli.run_cmd import (  # noqa: E402
     RecordingClient,
     connect,

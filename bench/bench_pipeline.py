@@ -34,11 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = REPO / "tests" / "fixtures"
 
-from agents.animation_director import plan  # noqa: E402
-from agents.imaging import load_image, to_rgb_float  # noqa: E402
-from agents.prompt_engineer import build_prompts  # noqa: E402
-from agents.reference_compare import compare  # noqa: E402
-from agents.visual_analyst import analyse  # noqa: E402
+from agents.measure.imaging import load_image, to_rgb_float  # noqa: E402
+from agents.measure.reference_compare import compare  # noqa: E402
+from agents.measure.visual_analyst import analyse  # noqa: E402
+from agents.planning.animation_director import plan  # noqa: E402
+from agents.planning.prompt_engineer import build_prompts  # noqa: E402
 
 TARGET_MS = 250.0
 SIDE = 1024
@@ -149,7 +149,7 @@ def main() -> None:
     import open_clip
     import torch
 
-    from agents.embeddings import OpenClipImageEncoder
+    from agents.measure.embeddings import OpenClipImageEncoder
 
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model = open_clip.create_model("ViT-B-32", pretrained=None, device="cpu").eval()

@@ -16,9 +16,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.analysis_types import ReferenceReport, VisualAnalysis  # noqa: E402
-from agents.animation_director import plan  # noqa: E402
-from agents.prompt_engineer import build_prompts  # noqa: E402
+from agents.measure.analysis_types import ReferenceReport, VisualAnalysis  # noqa: E402
+from agents.planning.animation_director import plan  # noqa: E402
+from agents.planning.prompt_engineer import build_prompts  # noqa: E402
 
 
 def _inputs(rng: random.Random) -> tuple[VisualAnalysis, ReferenceReport]:

@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = REPO / "tests" / "fixtures"
 
-from agents.embeddings import OpenClipImageEncoder  # noqa: E402
-from agents.imaging import load_image, to_rgb_float  # noqa: E402
-from agents.line_quality import score_line_art  # noqa: E402
-from agents.reference_compare import compare  # noqa: E402
+from agents.measure.embeddings import OpenClipImageEncoder  # noqa: E402
+from agents.measure.imaging import load_image, to_rgb_float  # noqa: E402
+from agents.measure.line_quality import score_line_art  # noqa: E402
+from agents.measure.reference_compare import compare  # noqa: E402
 
 
 def _square(path: Path, side: int = 1024) -> np.ndarray:

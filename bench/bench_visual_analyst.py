@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))
 
 import cv2  # noqa: E402
 
-from agents.imaging import load_image  # noqa: E402
-from agents.visual_analyst import analyse  # noqa: E402
+from agents.measure.imaging import load_image  # noqa: E402
+from agents.measure.visual_analyst import analyse  # noqa: E402
 
 DEFAULT_IMAGE = REPO / "tests" / "fixtures" / "sketches" / "human_line.png"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.comfyui_client import ComfyClient, ComfyClientError, Interrupted, ServerUnavailable
+from agents.runtime.comfyui_client import ComfyClient, ComfyClientError, Interrupted, ServerUnavailable
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 Pair = tuple[Path, Path]
@@ -115,7 +115,7 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
               stop: threading.Event | None = None, say: Any = print, report: bool = True,
               on_done: Any = None) -> BatchOutcome:
     """Run every pair the log does not have as done in this batch; see the module docstring."""
-    from agents.run_log import RunLog
+    from agents.runtime.run_log import RunLog
     from cli.run_cmd import run_one
 
     stop = stop or threading.Event()
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     open_log(args.log).close()  # create the folder and the schema before the workers open it
     if not args.plan_on_server and pairs:
-        from agents.m4_runner import prefetch_reference
+        from agents.runtime.runner import prefetch_reference
 
         prefetch_reference(pairs[0][1])  # measured while the servers start; later pairs share it by content
     local_servers = [] if args.server else start_local_servers(args.local)

@@ -3,7 +3,7 @@ real headless ComfyUI.
 
 Every pair runs as one API workflow on the server (LoadImage -> Visual Analyst, Reference Compare
 -> Animation Director -> Prompt Engineer); the nodes' reports come back through /history. The plan is
-then applied to the static locked template (agents.apply_plan) and the template runs on the same
+then applied to the static locked template (agents.runtime.apply_plan) and the template runs on the same
 server with RANDOM-WEIGHT STAND-IN models (cli.template_run), its stage-1 and final images saved
 beside plan.json + report.html per pair. --plan-only stops after planning.
 """
@@ -78,8 +78,8 @@ def _summary_row(name: str, result: dict[str, Any]) -> str:
 def run_locked_template(server: Any, result: dict[str, Any], sketch_name: str, reference_name: str,
                         out_dir: Path, label: str) -> dict[str, Any]:
     """Apply the plan to the static template, swap in the stand-in models and run it; a summary for plan.json."""
-    from agents.apply_plan import apply_plan, load_template
-    from agents.plan_types import Plan
+    from agents.planning.plan_types import Plan
+    from agents.runtime.apply_plan import apply_plan, load_template
     from cli.template_run import set_input_images, stage_printer, swap_in_standins
 
     plan = Plan.from_dict(result["plan"]).with_prompts(result["prompts"])

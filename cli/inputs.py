@@ -17,7 +17,7 @@ class InputError(ValueError):
 
 
 def read_image(path: Path, role: str) -> Any:
-    from agents.imaging import ImageInputError, load_image
+    from agents.measure.imaging import ImageInputError, load_image
 
     try:
         return load_image(path)

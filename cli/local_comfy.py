@@ -4,7 +4,7 @@ The server gets its own base directory (models/, custom_nodes/, input/, output/,
 pack linked in and the stand-in checkpoint (models/checkpoints/) and stand-in ControlNet
 (models/controlnet/) beside it, so nothing of a user's own install is loaded.
 It is started with the current interpreter (the venv) and stopped by its own PID. This module keeps the
-process; the HTTP/websocket protocol is agents.comfyui_client.ComfyClient (`comfy.client`).
+process; the HTTP/websocket protocol is agents.runtime.comfyui_client.ComfyClient (`comfy.client`).
 
     with LocalComfy() as comfy:
         entry = comfy.run(api_prompt)          # follows /ws until done, returns the /history entry
@@ -27,7 +27,7 @@ from typing import Any
 import requests
 import websocket  # noqa: F401  (tests patch cli.local_comfy.websocket.create_connection to drop the socket)
 
-from agents.comfyui_client import (  # noqa: F401  (re-exported: the launcher's callers import them from here)
+from agents.runtime.comfyui_client import (  # noqa: F401  (re-exported: the launcher's callers import them from here)
     ComfyClient,
     ComfyClientError,
     ExecutionFailed,
@@ -244,7 +244,7 @@ class LocalComfy:
         if code is not None:
             raise ComfyError(f"the ComfyUI server died (exit {code}); log:\n{self.log_tail()}")
 
-    # ---- HTTP API: agents.comfyui_client.ComfyClient does the protocol ----
+    # ---- HTTP API: agents.runtime.comfyui_client.ComfyClient does the protocol ----
 
     def object_info(self) -> dict[str, Any]:
         return self.client.object_info()

@@ -27,7 +27,7 @@ def _reference_measures(path: Path) -> Any:
 
 @functools.lru_cache(maxsize=8)
 def _measures_of(path: Path, _stamp: tuple[int, int] | None) -> Any:
-    from agents.reference_compare import measure_image
+    from agents.measure.reference_compare import measure_image
 
     return measure_image(read_image(path, "reference"), "reference")
 
@@ -37,10 +37,10 @@ def plan_pair(sketch: Path, reference: Path | None, tags: str = "") -> dict[str,
 
     Runs the same agents the M4 nodes call, in this process; raises InputError for unreadable images.
     """
-    from agents.animation_director import plan as make_plan
-    from agents.prompt_engineer import build_prompts, parse_tags
-    from agents.reference_compare import compare
-    from agents.visual_analyst import analyse
+    from agents.measure.reference_compare import compare
+    from agents.measure.visual_analyst import analyse
+    from agents.planning.animation_director import plan as make_plan
+    from agents.planning.prompt_engineer import build_prompts, parse_tags
 
     sketch_img = read_image(Path(sketch), "sketch")
     measured = _reference_measures(Path(reference)) if reference is not None else None

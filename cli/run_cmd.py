@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.comfyui_client import ComfyClient, ComfyClientError
+from agents.runtime.comfyui_client import ComfyClient, ComfyClientError
 from cli.runs_cmd import DEFAULT_LOG
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,8 +124,8 @@ def standin_names(info: dict[str, Any], url: str) -> tuple[str, str]:
 
 
 def missing_node_types(info: dict[str, Any], template: Path | None) -> list[str]:
-    from agents.apply_plan import load_template
     from agents.policy import default_policy
+    from agents.runtime.apply_plan import load_template
 
     path = template or (REPO / default_policy().template)
     return sorted({node["class_type"] for node in load_template(path).values()} - set(info))
@@ -204,7 +204,7 @@ def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Pat
             progress: Callable[[dict[str, Any]], None] | None = None, report: bool = True,
             plan_on_server: bool = False) -> tuple[Any, Path | None]:
     """run_pair on one server plus its report; the exceptions of run_pair pass through (the log row is marked)."""
-    from agents.m4_runner import run_pair
+    from agents.runtime.runner import run_pair
 
     with RecordingClient(target.url) as client:
         result = run_pair(client, sketch=sketch, reference=reference, out_dir=out_dir, log=log, template=template,
@@ -215,7 +215,7 @@ def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Pat
 
 
 def open_log(path: str | Path) -> Any:
-    from agents.run_log import RunLog
+    from agents.runtime.run_log import RunLog
 
     path = Path(path).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     assert reference is not None  # noqa: S101  (resolve_pairs keeps the required --reference)
     if not args.plan_on_server:  # measured while the server starts or answers /object_info
-        from agents.m4_runner import prefetch_reference
+        from agents.runtime.runner import prefetch_reference
 
         prefetch_reference(reference)
     out_dir = Path(args.out).resolve() if args.out else Path("m4-output").resolve() / sketch.stem

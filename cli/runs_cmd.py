@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
-    from agents.run_log import RunLog
+    from agents.runtime.run_log import RunLog
 
     filters = {"status": args.status, "batch_id": args.batch, "limit": args.limit}
     with RunLog(log_path) as log:

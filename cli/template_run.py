@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from agents.apply_plan import TemplateError, Workflow
+from agents.runtime.apply_plan import TemplateError, Workflow
 from cli.local_comfy import MessageCallback, Progress
 
 log = logging.getLogger("m4.template_run")

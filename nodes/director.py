@@ -6,12 +6,12 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..agents.analysis_types import ReferenceReport as ReferenceReportData
-from ..agents.analysis_types import VisualAnalysis
-from ..agents.animation_director import plan as make_plan
-from ..agents.plan_types import PLAN_UNPACK_PROMPTS as _PROMPT_OUTPUTS
-from ..agents.plan_types import PLAN_UNPACK_VALUES as _VALUE_OUTPUTS
-from ..agents.plan_types import Plan as PlanData
+from ..agents.measure.analysis_types import ReferenceReport as ReferenceReportData
+from ..agents.measure.analysis_types import VisualAnalysis
+from ..agents.planning.animation_director import plan as make_plan
+from ..agents.planning.plan_types import PLAN_UNPACK_PROMPTS as _PROMPT_OUTPUTS
+from ..agents.planning.plan_types import PLAN_UNPACK_VALUES as _VALUE_OUTPUTS
+from ..agents.planning.plan_types import Plan as PlanData
 from ..agents.policy import PROMPT_FIELDS
 from .types import CATEGORY, Analysis, Plan, ReferenceReport
 

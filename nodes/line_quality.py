@@ -6,8 +6,8 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..agents.animation_director import safer_retry
-from ..agents.line_quality import METRICS, LineQualityScores, judge, score_line_art
+from ..agents.measure.line_quality import METRICS, LineQualityScores, judge, score_line_art
+from ..agents.planning.animation_director import safer_retry
 from ..agents.policy import default_policy
 from .convert import image_batch_to_numpy
 from .types import CATEGORY, Plan

@@ -6,7 +6,7 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..agents.prompt_engineer import build_prompts, parse_tags
+from ..agents.planning.prompt_engineer import build_prompts, parse_tags
 from .director import _plan_input, first_analysis
 from .types import CATEGORY, Analysis, Plan
 

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from comfy_api.latest import io
 
-from ..agents.embeddings import load_open_clip
-from ..agents.reference_compare import compare
+from ..agents.measure.embeddings import load_open_clip
+from ..agents.measure.reference_compare import compare
 from .convert import image_batch_to_numpy
 from .types import CATEGORY, ReferenceReport
 

@@ -2,8 +2,8 @@
 
 from comfy_api.latest import io
 
-Analysis = io.Custom("M4_ANALYSIS")  # agents.analysis_types.VisualAnalysis, one per batch item (list)
-ReferenceReport = io.Custom("M4_REFERENCE_REPORT")  # agents.analysis_types.ReferenceReport
+Analysis = io.Custom("M4_ANALYSIS")  # agents.measure.analysis_types.VisualAnalysis, one per batch item (list)
+ReferenceReport = io.Custom("M4_REFERENCE_REPORT")  # agents.measure.analysis_types.ReferenceReport
 Plan = io.Custom("M4_PLAN")  # the Animation Director's plan
 GuidanceSchedule = io.Custom("M4_GUIDANCE_SCHEDULE")  # adaptive CFG: the schedule one run used
 PoseKeypoint = io.Custom("POSE_KEYPOINT")  # controlnet_aux's type, so its preprocessors wire in

@@ -6,8 +6,8 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..agents.subject_tags import load_tagger
-from ..agents.visual_analyst import analyse_batch
+from ..agents.measure.subject_tags import load_tagger
+from ..agents.measure.visual_analyst import analyse_batch
 from .convert import image_batch_to_numpy
 from .types import CATEGORY, Analysis, PoseKeypoint
 

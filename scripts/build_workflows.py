@@ -123,7 +123,7 @@ def refresh_snapshot(url: str, path: Path = SNAPSHOT) -> None:
 def plan_unpack_outputs() -> dict[str, str]:
     """plan field -> M4PlanUnpack output name (agents/plan_types.py, the table the node is built from)."""
     _import_agents()
-    from agents.plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES
+    from agents.planning.plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES
 
     mapping = {plan_field: out_id for out_id, plan_field, _kind, _tip in PLAN_UNPACK_VALUES}
     mapping.update({out_id: out_id for out_id, _tip in PLAN_UNPACK_PROMPTS})  # prompts: same names

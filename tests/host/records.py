@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.analysis_types import ReferenceReport, VisualAnalysis
+from agents.measure.analysis_types import ReferenceReport, VisualAnalysis
 
 
 def make_analysis(**overrides) -> VisualAnalysis:

@@ -14,7 +14,7 @@ import torch
 
 
 def _tensor(path) -> torch.Tensor:
-    from agents.imaging import load_image, to_rgb_float
+    from agents.measure.imaging import load_image, to_rgb_float
 
     return torch.from_numpy(to_rgb_float(load_image(path)))[None]
 
@@ -51,7 +51,7 @@ def test_schemas_have_tooltips_and_m4_ids(mods):
 
 
 def test_chain_produces_consistent_outputs(mods, upstream):
-    from agents.animation_director import plan_violations
+    from agents.planning.animation_director import plan_violations
     from agents.policy import default_policy
 
     analysis, ref = upstream

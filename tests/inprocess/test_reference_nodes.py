@@ -16,7 +16,7 @@ import torch
 
 
 def _tensor(path) -> torch.Tensor:
-    from agents.imaging import load_image, to_rgb_float
+    from agents.measure.imaging import load_image, to_rgb_float
 
     return torch.from_numpy(to_rgb_float(load_image(path)))[None]
 
@@ -95,10 +95,10 @@ def test_reference_compare_node_rejects_bad_tensor(nodes) -> None:
 
 
 def _plan(fixture_data):
-    va = importlib.import_module("m4_director.agents.visual_analyst")
-    rc = importlib.import_module("m4_director.agents.reference_compare")
-    ad = importlib.import_module("m4_director.agents.animation_director")
-    from agents.imaging import load_image
+    va = importlib.import_module("m4_director.agents.measure.visual_analyst")
+    rc = importlib.import_module("m4_director.agents.measure.reference_compare")
+    ad = importlib.import_module("m4_director.agents.planning.animation_director")
+    from agents.measure.imaging import load_image
 
     sketch = load_image(fixture_data / "sketches/user_1.png")
     analysis = va.analyse_batch([sketch])[0]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.imaging import load_image, to_rgb_float
+from agents.measure.imaging import load_image, to_rgb_float
 
 MODULE = "m4_director.nodes.visual_analyst"
 
@@ -100,7 +100,7 @@ def test_blank_image_gives_an_empty_result_not_an_error(node_cls):
 def test_tiny_open_clip_model_through_the_path_input(node_cls, batch, tmp_path):
     from open_clip.model import CLIP
 
-    from agents.subject_tags import TAG_VOCABULARY
+    from agents.measure.subject_tags import TAG_VOCABULARY
 
     cfg = {
         "embed_dim": 16,

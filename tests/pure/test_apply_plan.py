@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.analysis_types import ReferenceReport
-from agents.animation_director import plan
-from agents.apply_plan import TemplateError, apply_plan, check_template, load_template, template_diff
+from agents.measure.analysis_types import ReferenceReport
+from agents.planning.animation_director import plan
+from agents.planning.prompt_engineer import build_prompts
 from agents.policy import default_policy
-from agents.prompt_engineer import build_prompts
+from agents.runtime.apply_plan import TemplateError, apply_plan, check_template, load_template, template_diff
 from host.records import make_analysis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,8 +98,8 @@ def test_not_api_format_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
 def test_wire_planning_feeds_every_driven_input_from_plan_unpack(path: Path) -> None:
-    from agents.apply_plan import PLANNING_NODES, wire_planning
-    from agents.plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES
+    from agents.planning.plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES
+    from agents.runtime.apply_plan import PLANNING_NODES, wire_planning
 
     template = load_template(path)
     wired = wire_planning(template, POLICY, sketch_node="10", reference_node="11", tags="1girl")
@@ -120,7 +120,7 @@ def test_wire_planning_feeds_every_driven_input_from_plan_unpack(path: Path) -> 
 
 
 def test_wire_planning_refuses_taken_ids_and_wrong_load_nodes() -> None:
-    from agents.apply_plan import wire_planning
+    from agents.runtime.apply_plan import wire_planning
 
     template = load_template(REPO / POLICY.template)
     with pytest.raises(TemplateError, match="'12'.*LoadImage"):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.animation_director import plan_violations
-from agents.plan_types import Plan
+from agents.planning.animation_director import plan_violations
+from agents.planning.plan_types import Plan
 from cli.batch import PairListError, read_pairs
 from cli.plan_cmd import main as plan_main
 from cli.report import attempts_html, schedule_series

@@ -17,7 +17,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from agents.comfyui_client import ComfyClient, ComfyClientError, ServerUnavailable, UnsafeFilename, safe_filename
+from agents.runtime.comfyui_client import (
+    ComfyClient,
+    ComfyClientError,
+    ServerUnavailable,
+    UnsafeFilename,
+    safe_filename,
+)
 from cli.local_comfy import free_port
 
 
@@ -228,7 +234,7 @@ def _server_frame(payload: bytes) -> bytes:
 def test_a_text_frame_that_is_not_utf8_is_skipped_not_fatal() -> None:
     import websocket
 
-    from agents.comfyui_client import ExecutionFailed
+    from agents.runtime.comfyui_client import ExecutionFailed
 
     ours, theirs = socket.socketpair()
     ws = websocket.WebSocket(skip_utf8_validation=True)  # as ComfyClient._connect_ws opens it

@@ -8,10 +8,10 @@ import math
 
 import pytest
 
-from agents.analysis_types import ReferenceReport
-from agents.animation_director import PlanInputError, plan, plan_violations, safer_retry
-from agents.director_rules import apply_hard_rules
-from agents.plan_types import Plan
+from agents.measure.analysis_types import ReferenceReport
+from agents.planning.animation_director import PlanInputError, plan, plan_violations, safer_retry
+from agents.planning.director_rules import apply_hard_rules
+from agents.planning.plan_types import Plan
 from agents.policy import default_policy, parse_policy, raw_default_policy
 from host.records import make_analysis, make_reference
 

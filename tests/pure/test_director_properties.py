@@ -11,8 +11,8 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.analysis_types import ReferenceReport, VisualAnalysis
-from agents.animation_director import plan, plan_violations, safer_retry
+from agents.measure.analysis_types import ReferenceReport, VisualAnalysis
+from agents.planning.animation_director import plan, plan_violations, safer_retry
 from agents.policy import default_policy
 
 POL = default_policy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.imaging import ImageInputError, fit_within, load_image, to_gray, to_rgb_float
+from agents.measure.imaging import ImageInputError, fit_within, load_image, to_gray, to_rgb_float
 
 
 def test_load_real_rgba_and_rgb(fixture_data):

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from agents.imaging import ImageInputError, load_image
-from agents.line_quality import METRICS, LineQualityScores, judge, score_line_art
+from agents.measure.imaging import ImageInputError, load_image
+from agents.measure.line_quality import METRICS, LineQualityScores, judge, score_line_art
 
 # Limits used by these tests (the shipped policy has its own; the node test uses those).
 LIMITS = {"max_broken": 0.35, "max_dotted": 0.25, "max_fringe": 0.2, "max_jitter": 0.3, "max_stray": 0.2,

@@ -84,3 +84,52 @@ def test_pack_modules_import_each_other_relatively() -> None:
         if "agents" in roots:
             offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
+
+
+# Which agents/ family may import which (AGENTS.md shows the same table). A family is a subpackage;
+# "policy" is the validated data every family reads. New families add their row here and in AGENTS.md.
+FAMILY_IMPORTS: dict[str, set[str]] = {
+    "policy": set(),
+    "measure": {"policy"},
+    "planning": {"policy", "measure"},
+    "guidance": {"policy"},
+    "runtime": {"policy", "measure", "planning"},
+    "inbetween": {"policy", "measure"},
+    "patterns": {"policy", "measure"},
+    "calibration": {"policy", "measure", "planning", "runtime"},
+}
+
+
+def _families_imported(path: Path) -> set[str]:
+    """The agents/ families a module's relative imports reach (from ..x import / from ..x.y import)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 2:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:  # from .. import x
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level > 2:
+            found.add("<outside agents>")
+    return found
+
+
+def test_every_agents_module_lives_in_a_family() -> None:
+    loose = [p.name for p in (REPO / "agents").glob("*.py") if p.name != "__init__.py"]
+    assert loose == [], "agents/ holds only family subpackages: move these into one"
+    families = {p.name for p in (REPO / "agents").iterdir() if (p / "__init__.py").is_file()}
+    assert families <= set(FAMILY_IMPORTS), f"new family {sorted(families - set(FAMILY_IMPORTS))}: add its import rule"
+    for family in families:
+        doc = ast.get_docstring(ast.parse((REPO / "agents" / family / "__init__.py").read_text()))
+        assert doc and len(doc.splitlines()) == 1, f"agents/{family}/__init__.py must say in one line what it owns"
+
+
+def test_families_import_only_what_their_rule_allows() -> None:
+    offenders = {}
+    for family, allowed in FAMILY_IMPORTS.items():
+        for path in (REPO / "agents" / family).rglob("*.py"):
+            bad = _families_imported(path) - allowed - {family}
+            if bad:
+                offenders[str(path.relative_to(REPO))] = sorted(bad)
+    assert offenders == {}

@@ -7,9 +7,9 @@ import copy
 import numpy as np
 import pytest
 
-from agents.imaging import load_image
-from agents.pose_risk import PoseKeypointError, frame_for, pose_anatomy_risk
-from agents.visual_analyst import analyse, analyse_batch
+from agents.measure.imaging import load_image
+from agents.measure.pose_risk import PoseKeypointError, frame_for, pose_anatomy_risk
+from agents.measure.visual_analyst import analyse, analyse_batch
 
 # A plausible upright person in normalised coordinates, COCO-18 order.
 UPRIGHT = [

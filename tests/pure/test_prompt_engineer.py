@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.analysis_types import ReferenceReport
-from agents.animation_director import plan
+from agents.measure.analysis_types import ReferenceReport
+from agents.planning.animation_director import plan
+from agents.planning.prompt_engineer import PromptContractError, StagePrompts, build_prompts, check_separation, tag_key
 from agents.policy import default_policy
-from agents.prompt_engineer import PromptContractError, StagePrompts, build_prompts, check_separation, tag_key
 from host.records import make_analysis, make_reference
 
 POL = default_policy()

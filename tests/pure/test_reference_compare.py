@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from agents.accessory_conflict import accessory_conflict, head_blobs
-from agents.analysis_types import ReferenceReport
-from agents.embeddings import EmbeddingError, cosine_similarity01
-from agents.imaging import ImageInputError, load_image, to_rgb_float
-from agents.reference_compare import CR_THRESHOLD, IMAGE_CONFLICT_WEIGHT, ReferenceInputError, compare
-from agents.tag_conflict import parse_tags, text_conflict
+from agents.measure.accessory_conflict import accessory_conflict, head_blobs
+from agents.measure.analysis_types import ReferenceReport
+from agents.measure.embeddings import EmbeddingError, cosine_similarity01
+from agents.measure.imaging import ImageInputError, load_image, to_rgb_float
+from agents.measure.reference_compare import CR_THRESHOLD, IMAGE_CONFLICT_WEIGHT, ReferenceInputError, compare
+from agents.measure.tag_conflict import parse_tags, text_conflict
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +235,7 @@ def test_blank_images_give_finite_scores() -> None:
 # --- measured once, reused ------------------------------------------------------------------
 
 def test_measures_in_place_of_pixels_give_the_identical_report(img) -> None:
-    from agents.reference_compare import measure_image
+    from agents.measure.reference_compare import measure_image
 
     sketch, ref = img("sketches/user_3.png"), img("references/madoka.jpg")
     direct = compare(sketch, ref, sketch_tags="1girl, sunglasses").to_dict()
@@ -248,7 +248,7 @@ def test_measures_in_place_of_pixels_give_the_identical_report(img) -> None:
 
 
 def test_a_reference_measured_without_colour_is_refused_by_name(img) -> None:
-    from agents.reference_compare import measure_image
+    from agents.measure.reference_compare import measure_image
 
     flat = measure_image(img("references/saber.png"), "reference", colour=False)
     with pytest.raises(ReferenceInputError, match="reference: measured without colour"):
@@ -256,7 +256,7 @@ def test_a_reference_measured_without_colour_is_refused_by_name(img) -> None:
 
 
 def test_measure_image_names_the_bad_input() -> None:
-    from agents.reference_compare import measure_image
+    from agents.measure.reference_compare import measure_image
 
     with pytest.raises(ImageInputError, match="style.png"):
         measure_image(np.zeros((4, 4, 3), np.uint8), "style.png")

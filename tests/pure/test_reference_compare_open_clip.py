@@ -12,9 +12,9 @@ import json
 import numpy as np
 import pytest
 
-from agents.embeddings import EmbeddingError, load_open_clip
-from agents.imaging import load_image
-from agents.reference_compare import compare
+from agents.measure.embeddings import EmbeddingError, load_open_clip
+from agents.measure.imaging import load_image
+from agents.measure.reference_compare import compare
 
 TINY = {
     "model_cfg": {

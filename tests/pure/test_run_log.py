@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import run_log
-from agents.run_log import RunLog, RunLogError
+from agents.runtime import run_log
+from agents.runtime.run_log import RunLog, RunLogError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def test_stage_updates_survive_a_killed_process(tmp_path: Path, images: dict[str
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
-        from agents.run_log import RunLog
+        from agents.runtime.run_log import RunLog
         log = RunLog({str(path)!r})
         done = log.start_run(sketch={str(images['a'])!r}, reference=None, server='http://x')
         log.set_stage(done, 'judging'); log.finish(done, status='done')

@@ -1,6 +1,6 @@
 """Tier 1: run_pair's planning step without a server: the reference measurements kept across pairs.
 
-A batch pairs one style reference with many sketches; agents.m4_runner keeps the reference's
+A batch pairs one style reference with many sketches; agents.runtime.runner keeps the reference's
 measurements by the file's content hash, so only the first pair decodes and measures it.
 """
 
@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from agents import m4_runner
-from agents.imaging import ImageInputError
+from agents.measure.imaging import ImageInputError
 from agents.policy import default_policy
+from agents.runtime import runner as m4_runner
 
 
 @pytest.fixture(autouse=True)
@@ -96,14 +96,14 @@ def test_a_cached_reference_plans_exactly_like_a_fresh_one(fixture_data: Path) -
 
 
 def _closed_port_client():
-    from agents.comfyui_client import ComfyClient
+    from agents.runtime.comfyui_client import ComfyClient
     from cli.local_comfy import free_port
 
     return ComfyClient(f"http://127.0.0.1:{free_port()}", timeout=2)
 
 
 def test_a_bad_reference_fails_planning_by_name_while_the_upload_fails_beside_it(fixture_data, tmp_path) -> None:
-    from agents.run_log import RunLog
+    from agents.runtime.run_log import RunLog
 
     bad = tmp_path / "style.png"
     bad.write_text("not an image")
@@ -117,8 +117,8 @@ def test_a_bad_reference_fails_planning_by_name_while_the_upload_fails_beside_it
 
 
 def test_an_unreachable_server_fails_at_uploading_after_planning(fixture_data, tmp_path) -> None:
-    from agents.comfyui_client import ServerUnavailable
-    from agents.run_log import RunLog
+    from agents.runtime.comfyui_client import ServerUnavailable
+    from agents.runtime.run_log import RunLog
 
     with RunLog(tmp_path / "runs.db") as log, _closed_port_client() as client:
         with pytest.raises(ServerUnavailable):

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from agents.imaging import ImageInputError, load_image, to_rgb_float
-from agents.visual_analyst import analyse, analyse_batch
+from agents.measure.imaging import ImageInputError, load_image, to_rgb_float
+from agents.measure.visual_analyst import analyse, analyse_batch
 
 SCORES = ("line_quality_score", "construction_lines", "broken_lines", "stroke_width_consistency",
           "complexity_score", "subject_scale", "anatomy_risk_score")
@@ -243,7 +243,7 @@ def test_batch_keeps_order_names_and_per_image_results(sketches):
 
 
 def test_json_round_trip_of_a_real_analysis(results):
-    from agents.analysis_types import VisualAnalysis
+    from agents.measure.analysis_types import VisualAnalysis
 
     a = results["human_line"]
     assert VisualAnalysis.from_dict(a.to_dict()) == a

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.visual_analyst import analyse
+from agents.measure.visual_analyst import analyse
 
 
 @st.composite

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from agents.imaging import load_image
-from agents.subject_tags import TAG_VOCABULARY, SubjectTagError, load_tagger, parse_text_tags
-from agents.visual_analyst import analyse
+from agents.measure.imaging import load_image
+from agents.measure.subject_tags import TAG_VOCABULARY, SubjectTagError, load_tagger, parse_text_tags
+from agents.measure.visual_analyst import analyse
 
 TINY_CFG = {
     "embed_dim": 16,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from skimage.morphology import skeletonize
 
-from agents.accessory_conflict import _coordinate_percentiles, _stroke_width
-from agents.imaging import (
+from agents.measure.accessory_conflict import _coordinate_percentiles, _stroke_width
+from agents.measure.imaging import (
     ImageInputError,
     fit_within,
     load_image,
@@ -16,7 +16,7 @@ from agents.imaging import (
     to_rgb_float,
     to_rgb_float_within,
 )
-from agents.reference_compare import compare
+from agents.measure.reference_compare import compare
 
 REAL = ["sketches/human_line.png", "sketches/user_1.png", "references/madoka.jpg", "references/saber.png"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.run_log import RunLog
+from agents.runtime.run_log import RunLog
 from cli import batch
 from cli.run_cmd import connect
 from cli.runs_cmd import main as runs_main

@@ -1,4 +1,4 @@
-"""Tier 3: agents.comfyui_client and agents.m4_runner against the real ComfyUI test server.
+"""Tier 3: agents.runtime.comfyui_client and agents.runtime.runner against the real ComfyUI test server.
 
 The locked template runs with RANDOM-WEIGHT STAND-IN models (cli.template_run.swap_in_standins as the
 prepare hook): the images prove the plan reaches the graph and the files come back, not image quality.
@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.animation_director import plan_violations
-from agents.comfyui_client import (
+from agents.measure.imaging import load_image
+from agents.planning.animation_director import plan_violations
+from agents.planning.plan_types import Plan
+from agents.runtime.comfyui_client import (
     ComfyClient,
     ComfyClientError,
     Interrupted,
@@ -21,10 +23,8 @@ from agents.comfyui_client import (
     RunTimeout,
     UnsafeFilename,
 )
-from agents.imaging import load_image
-from agents.m4_runner import run_pair
-from agents.plan_types import Plan
-from agents.run_log import RunLog
+from agents.runtime.run_log import RunLog
+from agents.runtime.runner import run_pair
 from cli.run_cmd import standin_prepare
 from host.server import txt2img_prompt
 
@@ -113,8 +113,8 @@ def test_forced_retry_keeps_both_attempts_and_only_lowers(client, standins, tmp_
 def test_plan_on_server_wires_the_agents_in_and_logs_their_plan(client, standins, tmp_path):
     """The first attempt plans inside the graph: driven inputs are links from M4 Plan Unpack, and the plan
     the server's agents made (read back from /history) is logged and is what the retry lowers."""
-    from agents.apply_plan import PLANNING_NODES
     from agents.policy import default_policy
+    from agents.runtime.apply_plan import PLANNING_NODES
 
     with RunLog(tmp_path / "runs.sqlite3") as log:
         result = run_pair(client, sketch=SKETCH, reference=REFERENCE, out_dir=tmp_path / "out", log=log,
@@ -220,7 +220,7 @@ def test_a_run_past_its_timeout_is_cancelled_on_the_server(client, comfy_server)
 @pytest.fixture()
 def connects(monkeypatch):
     """Counts the websocket connections the client opens (the real ones, passed through)."""
-    import agents.comfyui_client as cc
+    import agents.runtime.comfyui_client as cc
 
     opened: list[object] = []
     real = cc.websocket.create_connection

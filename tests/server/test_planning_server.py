@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agents.animation_director import plan_violations
-from agents.plan_types import Plan
+from agents.planning.animation_director import plan_violations
+from agents.planning.plan_types import Plan
 from agents.policy import default_policy
 from cli.demo import build_workflow, collect
 

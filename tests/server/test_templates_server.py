@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from agents.animation_director import plan as make_plan
-from agents.apply_plan import TemplateError, apply_plan, load_template
-from agents.imaging import load_image
-from agents.plan_types import Plan
+from agents.measure.imaging import load_image
+from agents.measure.reference_compare import compare
+from agents.measure.visual_analyst import analyse
+from agents.planning.animation_director import plan as make_plan
+from agents.planning.plan_types import Plan
+from agents.planning.prompt_engineer import build_prompts
 from agents.policy import default_policy
-from agents.prompt_engineer import build_prompts
-from agents.reference_compare import compare
-from agents.visual_analyst import analyse
+from agents.runtime.apply_plan import TemplateError, apply_plan, load_template
 from cli.local_comfy import PromptRejected
 from cli.template_run import (
     STANDIN_NOTICE,

@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analysis_types import ReferenceReport, VisualAnalysis
-from .policy import Policy
+from ..measure.analysis_types import ReferenceReport, VisualAnalysis
+from ..policy import Policy
 
 
 class PlanInputError(ValueError):

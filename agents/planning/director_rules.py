@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..policy import Policy
 from .director_signals import hallucination_risk
-from .policy import Policy
 
 _EPS = 1e-9
 

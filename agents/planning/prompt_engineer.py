@@ -16,9 +16,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .analysis_types import VisualAnalysis
+from ..measure.analysis_types import VisualAnalysis
+from ..policy import Policy, default_policy
 from .plan_types import Plan
-from .policy import Policy, default_policy
 
 _WEIGHTED = re.compile(r"^\((?P<tag>.+?)(?::(?P<w>[0-9]*\.?[0-9]+))?\)$")
 _COUNT = re.compile(r"^(\d+\+?(girl|boy|other)s?|multiple (girls|boys|others)|no humans|solo)$")

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .policy import PROMPT_FIELDS, VALUE_KINDS, VALUE_NAMES, Policy, default_policy
+from ..policy import PROMPT_FIELDS, VALUE_KINDS, VALUE_NAMES, Policy, default_policy
 
 # M4 Plan Unpack's outputs: (output id, plan field, socket kind, tooltip). Saved workflows link to these
 # output names, and scripts/build_workflows.py wires the policy's driver map through them: never rename.

@@ -94,7 +94,7 @@ class ImageMeasures:
 
 
 def measure_image(image: np.ndarray, name: str, *, colour: bool = True) -> ImageMeasures:
-    """ImageMeasures of one image; errors name `name` (see agents.imaging for what is accepted)."""
+    """ImageMeasures of one image; errors name `name` (see agents.measure.imaging for what is accepted)."""
     return _measure_rgb(to_rgb_float_within(image, WORK_SIDE, name)[0], colour=colour)
 
 

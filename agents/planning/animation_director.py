@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .analysis_types import ReferenceReport, VisualAnalysis
+from ..measure.analysis_types import ReferenceReport, VisualAnalysis
+from ..policy import VALUE_KINDS, VALUE_NAMES, Policy, default_policy
 from .director_rules import Clamp, apply_hard_rules, rule_violations
 from .director_signals import (
     DirectorInputs,
@@ -24,7 +25,6 @@ from .director_signals import (
     sanitise_inputs,
 )
 from .plan_types import Plan
-from .policy import VALUE_KINDS, VALUE_NAMES, Policy, default_policy
 
 __all__ = ["PlanInputError", "RuleViolation", "plan", "plan_violations", "safer_retry"]
 

@@ -1,6 +1,6 @@
 """Visual Analyst (seed 004 sections 3A and 12): what state a sketch is in, as 0..1 signals.
 
-analyse() takes one drawing as a numpy array (any of the shapes agents.imaging accepts) and
+analyse() takes one drawing as a numpy array (any of the shapes agents.measure.imaging accepts) and
 returns a VisualAnalysis. Scores and their thresholds are defined in web/docs/M4VisualAnalyst.md;
 the constants below are the single source of those numbers.
 """

@@ -2,7 +2,7 @@
 
 analyse -> compare -> plan -> prompts -> apply to the locked template -> upload + set LoadImage ->
 prepare() -> run on the server -> download -> judge the final image. When the Line Quality
-Analyzer fails it, exactly one retry runs with agents.animation_director.safer_retry's values.
+Analyzer fails it, exactly one retry runs with agents.planning.animation_director.safer_retry's values.
 Each attempt is its own run-log row (the retry's parent_run is the first), updated stage by stage.
 """
 
@@ -18,8 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .animation_director import plan as make_plan
-from .animation_director import plan_violations, safer_retry
+from ..measure.image_features import WORK_SIDE as COMPARE_SIDE
+from ..measure.imaging import ImageInputError, decode_image, load_image, to_rgb_float_within
+from ..measure.line_quality import judge, retry_steps, score_line_art
+from ..measure.reference_compare import ImageMeasures, compare, measure_image
+from ..measure.strokes import WORK_SIDE as ANALYSIS_SIDE
+from ..measure.visual_analyst import analyse
+from ..planning.animation_director import plan as make_plan
+from ..planning.animation_director import plan_violations, safer_retry
+from ..planning.plan_types import Plan
+from ..planning.prompt_engineer import build_prompts, parse_tags
+from ..policy import Policy, default_policy
 from .apply_plan import (
     TemplateError,
     Workflow,
@@ -30,18 +39,9 @@ from .apply_plan import (
     wire_planning,
 )
 from .comfyui_client import ComfyClient, ProgressCallback
-from .image_features import WORK_SIDE as COMPARE_SIDE
-from .imaging import ImageInputError, decode_image, load_image, to_rgb_float_within
-from .line_quality import judge, retry_steps, score_line_art
-from .plan_types import Plan
-from .policy import Policy, default_policy
-from .prompt_engineer import build_prompts, parse_tags
-from .reference_compare import ImageMeasures, compare, measure_image
 from .run_log import RunLog
-from .strokes import WORK_SIDE as ANALYSIS_SIDE
-from .visual_analyst import analyse
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # LoadImage node ids of the locked templates.
 SKETCH_NODE = "10"
 REFERENCE_NODE = "11"

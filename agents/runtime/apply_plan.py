@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES, Plan
-from .policy import Policy, default_policy
+from ..planning.plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES, Plan
+from ..policy import Policy, default_policy
 
 Workflow = dict[str, dict[str, Any]]
 
