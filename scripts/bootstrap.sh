@@ -16,7 +16,7 @@ comfy="$(python3 "$here/scripts/comfy_host.py")"
 log "ComfyUI host: $comfy"
 
 # Bump VENV_REV when the install steps below change; requirement edits change the key by themselves.
-VENV_REV=1
+VENV_REV=2
 key="$( (echo "$VENV_REV"; cat "$here/requirements.txt" "$here/requirements-dev.txt" "$comfy/requirements.txt") | sha256sum | cut -c1-12)"
 venv="$cache/venv-$key"
 if [ ! -f "$venv/.m4-ready" ]; then
@@ -28,6 +28,14 @@ if [ ! -f "$venv/.m4-ready" ]; then
   python3 "$here/scripts/comfy_host.py" --requirements > "$cache/comfy-requirements.txt"
   "$venv/bin/python" -m pip install --quiet torch==2.14.1 torchvision==0.29.1 \
     -r "$cache/comfy-requirements.txt" -r "$here/requirements.txt" -r "$here/requirements-dev.txt" >&2
+  # ComfyUI's audio nodes (LoadAudio, SaveAudio, and the AUDIO preview) import torchaudio and use only its
+  # pure-Python parts (functional.resample); decoding is PyAV's. torchaudio's last release (2.9) is built
+  # against torch 2.9, so its compiled extension cannot load beside torch 2.14: install it without
+  # dependencies and drop the extension (torchaudio then runs its Python code and reports no extension).
+  "$venv/bin/python" -m pip install --quiet --no-deps torchaudio==2.9.1 >&2
+  ta_lib="$("$venv/bin/python" -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("torchaudio").origin).parent / "lib")')"
+  find "$ta_lib" -maxdepth 1 -name '*.so' -delete
+  "$venv/bin/python" -c 'import torch, torchaudio.functional as F; F.resample(torch.zeros(1, 480), 48000, 44100)' >&2
   touch "$venv/.m4-ready"
   # Venvs of other requirement sets are several GB each: keep this one and the newest other (a second
   # checkout on another branch may still be using it), remove the rest.
