@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.v0_0_2 import ComfyExtension, io
 
 # One module per node family; each defines NODES.
 _FAMILIES = (

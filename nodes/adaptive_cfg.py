@@ -19,7 +19,7 @@ from typing import Any
 import comfy.patcher_extension as pe
 import comfy.samplers
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..agents.guidance import (
     SCHEDULE_NAMES,

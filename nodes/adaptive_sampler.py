@@ -10,7 +10,7 @@ import comfy.samplers
 import numpy as np
 import torch
 from comfy.k_diffusion import sampling as kds
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..agents.guidance import EarlyExit, EarlyExitSettings, GuidanceInputError
 from .adaptive_cfg import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..agents.measure.analysis_types import ReferenceReport as ReferenceReportData
 from ..agents.measure.analysis_types import VisualAnalysis

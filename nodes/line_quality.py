@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..agents.measure.line_quality import METRICS, LineQualityScores, judge, score_line_art
 from ..agents.planning.animation_director import safer_retry

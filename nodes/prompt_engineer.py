@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..agents.planning.prompt_engineer import build_prompts, parse_tags
 from .director import _plan_input, first_analysis

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..agents.measure.embeddings import load_open_clip
 from ..agents.measure.reference_compare import compare

@@ -1,6 +1,6 @@
 """Custom socket types of the pack. Their names are part of saved workflows: never rename them."""
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 Analysis = io.Custom("M4_ANALYSIS")  # agents.measure.analysis_types.VisualAnalysis, one per batch item (list)
 ReferenceReport = io.Custom("M4_REFERENCE_REPORT")  # agents.measure.analysis_types.ReferenceReport

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..agents.measure.subject_tags import load_tagger
 from ..agents.measure.visual_analyst import analyse_batch

@@ -136,3 +136,10 @@ def test_families_import_only_what_their_rule_allows() -> None:
             if bad:
                 offenders[str(path.relative_to(REPO))] = sorted(bad)
     assert offenders == {}
+
+
+def test_nodes_import_the_versioned_comfy_api() -> None:
+    """comfy_api.latest may change under a pack; the versioned module (present in the floor 0.3.75) does not."""
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "nodes").rglob("*.py")
+                 if re.search(r"comfy_api\.latest\b", p.read_text())]
+    assert offenders == []
