@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     open_log(args.log).close()  # create the folder and the schema before the workers open it
     if not args.plan_on_server and pairs:
-        from agents.runtime.runner import prefetch_reference
+        from agents.measure.reference_cache import prefetch_reference
 
         prefetch_reference(pairs[0][1])  # measured while the servers start; later pairs share it by content
     local_servers = [] if args.server else start_local_servers(args.local)

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     assert reference is not None  # noqa: S101  (resolve_pairs keeps the required --reference)
     if not args.plan_on_server:  # measured while the server starts or answers /object_info
-        from agents.runtime.runner import prefetch_reference
+        from agents.measure.reference_cache import prefetch_reference
 
         prefetch_reference(reference)
     out_dir = Path(args.out).resolve() if args.out else Path("m4-output").resolve() / sketch.stem

@@ -144,7 +144,7 @@ def compare(
     source = _pick_source(similarity_source, sketch_embedding, reference_embedding)
     if reference is None:
         return ReferenceReport.absent()
-    s_m = sketch if isinstance(sketch, ImageMeasures) else _measure_rgb(s_rgb, colour=False)
+    s_m = sketch if isinstance(sketch, ImageMeasures) else _measure_rgb(s_rgb, colour=False)  # type: ignore[arg-type]
     r_m = reference if isinstance(reference, ImageMeasures) else measure_image(reference, "reference")
     if r_m.saturation is None or r_m.content_share is None:
         raise ReferenceInputError("reference: measured without colour; use measure_image(..., colour=True)")

@@ -141,7 +141,8 @@ def _clamp_to_bounds(raw: dict[str, float], bounds: Bounds) -> tuple[dict[str, f
 
 
 # ---- assembly ------------------------------------------------------------------------------------
-def _finish(values: dict[str, float]) -> dict[str, float | int]:
+def _finish(values: dict[str, float]) -> dict[str, Any]:
+    """The values as the Plan's fields take them (Any: each name goes to its own int or float field)."""
     return {n: int(round(values[n])) if VALUE_KINDS[n][1] else float(values[n]) for n in VALUE_NAMES}
 
 

@@ -114,7 +114,8 @@ def test_plan_on_server_wires_the_agents_in_and_logs_their_plan(client, standins
     """The first attempt plans inside the graph: driven inputs are links from M4 Plan Unpack, and the plan
     the server's agents made (read back from /history) is logged and is what the retry lowers."""
     from agents.policy import default_policy
-    from agents.runtime.apply_plan import PLANNING_NODES
+
+    PLANNING_NODES = default_policy().template_contract.planning
 
     with RunLog(tmp_path / "runs.sqlite3") as log:
         result = run_pair(client, sketch=SKETCH, reference=REFERENCE, out_dir=tmp_path / "out", log=log,
