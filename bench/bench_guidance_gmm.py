@@ -87,10 +87,7 @@ class Row:
 
 def pack_default_settings(ac):
     """GuidanceSettings exactly as the nodes build them from their default input values."""
-    d = ac.DEFAULTS
-    return ac.settings_from_inputs(d["schedule"], d["cfg_min"], d["cfg_max"], d["skip_below"], d["quality_adjust"],
-                                   d["agreement_cutoff"], d["interval_sigma_lo"], d["interval_sigma_hi"],
-                                   d["early_stop"], d["early_stop_tolerance"])
+    return ac.settings_from_inputs({})
 
 
 def methods(ac, g, base: float, full: bool = True) -> list[Method]:

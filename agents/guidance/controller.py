@@ -14,29 +14,34 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
+from .data import guidance_data, tunable
 from .early_exit import EarlyExit, EarlyExitSettings
 from .errors import GuidanceInputError
 from .quality import HeuristicQualityPredictor, QualityPredictor, measure
 from .schedules import Schedule, make_schedule
 
+_D = guidance_data().defaults()
+
 
 @dataclass(frozen=True)
 class GuidanceSettings:
-    """Defaults follow the exact-score benchmark (web/docs/M4AdaptiveCFG.md): an increasing schedule
-    with no quality nudge. Early exit stays opt-in here; the nodes turn it on by default."""
+    """Defaults are the node options' defaults in guidance.toml (chosen on the exact-score benchmark,
+    web/docs/M4AdaptiveCFG.md). Early exit is a separate object: None here (a bare controller never
+    stops early); `from_options` builds it as the nodes do (on by default)."""
 
-    schedule: str = "linear_up"
-    cfg_min: float = 1.0
-    cfg_max: float = 12.0
-    skip_below: float = 1.5
-    skip_epsilon: float = 0.05
-    quality_adjust: bool = False
-    agreement_cutoff: float = 0.0  # > 0: Adaptive Guidance, CFG off once cos(eps_c, eps_u) >= this
-    interval_sigma_lo: float = 0.0
-    interval_sigma_hi: float = math.inf
+    schedule: str = _D["schedule"]
+    cfg_min: float = _D["cfg_min"]
+    cfg_max: float = _D["cfg_max"]
+    skip_below: float = _D["skip_below"]
+    skip_epsilon: float = tunable("skip_epsilon")
+    quality_adjust: bool = _D["quality_adjust"]
+    agreement_cutoff: float = _D["agreement_cutoff"]  # > 0: Adaptive Guidance, CFG off once cos(eps_c, eps_u) >= this
+    interval_sigma_lo: float = _D["interval_sigma_lo"]
+    interval_sigma_hi: float = _D["interval_sigma_hi"]
     base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
     early_exit: EarlyExitSettings | None = None
     frames_in_batch: bool = False  # treat the batch as the frames of one clip (temporal signals)
@@ -59,6 +64,18 @@ class GuidanceSettings:
 
     def make_schedule(self) -> Schedule:
         return make_schedule(self.schedule, self.interval_sigma_lo, self.interval_sigma_hi)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], base_override: float | None = None) -> GuidanceSettings:
+        """Settings from checked node options (agents.guidance.data.parse_options), the one path every
+        guidance node takes."""
+        o = options
+        early = EarlyExitSettings(tolerance=o["early_stop_tolerance"], rule=o["early_stop_rule"]) \
+            if o["early_stop"] else None
+        return cls(schedule=o["schedule"], cfg_min=o["cfg_min"], cfg_max=o["cfg_max"], skip_below=o["skip_below"],
+                   quality_adjust=o["quality_adjust"], agreement_cutoff=o["agreement_cutoff"],
+                   interval_sigma_lo=o["interval_sigma_lo"], interval_sigma_hi=o["interval_sigma_hi"],
+                   base_override=base_override, early_exit=early, cap_at_base=bool(o["cap_at_base"]))
 
 
 @dataclass
@@ -151,7 +168,7 @@ class GuidanceController:
         cut = self.settings.agreement_cutoff
         if cut > 0 and signals.agreement is not None and signals.agreement >= cut:
             self._guidance_off = True
-        if self.early is not None and self.early.update(denoised, sigma, progress):
+        if self.early is not None and self.early.update(denoised, sigma, progress, x):
             self._frozen = denoised.detach().clone()
             self.stopped_at_sigma = float(sigma)
 
