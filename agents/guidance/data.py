@@ -46,6 +46,7 @@ _OPTIONS: dict[str, tuple[Kind, tuple[str, ...], bool]] = {
     "prompt": ("text", (), True),
     "cap_at_base": ("bool", (), True),
     "early_stop_rule": ("choice", EARLY_STOP_RULES, True),
+    "gap_cutoff": ("float", (), True),
 }
 OPTION_NAMES: tuple[str, ...] = tuple(_OPTIONS)
 
