@@ -31,7 +31,6 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import statistics
 import sys
