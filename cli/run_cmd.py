@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.guidance.data import EVENT
 from agents.runtime.comfyui_client import ComfyClient, ComfyClientError
 from cli.runs_cmd import DEFAULT_LOG
 
@@ -25,7 +26,7 @@ TEMPLATES = {"static": REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.j
 # The generated stand-ins' file-name stems (cli/standin_checkpoint.py): how --standins finds them on a server.
 STANDIN_CHECKPOINT_STEM = "m4-standin-sd15"
 STANDIN_CONTROLNET_STEM = "m4-standin-controlnet-sd15"
-GUIDANCE_EVENT = "m4.guidance"
+GUIDANCE_EVENT = EVENT  # the one spelling: agents.guidance.data.EVENT
 
 
 class RunInputError(ValueError):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from agents.guidance.data import EVENT
 from agents.measure.imaging import load_image
 from agents.measure.reference_compare import compare
 from agents.measure.visual_analyst import analyse
@@ -158,7 +159,7 @@ def _run(comfy_server, workflow: dict) -> tuple[dict, list[str], list[dict]]:
     def on_message(kind: str, data: dict) -> None:
         if kind == "executing" and data.get("node"):
             executed.append(str(data["node"]))
-        elif kind == "m4.guidance":
+        elif kind == EVENT:
             guidance.append(data)
 
     entry = comfy_server.run(workflow, timeout=300, on_message=on_message)
