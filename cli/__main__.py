@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sqlite3
 import sys
 
 # command -> (module with main(argv) -> int, one-line help). Modules load only when their command runs.
@@ -31,7 +33,31 @@ def main() -> int:
         print(f"unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
-    return int(module.main(rest))
+    try:
+        code = int(module.main(rest))
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every error exit is one `error:` line and exit 2, never a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    return code
+
+
+DEBUG_ENV = "M4_DEBUG"  # set to show the traceback of an error instead of its one line
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message (the project's errors name the input), or for a foreign
+    one also its type and where it came from."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"the run log cannot be read ({text}): is it a run log file, complete and not corrupt?"
+    if isinstance(exc, ValueError | OSError) or type(exc).__module__.startswith(("agents", "cli")):
+        return text
+    return f"{type(exc).__name__}: {text} (unexpected; {DEBUG_ENV}=1 shows the traceback)"
 
 
 if __name__ == "__main__":

@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             except (ComfyClientError, ValueError) as exc:
                 print(f"error: the run did not finish: {exc} (the log row is marked incomplete; run again to "
                       "retry)", file=sys.stderr)
-                return 1
+                return 2
         verdicts = ", ".join(f"{a['label']}: {'pass' if (a.get('verdict') or {}).get('passed') else 'fail'}"
                              for a in result.attempts)
         print(f"[m4 run] {len(result.attempts)} attempt(s) ({verdicts}) in {time.monotonic() - t0:.1f} s; "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..measure.image_features import WORK_SIDE as COMPARE_SIDE
-from ..measure.imaging import ImageInputError, decode_image, load_image, to_rgb_float_within
+from ..measure.imaging import check_image, decode_image, load_image, to_rgb_float_within
 from ..measure.line_quality import judge, retry_steps, score_line_art
 from ..measure.reference_compare import ImageMeasures, compare, measure_image
 from ..measure.strokes import WORK_SIDE as ANALYSIS_SIDE
@@ -98,8 +98,7 @@ _reference_lock = threading.Lock()  # batch runs pairs on several threads
 def reference_measures(path: Path) -> ImageMeasures:
     """Reference Compare's measurements of the reference file at `path`, from the cache when its bytes
     were measured (or are being measured) before in this process."""
-    if not path.is_file():
-        raise ImageInputError(f"image file not found: {path}")
+    check_image(path)  # existence and declared size before the whole file is read
     data = path.read_bytes()
     key = hashlib.sha256(data).hexdigest()
     owner = False
