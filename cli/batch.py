@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.runtime.comfyui_client import ComfyClient, ComfyClientError, Interrupted, ServerUnavailable
+from cli.inputs import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 Pair = tuple[Path, Path]
@@ -67,6 +68,14 @@ def read_pairs(source: Path, *, reference: Path | None = None) -> list[Pair]:
     if not pairs:
         raise PairListError(f"{source}: no pairs in the list")
     return pairs
+
+
+def check_pair_images(pairs: list[Pair]) -> None:
+    """Every sketch and reference of the batch passes the header check before any pair runs (InputError)."""
+    from cli.inputs import check_image
+
+    for path in sorted({p for pair in pairs for p in pair}):
+        check_image(path, "sketch" if any(path == s for s, _r in pairs) else "reference")
 
 
 def default_batch_id(keys: list[str]) -> str:
@@ -240,6 +249,15 @@ def _settle(future: Future[Any], slot: Slot, key: str, pair: Pair, outcome: Batc
 
 
 def main(argv: list[str] | None = None) -> int:
+    background: list[threading.Thread] = []
+    try:
+        return _main(argv, background)
+    finally:  # a thread still inside OpenCV at interpreter shutdown aborts the process (SIGABRT)
+        for thread in background:
+            thread.join()
+
+
+def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     parser = argparse.ArgumentParser(prog="./m4 batch", description=__doc__.splitlines()[0])
     parser.add_argument("pairs", help="a folder of sketches (with --reference) or a 'sketch,reference' list file")
     parser.add_argument("--reference", help="the style reference for a folder of sketches")
@@ -250,7 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local", type=int, default=1,
                         help="without --server: how many headless stand-in servers to start here (default 1)")
     parser.add_argument("--no-report", action="store_true", help="skip the per-run HTML reports")
-    from cli.run_cmd import RunInputError, add_common, connect, open_log, resolve_template, start_local_servers
+    from cli.run_cmd import (
+        RunInputError,
+        add_common,
+        check_server_urls,
+        connect,
+        open_log,
+        resolve_template,
+        start_local_servers,
+    )
 
     add_common(parser)
     args = parser.parse_args(argv)
@@ -258,15 +284,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--per-server and --local must be at least 1")
     try:
         pairs = read_pairs(Path(args.pairs), reference=Path(args.reference) if args.reference else None)
+        check_pair_images(pairs)
         template = resolve_template(args.template)
-    except (PairListError, RunInputError) as exc:
+        check_server_urls(args.server)
+    except (PairListError, RunInputError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     open_log(args.log).close()  # create the folder and the schema before the workers open it
     if not args.plan_on_server and pairs:
         from agents.runtime.runner import prefetch_reference
 
-        prefetch_reference(pairs[0][1])  # measured while the servers start; later pairs share it by content
+        # measured while the servers start; later pairs share it by content
+        background.append(prefetch_reference(pairs[0][1]))
     local_servers = [] if args.server else start_local_servers(args.local)
     stop = threading.Event()
     try:
@@ -296,9 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[m4 batch] {outcome.batch_id}: {len(outcome.done)} done, {len(outcome.skipped)} skipped (done before), "
           f"{len(outcome.failed)} failed, {len(outcome.left)} not run, in {time.monotonic() - t0:.1f} s ({spread}); "
           f"log {Path(args.log).resolve()}")
-    if outcome.left and not outcome.interrupted:
-        print("[m4 batch] no server could take the remaining pairs; start one and re-run the same command",
-              file=sys.stderr)
     if outcome.interrupted:
         return 130
-    return 0 if outcome.complete else 1
+    if outcome.failed:
+        print(f"error: {len(outcome.failed)} pair(s) failed (first: {outcome.failed[0][0][0].name}: "
+              f"{' '.join(outcome.failed[0][1].split())[:200]}); ./m4 runs --status failed lists them", file=sys.stderr)
+    elif outcome.left:
+        print("error: no server could take the remaining pairs; start one and re-run the same command",
+              file=sys.stderr)
+    return 0 if outcome.complete else 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -262,7 +263,25 @@ def start_local_servers(count: int) -> list[Any]:
     return servers
 
 
+def check_server_urls(urls: list[str]) -> None:
+    """--server values are http(s)://host[:port] URLs (RunInputError naming the value otherwise)."""
+    for url in urls:
+        try:
+            ComfyClient(url).close()
+        except ValueError as exc:
+            raise RunInputError(f"--server: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    background: list[threading.Thread] = []
+    try:
+        return _main(argv, background)
+    finally:  # a thread still inside OpenCV at interpreter shutdown aborts the process (SIGABRT)
+        for thread in background:
+            thread.join()
+
+
+def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     parser = argparse.ArgumentParser(prog="./m4 run", description=__doc__.splitlines()[0])
     parser.add_argument("--sketch", required=True, help="the sketch image")
     parser.add_argument("--reference", required=True, help="the style reference image")
@@ -276,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         [(sketch, reference)] = resolve_pairs([args.sketch], args.reference, False)
         template = resolve_template(args.template)
+        check_server_urls(args.server)
     except (InputError, RunInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -283,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.plan_on_server:  # measured while the server starts or answers /object_info
         from agents.runtime.runner import prefetch_reference
 
-        prefetch_reference(reference)
+        background.append(prefetch_reference(reference))
     out_dir = Path(args.out).resolve() if args.out else Path("m4-output").resolve() / sketch.stem
     local_servers = [] if args.server else start_local_servers(1)
     try:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,10 +30,16 @@ JSON_FIELDS = ("plan", "diagnostics", "prompts", "workflow", "timings", "metrics
 TEXT_FIELDS = ("tags", "out_dir", "label")
 ENV_PATH = "M4_RUN_LOG"
 FILE_NAME = "m4_runs.sqlite3"
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 class RunLogError(ValueError):
-    """A bad argument to the run log (unknown field, unknown run, bad status or format)."""
+    """A bad argument to the run log (unknown field, unknown run, bad status or format), or a file that
+    is not a readable run log."""
+
+
+def unreadable(path: Path, exc: BaseException) -> str:
+    return f"the run log {path} cannot be read ({exc}): not a run log, or cut short or corrupt"
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -68,8 +75,14 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_batch ON runs(batch_id)")
 
 
+def _accepted_column(db: sqlite3.Connection) -> None:
+    # The column `passed` held whether the feedback pass accepted the attempt (the judge's pass, unless the
+    # caller forced a retry), not the judge's verdict (that is verdict.passed): it is called accepted now.
+    db.execute("ALTER TABLE runs RENAME COLUMN passed TO accepted")
+
+
 # Ordered; entry i takes the schema from version i to i + 1. Only ever append.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _accepted_column]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -115,15 +128,30 @@ class RunLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise RunLogError(f"the run log {self.path} is a folder, not a file")
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb") as fh:  # never write the schema into someone's other file
+                if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                    raise RunLogError(f"the run log {self.path} is not an SQLite file (a run log or nothing "
+                                      "goes there)")
         # isolation_level=None: autocommit, so each statement is durable the moment it returns.
         self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RunLogError(f"the run log {self.path} could not switch to WAL mode (got {mode!r})")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
-        self._db.execute("PRAGMA foreign_keys=ON")
-        migrate(self._db)
+        try:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RunLogError(f"the run log {self.path} could not switch to WAL mode (got {mode!r})")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+            self._db.execute("PRAGMA foreign_keys=ON")
+            migrate(self._db)
+            self._db.execute("SELECT COUNT(*) FROM runs").fetchone()  # a cut-short file fails here, not later
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise RunLogError(unreadable(self.path, exc)) from None
+        except BaseException:
+            self._db.close()
+            raise
 
     @staticmethod
     def default_path(comfy_user_dir: Path | None = None) -> Path:
@@ -203,7 +231,8 @@ class RunLog:
 
     def record(self, run_id: int, **fields: Any) -> None:
         """Store fields: JSON ones (plan, diagnostics, prompts, workflow, timings, metrics, verdict, images),
-        text ones (tags, out_dir, label) and passed (bool)."""
+        text ones (tags, out_dir, label) and accepted (bool: the feedback pass accepted the attempt;
+        `passed`, its old name, is taken as the same field)."""
         columns: dict[str, Any] = {}
         for name, value in fields.items():
             if name in JSON_FIELDS:
@@ -214,10 +243,10 @@ class RunLog:
                     raise RunLogError(f"{name}: not storable as JSON ({exc})") from None
             elif name in TEXT_FIELDS:
                 columns[name] = None if value is None else str(value)
-            elif name == "passed":
-                columns[name] = None if value is None else int(bool(value))
+            elif name in ("accepted", "passed"):
+                columns["accepted"] = None if value is None else int(bool(value))
             else:
-                known = ", ".join((*JSON_FIELDS, *TEXT_FIELDS, "passed"))
+                known = ", ".join((*JSON_FIELDS, *TEXT_FIELDS, "accepted"))
                 raise RunLogError(f"record: unknown field {name!r} (known: {known})")
         if columns:
             self._update(run_id, columns)
@@ -233,7 +262,7 @@ class RunLog:
         """Pair keys whose last attempt finished 'done': a passing first attempt, an unjudged one, or a
         finished retry. A first attempt that failed the judge is not enough: its retry must finish too."""
         sql = ("SELECT DISTINCT pair_key FROM runs WHERE status = 'done' "
-               "AND (passed IS NULL OR passed = 1 OR attempt > 1)")
+               "AND (accepted IS NULL OR accepted = 1 OR attempt > 1)")
         params: tuple[Any, ...] = ()
         if batch_id is not None:
             sql += " AND batch_id = ?"
@@ -242,7 +271,7 @@ class RunLog:
 
     def runs(self, *, status: str | None = None, batch_id: str | None = None, limit: int | None = None,
              run_id: int | None = None) -> list[dict[str, Any]]:
-        """Rows as dicts (JSON columns decoded, passed as bool), oldest first."""
+        """Rows as dicts (JSON columns decoded, accepted as bool), oldest first."""
         where, params = [], []
         if status is not None:
             if status not in STATUSES:
@@ -261,7 +290,12 @@ class RunLog:
             if not isinstance(limit, int) or limit < 0:
                 raise RunLogError(f"limit: expected an integer >= 0, got {limit!r}")
             sql += f" LIMIT {int(limit)}"
-        return [self._decode(row) for row in self._db.execute(sql, params)]
+        try:
+            return [self._decode(row) for row in self._db.execute(sql, params)]
+        except sqlite3.DatabaseError as exc:
+            raise RunLogError(unreadable(self.path, exc)) from None
+        except ValueError as exc:  # a JSON cell that is not JSON
+            raise RunLogError(f"the run log {self.path} holds a cell that is not JSON ({exc})") from None
 
     def get(self, run_id: int) -> dict[str, Any]:
         rows = self.runs(run_id=run_id)
@@ -275,28 +309,70 @@ class RunLog:
         for name in JSON_FIELDS:
             if out.get(name) is not None:
                 out[name] = json.loads(out[name])
-        if out.get("passed") is not None:
-            out["passed"] = bool(out["passed"])
+        if out.get("accepted") is not None:
+            out["accepted"] = bool(out["accepted"])
         return out
 
-    def export(self, path: Path, fmt: str = "json", **filters: Any) -> int:
+    def export(self, path: Path, fmt: str = "json", *, force: bool = False, **filters: Any) -> int:
         """Write the runs matching filters (as runs() takes them) to CSV or JSON; returns the row count.
 
-        CSV keeps one column per field; JSON columns are written as JSON text in their cells.
+        CSV keeps one column per field; JSON columns are written as JSON text in their cells. Nothing is
+        destroyed: the run log itself (or its -wal/-shm files) is refused, an existing file or a symlink
+        only with force (a symlink is then replaced, never followed), the folder must exist, and the rows
+        go to a temporary file renamed into place (a full disk leaves the target as it was).
         """
         if fmt not in ("csv", "json"):
             raise RunLogError(f"fmt: expected 'csv' or 'json', got {fmt!r}")
+        target = export_target(Path(path), self.path, force=force)
         rows = self.runs(**filters)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "json":
-            path.write_text(json.dumps(rows, indent=2, sort_keys=True, default=str))
-            return len(rows)
         columns = [r[1] for r in self._db.execute("PRAGMA table_info(runs)")]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: json.dumps(v, sort_keys=True) if k in JSON_FIELDS and v is not None else v
-                                 for k, v in row.items()})
+        write_atomically(target, lambda fh: _write_rows(fh, rows, fmt, columns))
         return len(rows)
+
+
+def _write_rows(fh: Any, rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+    if fmt == "json":
+        fh.write(json.dumps(rows, indent=2, sort_keys=True, default=str))
+        return
+    writer = csv.DictWriter(fh, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v, sort_keys=True) if k in JSON_FIELDS and v is not None else v
+                         for k, v in row.items()})
+
+
+def export_target(path: Path, log_path: Path, *, force: bool) -> Path:
+    """Where an export may go, or RunLogError naming what it would destroy."""
+    where = f"--export {path}"
+    log_files = {Path(str(log_path) + suffix).resolve() for suffix in ("", "-wal", "-shm", "-journal")}
+    if path.resolve() in log_files or (path.exists() and log_path.exists() and path.samefile(log_path)):
+        raise RunLogError(f"{where}: that is the run log itself; exporting onto it would destroy it")
+    if path.is_symlink():
+        if not force:
+            raise RunLogError(f"{where}: is a symlink; refusing to follow it (--force replaces the link itself)")
+    elif path.is_dir():
+        raise RunLogError(f"{where}: is a folder; give a file name inside it")
+    elif path.exists() and not force:
+        raise RunLogError(f"{where}: the file exists; add --force to replace it")
+    if not path.parent.is_dir():
+        raise RunLogError(f"{where}: the folder {path.parent} does not exist")
+    return path
+
+
+def write_atomically(target: Path, write: Callable[[Any], None]) -> None:
+    """write(fh) into a temporary file beside target, then rename it over target; on any error the
+    temporary file is removed and target is untouched (OSError becomes a one-line RunLogError)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunLogError(f"--export {target}: could not be written ({exc.strerror or exc})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
