@@ -5,6 +5,8 @@ lines (CSV or plain text; paths relative to the list's folder; '#' comments and 
 Each server keeps up to --per-server pairs in flight in its own queue; a free pair goes to the server
 with the least work left by GET /queue. A pair the log already has as "done" in this batch is skipped,
 so re-running the same command after a crash, a stopped server or Ctrl-C finishes only what is left.
+Each pair is claimed in the log before it runs (a lease this process renews): two batches on one log
+share the pairs instead of running each twice, and a dead process's pairs are taken over after --lease.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from agents.runtime.comfyui_client import ComfyClient, ComfyClientError, Interrupted, ServerUnavailable
+from agents.runtime.pair_claims import LEASE_RANGE_S, RENEWALS_PER_LEASE, LeaseKeeper, PairClaims, new_owner
 from cli.inputs import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+# How long a pair's claim in the log outlives its process's last renewal (--lease): another batch on the
+# same log takes over a dead process's pairs after this.
+LEASE_S = 60.0
 Pair = tuple[Path, Path]
 
 
@@ -122,12 +128,14 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
               tags: str = "", batch_id: str | None = None, per_server: int = 2, force_retry: bool = False,
               plan_on_server: bool = False,
               stop: threading.Event | None = None, say: Any = print, report: bool = True,
-              on_done: Any = None) -> BatchOutcome:
-    """Run every pair the log does not have as done in this batch; see the module docstring."""
+              on_done: Any = None, lease_s: float = LEASE_S) -> BatchOutcome:
+    """Run every pair the log does not have as done in this batch, each claimed in the log first (so other
+    processes on the same log share the work, see agents/runtime/pair_claims.py); see the module docstring."""
     from agents.runtime.run_log import RunLog
     from cli.run_cmd import run_one
 
     stop = stop or threading.Event()
+    owner = new_owner()
     with RunLog(log_path) as log:
         keyed: dict[str, Pair] = {}
         for pair in pairs:
@@ -157,37 +165,78 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
             + (f" -> {page}" if page else ""))
         return result
 
-    def pick() -> Slot | None:
-        free = [s for s in slots if s.alive and s.inflight < s.capacity]
-        loads: dict[int, int] = {}
-        for s in free:
-            try:
-                loads[s.index] = s.load()
-            except ComfyClientError as exc:
-                s.alive = False
-                say(f"[m4 batch] server {s.target.url} is unusable, no more pairs go there: {exc}")
-        free = [s for s in free if s.alive]
-        return min(free, key=lambda s: (loads[s.index], s.inflight, s.ran, s.index)) if free else None
+    with RunLog(log_path) as claim_log, LeaseKeeper(log_path, owner, lease_s):
+        claims = Claimer(PairClaims(claim_log, owner), batch, lease_s, say)
+        try:
+            _dispatch(slots, pending, claims, work, outcome, stop, say, per_server, on_done)
+        finally:
+            claims.claims.release_all()
+    outcome.interrupted = stop.is_set()
+    outcome.per_server = {s.target.url: s.ran for s in slots}
+    return outcome
 
+
+@dataclass
+class Claimer:
+    """This process's claims on the batch's pairs: a pair runs here only once claimed; a pair another
+    live process holds waits in `deferred` and is asked for again every retry_s (its claim expires when
+    that process dies)."""
+
+    claims: PairClaims
+    batch: str
+    lease_s: float
+    say: Any
+    deferred: deque[tuple[str, Pair]] = field(default_factory=deque)
+    next_retry: float = 0.0
+
+    @property
+    def retry_s(self) -> float:
+        return self.lease_s / RENEWALS_PER_LEASE
+
+    def take(self, key: str, pair: Pair, outcome: BatchOutcome) -> bool:
+        """Whether this process may run the pair now (claimed); otherwise booked as done elsewhere or deferred."""
+        state = self.claims.claim(self.batch, key, self.lease_s)
+        if state == "done":
+            outcome.skipped.append(pair)
+            self.say(f"[m4 batch] {pair[0].name}+{pair[1].name}: done by another process on this log")
+        elif state == "busy":
+            if not self.deferred:
+                self.next_retry = time.monotonic() + self.retry_s
+            self.deferred.append((key, pair))
+        return state == "mine"
+
+    def due(self, pending: deque[tuple[str, Pair]]) -> None:
+        """Put the deferred pairs back in the queue once their retry time has come."""
+        if self.deferred and time.monotonic() >= self.next_retry:
+            pending.extend(self.deferred)
+            self.deferred.clear()
+
+
+def _dispatch(slots: list[Slot], pending: deque[tuple[str, Pair]], claims: Claimer, work: Any,
+              outcome: BatchOutcome, stop: threading.Event, say: Any, per_server: int, on_done: Any) -> None:
     futures: dict[Future[Any], tuple[Slot, str, Pair]] = {}
     interrupted_servers = False
     pool = ThreadPoolExecutor(max_workers=max(1, per_server * len(slots)), thread_name_prefix="m4-batch")
     try:
-        while pending or futures:
+        while pending or futures or claims.deferred:
             try:
+                claims.due(pending)
                 while pending and not stop.is_set():
-                    slot = pick()
+                    slot = _pick(slots, say)
                     if slot is None:
                         break
                     key, pair = pending.popleft()
+                    if not claims.take(key, pair, outcome):
+                        continue
                     slot.inflight += 1
                     futures[pool.submit(work, slot, key, pair)] = (slot, key, pair)
-                if not futures:
+                if not futures and (stop.is_set() or not claims.deferred or not any(s.alive for s in slots)):
                     break  # nothing running and nothing can start: stopped, or no server left
                 if stop.is_set() and not interrupted_servers:
                     interrupted_servers = True
                     _interrupt(slots, say)
-                finished, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED)
+                finished, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED) if futures else (
+                    set(), stop.wait(min(0.5, max(0.0, claims.next_retry - time.monotonic()))))
                 for future in finished:
                     slot, key, pair = futures.pop(future)
                     slot.inflight -= 1
@@ -198,10 +247,21 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
                 stop.set()  # the loop interrupts the running prompts and collects the workers
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    outcome.interrupted = stop.is_set()
-    outcome.left += [p for _k, p in pending]
-    outcome.per_server = {s.target.url: s.ran for s in slots}
-    return outcome
+    outcome.left += [p for _k, p in pending] + [p for _k, p in claims.deferred]
+
+
+def _pick(slots: list[Slot], say: Any) -> Slot | None:
+    """The usable server with the least work left (GET /queue); a server that does not answer is dropped."""
+    free = [s for s in slots if s.alive and s.inflight < s.capacity]
+    loads: dict[int, int] = {}
+    for s in free:
+        try:
+            loads[s.index] = s.load()
+        except ComfyClientError as exc:
+            s.alive = False
+            say(f"[m4 batch] server {s.target.url} is unusable, no more pairs go there: {exc}")
+    free = [s for s in free if s.alive]
+    return min(free, key=lambda s: (loads[s.index], s.inflight, s.ran, s.index)) if free else None
 
 
 class _FirstOnly(logging.Filter):
@@ -268,6 +328,9 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     parser.add_argument("--local", type=int, default=1,
                         help="without --server: how many headless stand-in servers to start here (default 1)")
     parser.add_argument("--no-report", action="store_true", help="skip the per-run HTML reports")
+    parser.add_argument("--lease", type=float, default=LEASE_S,
+                        help=f"seconds a pair's claim in the log outlives this process (default {LEASE_S:g}): "
+                             "other batches on the same log run the rest, and take over a dead one's pairs after this")
     from cli.run_cmd import (
         RunInputError,
         add_common,
@@ -282,6 +345,8 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     args = parser.parse_args(argv)
     if args.per_server < 1 or args.local < 1:
         parser.error("--per-server and --local must be at least 1")
+    if not LEASE_RANGE_S[0] <= args.lease <= LEASE_RANGE_S[1]:
+        parser.error(f"--lease must be {LEASE_RANGE_S[0]:g}..{LEASE_RANGE_S[1]:g} seconds")
     try:
         pairs = read_pairs(Path(args.pairs), reference=Path(args.reference) if args.reference else None)
         check_pair_images(pairs)
@@ -316,7 +381,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
         outcome = run_batch(pairs, targets, log_path=Path(args.log).resolve(), out_root=Path(args.out).resolve(),
                             template=template, tags=args.tags, batch_id=args.batch_id, per_server=args.per_server,
                             force_retry=args.force_retry, plan_on_server=args.plan_on_server, stop=stop,
-                            report=not args.no_report,
+                            report=not args.no_report, lease_s=args.lease,
                             say=lambda text: print(text, flush=True))
     finally:
         for local in local_servers:

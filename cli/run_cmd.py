@@ -216,9 +216,11 @@ def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Pat
 
 
 def open_log(path: str | Path) -> Any:
-    from agents.runtime.run_log import RunLog
+    """The run log at path (created with its folder); a file that is not a run log is refused first."""
+    from agents.runtime.run_log import RunLog, check_log_file
 
     path = Path(path).expanduser().resolve()
+    check_log_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return RunLog(path)
 
@@ -290,13 +292,15 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     args = parser.parse_args(argv)
     if len(args.server) > 1:
         parser.error("--server: `run` takes one server (`batch` fans out across several)")
+    from agents.runtime.run_log import RunLogError, check_log_file
     from cli.inputs import InputError, resolve_pairs
 
     try:
         [(sketch, reference)] = resolve_pairs([args.sketch], args.reference, False)
         template = resolve_template(args.template)
         check_server_urls(args.server)
-    except (InputError, RunInputError) as exc:
+        check_log_file(Path(args.log).expanduser())
+    except (InputError, RunInputError, RunLogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     assert reference is not None  # noqa: S101  (resolve_pairs keeps the required --reference)

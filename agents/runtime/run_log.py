@@ -13,16 +13,16 @@ and opening an older file applies the rest in order.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .run_log_export import ExportError, export_target, write_atomically, write_rows
 
 STATUSES = ("running", "done", "failed", "incomplete")
 FINISH_STATUSES = ("done", "failed", "incomplete")
@@ -81,8 +81,21 @@ def _accepted_column(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs RENAME COLUMN passed TO accepted")
 
 
+def _claims_table(db: sqlite3.Connection) -> None:
+    # A batch process claims a pair before running it, so two processes on one log share the work; a
+    # claim not renewed before expires_at is free again (its process died). See pair_claims.py.
+    db.execute("""
+        CREATE TABLE claims (
+            batch_id TEXT NOT NULL,
+            pair_key TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (batch_id, pair_key)
+        )""")
+
+
 # Ordered; entry i takes the schema from version i to i + 1. Only ever append.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _accepted_column]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _accepted_column, _claims_table]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -122,6 +135,20 @@ def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     return max(current, target)
 
 
+def check_log_file(path: Path) -> None:
+    """Refuse a path that holds something other than an SQLite file (opening it would write the schema
+    into someone's file). Call it before this process opens any connection to the file: closing a file
+    descriptor drops every POSIX lock the process holds on it, SQLite's included (that corrupts the log),
+    so RunLog itself never opens the file directly."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunLogError(f"the run log {path} is a folder, not a file")
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as fh:
+            if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                raise RunLogError(f"the run log {path} is not an SQLite file (a run log or nothing goes there)")
+
+
 class RunLog:
     """The run log file. Not shared between threads; open one per process (WAL lets them coexist)."""
 
@@ -130,11 +157,6 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_dir():
             raise RunLogError(f"the run log {self.path} is a folder, not a file")
-        if self.path.is_file() and self.path.stat().st_size:
-            with open(self.path, "rb") as fh:  # never write the schema into someone's other file
-                if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-                    raise RunLogError(f"the run log {self.path} is not an SQLite file (a run log or nothing "
-                                      "goes there)")
         # isolation_level=None: autocommit, so each statement is durable the moment it returns.
         self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
@@ -178,6 +200,11 @@ class RunLog:
     @property
     def schema_version(self) -> int:
         return schema_version(self._db)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The log's SQLite connection (autocommit), for the modules that own a table of it (pair_claims)."""
+        return self._db
 
     @property
     def journal_mode(self) -> str:
@@ -258,15 +285,19 @@ class RunLog:
 
     # ---- reading ----
 
-    def done_pairs(self, batch_id: str | None = None) -> set[str]:
+    def done_pairs(self, batch_id: str | None = None, *, pair_key: str | None = None) -> set[str]:
         """Pair keys whose last attempt finished 'done': a passing first attempt, an unjudged one, or a
-        finished retry. A first attempt that failed the judge is not enough: its retry must finish too."""
+        finished retry. A first attempt that failed the judge is not enough: its retry must finish too.
+        pair_key: only ask about that pair."""
         sql = ("SELECT DISTINCT pair_key FROM runs WHERE status = 'done' "
                "AND (accepted IS NULL OR accepted = 1 OR attempt > 1)")
-        params: tuple[Any, ...] = ()
+        params: list[Any] = []
         if batch_id is not None:
             sql += " AND batch_id = ?"
-            params = (batch_id,)
+            params.append(batch_id)
+        if pair_key is not None:
+            sql += " AND pair_key = ?"
+            params.append(pair_key)
         return {row[0] for row in self._db.execute(sql, params)}
 
     def runs(self, *, status: str | None = None, batch_id: str | None = None, limit: int | None = None,
@@ -323,56 +354,12 @@ class RunLog:
         """
         if fmt not in ("csv", "json"):
             raise RunLogError(f"fmt: expected 'csv' or 'json', got {fmt!r}")
-        target = export_target(Path(path), self.path, force=force)
-        rows = self.runs(**filters)
-        columns = [r[1] for r in self._db.execute("PRAGMA table_info(runs)")]
-        write_atomically(target, lambda fh: _write_rows(fh, rows, fmt, columns))
+        try:
+            target = export_target(Path(path), self.path, force=force)
+            rows = self.runs(**filters)
+            columns = [r[1] for r in self._db.execute("PRAGMA table_info(runs)")]
+            write_atomically(target, lambda fh: write_rows(fh, rows, fmt, columns, JSON_FIELDS))
+        except ExportError as exc:
+            raise RunLogError(str(exc)) from None
         return len(rows)
 
-
-def _write_rows(fh: Any, rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
-    if fmt == "json":
-        fh.write(json.dumps(rows, indent=2, sort_keys=True, default=str))
-        return
-    writer = csv.DictWriter(fh, fieldnames=columns)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: json.dumps(v, sort_keys=True) if k in JSON_FIELDS and v is not None else v
-                         for k, v in row.items()})
-
-
-def export_target(path: Path, log_path: Path, *, force: bool) -> Path:
-    """Where an export may go, or RunLogError naming what it would destroy."""
-    where = f"--export {path}"
-    log_files = {Path(str(log_path) + suffix).resolve() for suffix in ("", "-wal", "-shm", "-journal")}
-    if path.resolve() in log_files or (path.exists() and log_path.exists() and path.samefile(log_path)):
-        raise RunLogError(f"{where}: that is the run log itself; exporting onto it would destroy it")
-    if path.is_symlink():
-        if not force:
-            raise RunLogError(f"{where}: is a symlink; refusing to follow it (--force replaces the link itself)")
-    elif path.is_dir():
-        raise RunLogError(f"{where}: is a folder; give a file name inside it")
-    elif path.exists() and not force:
-        raise RunLogError(f"{where}: the file exists; add --force to replace it")
-    if not path.parent.is_dir():
-        raise RunLogError(f"{where}: the folder {path.parent} does not exist")
-    return path
-
-
-def write_atomically(target: Path, write: Callable[[Any], None]) -> None:
-    """write(fh) into a temporary file beside target, then rename it over target; on any error the
-    temporary file is removed and target is untouched (OSError becomes a one-line RunLogError)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RunLogError(f"--export {target}: could not be written ({exc.strerror or exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -121,7 +121,7 @@ def test_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_path: Path, monkey
         fh.write("id,status\n1,done\n")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(run_log, "_write_rows", full)
+    monkeypatch.setattr(run_log, "write_rows", full)
     assert runs_main(["--log", str(log), "--export", str(target), "--force"]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and len(err.strip().splitlines()) == 1
