@@ -25,7 +25,7 @@ from typing import Any
 
 from agents.runtime.comfyui_client import ComfyClient, ComfyClientError, Interrupted, ServerUnavailable
 from agents.runtime.pair_claims import LEASE_RANGE_S, RENEWALS_PER_LEASE, LeaseKeeper, PairClaims, new_owner
-from cli.inputs import InputError
+from cli.inputs import BLANK_HINT, InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 # How long a pair's claim in the log outlives its process's last renewal (--lease): another batch on the
@@ -82,6 +82,22 @@ def check_pair_images(pairs: list[Pair]) -> None:
 
     for path in sorted({p for pair in pairs for p in pair}):
         check_image(path, "sketch" if any(path == s for s, _r in pairs) else "reference")
+
+
+def drop_blank(pairs: list[Pair]) -> list[Pair]:
+    """The pairs whose sketch has strokes; each blank one is named on the terminal and not run."""
+    from cli.inputs import blank_sketch
+
+    kept = []
+    blank: dict[Path, str | None] = {}
+    for pair in pairs:
+        if pair[0] not in blank:
+            blank[pair[0]] = blank_sketch(pair[0])
+        if blank[pair[0]]:
+            print(f"[m4 batch] {pair[0].name}: skipped: {blank[pair[0]]}: {BLANK_HINT}", flush=True)
+        else:
+            kept.append(pair)
+    return kept
 
 
 def default_batch_id(keys: list[str]) -> str:
@@ -355,6 +371,11 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     except (PairListError, RunInputError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not args.allow_blank:
+        pairs = drop_blank(pairs)
+        if not pairs:
+            print(f"error: every sketch is blank: {BLANK_HINT}", file=sys.stderr)
+            return 2
     open_log(args.log).close()  # create the folder and the schema before the workers open it
     if not args.plan_on_server and pairs:
         from agents.runtime.runner import prefetch_reference

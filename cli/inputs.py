@@ -37,6 +37,20 @@ def check_image(path: Path, role: str) -> None:
         raise InputError(f"--{role}: {exc}") from None
 
 
+BLANK_HINT = "nothing was generated from it; --allow-blank runs it anyway"
+
+
+def blank_sketch(path: Path) -> str | None:
+    """Why the Visual Analyst finds nothing to animate in the sketch (blank, uniform or noise only), or None.
+    ./m4 run and batch ask before spending a generation on it."""
+    from agents.measure.visual_analyst import analyse
+
+    analysis = analyse(read_image(path, "sketch"), path.name)
+    if not analysis.empty:
+        return None
+    return "no strokes found (blank, uniform or noise only)"
+
+
 def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sketch", action="append", help="sketch image (repeatable); default: the bundled sketches")
     parser.add_argument("--reference", help="style reference image; default: the bundled madoka_lineart.png")

@@ -237,6 +237,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help=f"SQLite run log (default: $M4_RUN_LOG or ./{DEFAULT_LOG})")
     parser.add_argument("--force-retry", action="store_true",
                         help="treat every first attempt as failed (shows the safer retry)")
+    parser.add_argument("--allow-blank", action="store_true",
+                        help="run a sketch the Visual Analyst finds no strokes in (blank, uniform or noise only); "
+                             "by default it is refused (run) or skipped (batch) before any generation")
     parser.add_argument("--plan-on-server", action="store_true",
                         help="let the server's M4 nodes analyse and plan inside the graph (the API twin of the "
                              "drag-and-drop preset) instead of planning here; the retry still plans here")
@@ -293,13 +296,16 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     if len(args.server) > 1:
         parser.error("--server: `run` takes one server (`batch` fans out across several)")
     from agents.runtime.run_log import RunLogError, check_log_file
-    from cli.inputs import InputError, resolve_pairs
+    from cli.inputs import BLANK_HINT, InputError, blank_sketch, resolve_pairs
 
     try:
         [(sketch, reference)] = resolve_pairs([args.sketch], args.reference, False)
         template = resolve_template(args.template)
         check_server_urls(args.server)
         check_log_file(Path(args.log).expanduser())
+        blank = None if args.allow_blank else blank_sketch(sketch)
+        if blank:
+            raise InputError(f"--sketch {sketch.name}: {blank}: {BLANK_HINT}")
     except (InputError, RunInputError, RunLogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
