@@ -25,79 +25,19 @@ from typing import Any
 
 from agents.runtime.comfyui_client import ComfyClient, ComfyClientError, Interrupted, ServerUnavailable
 from agents.runtime.pair_claims import LEASE_RANGE_S, RENEWALS_PER_LEASE, LeaseKeeper, PairClaims, new_owner
+from cli.batch_pairs import (  # noqa: F401  (re-exported: callers read pair lists from here)
+    IMAGE_SUFFIXES,
+    Pair,
+    PairListError,
+    check_pair_images,
+    drop_blank,
+    read_pairs,
+)
 from cli.inputs import BLANK_HINT, InputError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 # How long a pair's claim in the log outlives its process's last renewal (--lease): another batch on the
 # same log takes over a dead process's pairs after this.
 LEASE_S = 60.0
-Pair = tuple[Path, Path]
-
-
-class PairListError(ValueError):
-    """The pair folder or list cannot be used; the message names the file and line."""
-
-
-def _existing(text: str, base: Path, where: str) -> Path:
-    path = Path(text.strip()).expanduser()
-    path = path if path.is_absolute() else base / path
-    if not path.is_file():
-        raise PairListError(f"{where}: file not found: {path}")
-    return path.resolve()
-
-
-def read_pairs(source: Path, *, reference: Path | None = None) -> list[Pair]:
-    """(sketch, reference) pairs from a folder of sketches (+ reference) or a "sketch,reference" list file."""
-    source = Path(source)
-    if source.is_dir():
-        if reference is None:
-            raise PairListError(f"{source} is a folder of sketches: give the style image with --reference")
-        ref = _existing(str(reference), Path.cwd(), "--reference")
-        sketches = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not sketches:
-            raise PairListError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
-        return [(s.resolve(), ref) for s in sketches]
-    if not source.is_file():
-        raise PairListError(f"{source}: no such folder or pair list")
-    pairs: list[Pair] = []
-    for number, raw in enumerate(source.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = [p.strip() for p in line.split(",")]
-        if number == 1 and [p.lower() for p in parts] == ["sketch", "reference"]:
-            continue
-        where = f"{source.name} line {number}"
-        if len(parts) != 2 or not all(parts):
-            raise PairListError(f"{where}: expected 'sketch,reference', got {line!r}")
-        pairs.append((_existing(parts[0], source.parent, where), _existing(parts[1], source.parent, where)))
-    if not pairs:
-        raise PairListError(f"{source}: no pairs in the list")
-    return pairs
-
-
-def check_pair_images(pairs: list[Pair]) -> None:
-    """Every sketch and reference of the batch passes the header check before any pair runs (InputError)."""
-    from cli.inputs import check_image
-
-    for path in sorted({p for pair in pairs for p in pair}):
-        check_image(path, "sketch" if any(path == s for s, _r in pairs) else "reference")
-
-
-def drop_blank(pairs: list[Pair]) -> list[Pair]:
-    """The pairs whose sketch has strokes; each blank one is named on the terminal and not run."""
-    from cli.inputs import blank_sketch
-
-    kept = []
-    blank: dict[Path, str | None] = {}
-    for pair in pairs:
-        if pair[0] not in blank:
-            blank[pair[0]] = blank_sketch(pair[0])
-        if blank[pair[0]]:
-            print(f"[m4 batch] {pair[0].name}: skipped: {blank[pair[0]]}: {BLANK_HINT}", flush=True)
-        else:
-            kept.append(pair)
-    return kept
 
 
 def default_batch_id(keys: list[str]) -> str:
@@ -324,16 +264,9 @@ def _settle(future: Future[Any], slot: Slot, key: str, pair: Pair, outcome: Batc
         outcome.failed.append((pair, f"{type(exc).__name__}: {exc}"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    background: list[threading.Thread] = []
-    try:
-        return _main(argv, background)
-    finally:  # a thread still inside OpenCV at interpreter shutdown aborts the process (SIGABRT)
-        for thread in background:
-            thread.join()
+def _parser() -> argparse.ArgumentParser:
+    from cli.run_cmd import add_common
 
-
-def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     parser = argparse.ArgumentParser(prog="./m4 batch", description=__doc__.splitlines()[0])
     parser.add_argument("pairs", help="a folder of sketches (with --reference) or a 'sketch,reference' list file")
     parser.add_argument("--reference", help="the style reference for a folder of sketches")
@@ -347,35 +280,37 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     parser.add_argument("--lease", type=float, default=LEASE_S,
                         help=f"seconds a pair's claim in the log outlives this process (default {LEASE_S:g}): "
                              "other batches on the same log run the rest, and take over a dead one's pairs after this")
+    add_common(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    background: list[threading.Thread] = []
+    try:
+        return _main(argv, background)
+    finally:  # a thread still inside OpenCV at interpreter shutdown aborts the process (SIGABRT)
+        for thread in background:
+            thread.join()
+
+
+def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
+    parser = _parser()
     from cli.run_cmd import (
         RunInputError,
-        add_common,
-        check_server_urls,
         connect,
         open_log,
-        resolve_template,
         start_local_servers,
     )
 
-    add_common(parser)
     args = parser.parse_args(argv)
     if args.per_server < 1 or args.local < 1:
         parser.error("--per-server and --local must be at least 1")
     if not LEASE_RANGE_S[0] <= args.lease <= LEASE_RANGE_S[1]:
         parser.error(f"--lease must be {LEASE_RANGE_S[0]:g}..{LEASE_RANGE_S[1]:g} seconds")
-    try:
-        pairs = read_pairs(Path(args.pairs), reference=Path(args.reference) if args.reference else None)
-        check_pair_images(pairs)
-        template = resolve_template(args.template)
-        check_server_urls(args.server)
-    except (PairListError, RunInputError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    checked = _checked_inputs(args)
+    if checked is None:
         return 2
-    if not args.allow_blank:
-        pairs = drop_blank(pairs)
-        if not pairs:
-            print(f"error: every sketch is blank: {BLANK_HINT}", file=sys.stderr)
-            return 2
+    pairs, template = checked
     open_log(args.log).close()  # create the folder and the schema before the workers open it
     if not args.plan_on_server and pairs:
         from agents.runtime.runner import prefetch_reference
@@ -407,10 +342,36 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     finally:
         for local in local_servers:
             local.stop()
+    return _summary(outcome, Path(args.log).resolve(), time.monotonic() - t0)
+
+
+def _checked_inputs(args: argparse.Namespace) -> tuple[list[Pair], Path | None] | None:
+    """The pairs (headers checked, blank sketches set aside unless --allow-blank) and the template; None
+    after printing the one error line."""
+    from cli.run_cmd import RunInputError, check_server_urls, resolve_template
+
+    try:
+        pairs = read_pairs(Path(args.pairs), reference=Path(args.reference) if args.reference else None)
+        check_pair_images(pairs)
+        template = resolve_template(args.template)
+        check_server_urls(args.server)
+    except (PairListError, RunInputError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if not args.allow_blank:
+        pairs = drop_blank(pairs)
+        if not pairs:
+            print(f"error: every sketch is blank: {BLANK_HINT}", file=sys.stderr)
+            return None
+    return pairs, template
+
+
+def _summary(outcome: BatchOutcome, log: Path, seconds: float) -> int:
+    """The batch's closing line (and one error: line when it did not complete); the exit code."""
     spread = ", ".join(f"{u}: {n}" for u, n in outcome.per_server.items())
     print(f"[m4 batch] {outcome.batch_id}: {len(outcome.done)} done, {len(outcome.skipped)} skipped (done before), "
-          f"{len(outcome.failed)} failed, {len(outcome.left)} not run, in {time.monotonic() - t0:.1f} s ({spread}); "
-          f"log {Path(args.log).resolve()}")
+          f"{len(outcome.failed)} failed, {len(outcome.left)} not run, in {seconds:.1f} s ({spread}); "
+          f"log {log}")
     if outcome.interrupted:
         return 130
     if outcome.failed:
