@@ -112,7 +112,12 @@ def standin_names(info: dict[str, Any], url: str) -> tuple[str, str]:
     """The stand-in checkpoint and ControlNet file names a server offers (from its /object_info)."""
     def options(node: str, name: str) -> list[str]:
         spec = (info.get(node, {}).get("input", {}).get("required", {}) or {}).get(name) or [[]]
-        values = spec[1].get("options", []) if spec and spec[0] == "COMBO" else spec[0]
+        if not isinstance(spec, list | tuple) or not spec:
+            return []
+        if spec[0] == "COMBO":
+            values = spec[1].get("options", []) if len(spec) > 1 and isinstance(spec[1], dict) else []
+        else:
+            values = spec[0]
         return [str(v) for v in values] if isinstance(values, list) else []
 
     ckpt = [n for n in options("CheckpointLoaderSimple", "ckpt_name") if n.startswith(STANDIN_CHECKPOINT_STEM)]
