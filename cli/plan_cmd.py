@@ -60,5 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         p = result["plan"]
         print(f"[{i}/{len(pairs)}] {sketch.name}: case={p['case']} cfg1={p['cfg1']} cfg2={p['cfg2']} "
               f"denoise2={p['denoise2']} in {time.monotonic() - started:.2f} s -> {report}", flush=True)
+        for warning in p["diagnostics"].get("warnings", []):
+            print(f"[{i}/{len(pairs)}] {sketch.name}: warning: {warning}", flush=True)
     print(f"[m4 plan] {len(pairs)} plan(s) in {time.monotonic() - t0:.1f} s")
     return 0

@@ -124,6 +124,15 @@ def plot_schedule(summary: dict, width: int = 640, height: int = 320) -> torch.T
     return torch.from_numpy(rgb.astype(np.float32) / 255.0).unsqueeze(0)
 
 
+def combo_problem(sampler_name: object, scheduler: object) -> str | None:
+    """What is wrong with a sampler_name / scheduler value (not one of ComfyUI's), or None."""
+    for name, value, options in (("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS),
+                                 ("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)):
+        if value not in options:
+            return f"{name}: {value!r} is not one of ComfyUI's {len(options)} {name.split('_')[0]}s"
+    return None
+
+
 class M4AdaptiveKSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -162,12 +171,21 @@ class M4AdaptiveKSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, sampler_name: str, scheduler: str) -> bool | str:
+        """ComfyUI 0.3.75 checks combo values only for V1-style option lists; a V3 Combo is declared as
+        ("COMBO", {"options": ...}), so /prompt accepted any sampler_name. Refused here, by name."""
+        return combo_problem(sampler_name, scheduler) or True
+
+    @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
                 **options) -> io.NodeOutput:
         import nodes  # ComfyUI's own nodes.py: common_ksampler is exactly what KSampler runs
 
         if not isinstance(steps, int) or steps < 1:
             raise GuidanceInputError(f"steps: must be an integer >= 1, got {steps!r}")
+        problem = combo_problem(sampler_name, scheduler)
+        if problem:
+            raise GuidanceInputError(problem)
         if not (0.0 <= denoise <= 1.0):
             raise GuidanceInputError(f"denoise: must be in [0, 1], got {denoise}")
         if not isinstance(latent_image, dict) or "samples" not in latent_image:

@@ -86,7 +86,10 @@ class M4AnimationDirector(io.ComfyNode):
         p = direct(first, reference_input(reference_report), intent_strength=intent)
         if count > 1:
             p.diagnostics["warnings"].append(f"analysis batch of {count}: planned from the first image only")
-        panel = {"kind": "plan", "title": "M4 plan", "data": p.to_dict()}
+        warnings = list(p.diagnostics.get("warnings") or [])  # inputs it could not trust, an empty sketch
+        data = {"warnings": warnings, **p.to_dict()} if warnings else p.to_dict()
+        title = f"M4 plan: {len(warnings)} warning(s)" if warnings else "M4 plan"
+        panel = {"kind": "plan", "title": title, "data": data}
         return io.NodeOutput(p, p.cfg1, p.cfg2, p.denoise1, p.denoise2, p.ip1_weight, p.ip2_weight,
                              ui={"m4_panel": [panel]})
 

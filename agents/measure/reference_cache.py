@@ -13,7 +13,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
 
-from .imaging import ImageInputError, decode_image
+from .imaging import check_image, decode_image
 from .reference_compare import ImageMeasures, measure_image
 
 _CACHE_SIZE = 8
@@ -24,8 +24,7 @@ _lock = threading.Lock()  # batch runs pairs on several threads
 def reference_measures(path: Path) -> ImageMeasures:
     """Reference Compare's measurements of the reference file at `path`, from the cache when its bytes
     were measured (or are being measured) before in this process. Errors name the file."""
-    if not path.is_file():
-        raise ImageInputError(f"image file not found: {path}")
+    check_image(path)  # existence and declared size before the whole file is read
     data = path.read_bytes()
     key = hashlib.sha256(data).hexdigest()
     owner = False

@@ -24,6 +24,7 @@ from .director_signals import (
     compute_signals,
     sanitise_inputs,
 )
+from .input_warnings import input_warnings
 from .plan_types import Plan
 
 __all__ = ["PlanInputError", "RuleViolation", "plan", "plan_violations", "safer_retry"]
@@ -190,7 +191,7 @@ def plan(analysis: VisualAnalysis, reference: ReferenceReport, policy: Policy | 
         "modifiers": modifier_log,
         "clamps": clamps,
         "sanitised": inputs.sanitised,
-        "warnings": ["the sketch is empty: planned as a single simple object"] if inputs.empty else [],
+        "warnings": input_warnings(inputs.sanitised, empty=inputs.empty),
         "retry": None,
     }
     return Plan(case=case, object_scale=scale, **final,

@@ -238,9 +238,9 @@ def _run_attempt(client: ComfyClient, row: _Attempt, workflow: Workflow, dest: P
         if not verdict.retry:  # a passing image still needs the policy's steps to retry with
             verdict_d["retry"] = retry_steps(pol.line_quality)
     accepted = verdict.passed and not force_fail
-    # passed = accepted by the feedback pass; a first attempt with passed = 0 is not a finished pair.
+    # accepted by the feedback pass; a first attempt with accepted = 0 is not a finished pair.
     row.metrics.update(line_quality=scores.to_dict(), final_image=str(final))
-    log.record(row.run_id, verdict=verdict_d, passed=accepted, metrics=row.metrics)
+    log.record(row.run_id, verdict=verdict_d, accepted=accepted, metrics=row.metrics)
     row.stage_done("judging", t)
     prompt_id = entry.get("prompt", [None, None])[1] if isinstance(entry.get("prompt"), list) else None
     return {"label": label, "verdict": verdict_d, "images": images, "accepted": accepted, "run_id": row.run_id,
