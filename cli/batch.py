@@ -33,7 +33,7 @@ from cli.batch_pairs import (  # noqa: F401  (re-exported: callers read pair lis
     drop_blank,
     read_pairs,
 )
-from cli.inputs import BLANK_HINT, InputError
+from cli.inputs import BLANK_HINT, InputError, error_line
 
 # How long a pair's claim in the log outlives its process's last renewal (--lease): another batch on the
 # same log takes over a dead process's pairs after this.
@@ -324,7 +324,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
         try:
             targets = [connect(u, standins=args.standins or not args.server, template=template) for u in urls]
         except (RunInputError, ComfyClientError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             return 2
         if any(t.standins for t in targets):
             from cli.demo import STANDIN_BANNER
@@ -356,7 +356,7 @@ def _checked_inputs(args: argparse.Namespace) -> tuple[list[Pair], Path | None] 
         template = resolve_template(args.template)
         check_server_urls(args.server)
     except (PairListError, RunInputError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return None
     if not args.allow_blank:
         pairs = drop_blank(pairs)

@@ -12,6 +12,11 @@ FIXTURES = REPO / "tests" / "fixtures"
 DEFAULT_REFERENCE = FIXTURES / "references" / "madoka_lineart.png"
 
 
+def error_line(exc: BaseException | str) -> str:
+    """'error: <message>' on one line (a server's answer quoted in a message may hold line breaks)."""
+    return "error: " + (" ".join(str(exc).split()) or type(exc).__name__)
+
+
 class InputError(ValueError):
     """A sketch or reference given on the command line cannot be used; the message names the option."""
 
@@ -77,5 +82,5 @@ def pairs_from_args(args: argparse.Namespace) -> list[tuple[Path, Path | None]] 
     try:
         return resolve_pairs(args.sketch, args.reference, args.no_reference)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return None

@@ -302,7 +302,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     if len(args.server) > 1:
         parser.error("--server: `run` takes one server (`batch` fans out across several)")
     from agents.runtime.run_log import RunLogError, check_log_file
-    from cli.inputs import BLANK_HINT, InputError, blank_sketch, resolve_pairs
+    from cli.inputs import BLANK_HINT, InputError, blank_sketch, error_line, resolve_pairs
 
     try:
         [(sketch, reference)] = resolve_pairs([args.sketch], args.reference, False)
@@ -313,7 +313,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
         if blank:
             raise InputError(f"--sketch {sketch.name}: {blank}: {BLANK_HINT}")
     except (InputError, RunInputError, RunLogError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 2
     assert reference is not None  # noqa: S101  (resolve_pairs keeps the required --reference)
     if not args.plan_on_server:  # measured while the server starts or answers /object_info
@@ -327,7 +327,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
             url = args.server[0] if args.server else local_servers[0].url
             target = connect(url, standins=args.standins or not args.server, template=template)
         except (RunInputError, ComfyClientError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             return 2
         with open_log(args.log) as log:
             print(f"[m4 run] {sketch.name} + {reference.name} on {target.url}"
@@ -340,8 +340,8 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
                                        plan_on_server=args.plan_on_server,
                                        progress=progress_printer(f"[m4 run] {sketch.name}"))
             except (ComfyClientError, ValueError) as exc:
-                print(f"error: the run did not finish: {exc} (the log row is marked incomplete; run again to "
-                      "retry)", file=sys.stderr)
+                print(error_line(f"the run did not finish: {exc} (the log row is marked incomplete; run again "
+                                 "to retry)"), file=sys.stderr)
                 return 2
         verdicts = ", ".join(f"{a['label']}: {'pass' if (a.get('verdict') or {}).get('passed') else 'fail'}"
                              for a in result.attempts)

@@ -61,12 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     from agents.runtime.run_log import RunLog, RunLogError, check_log_file
+    from cli.inputs import error_line
 
     try:
         check_log_file(log_path)
         return _query(RunLog(log_path), args)
     except RunLogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 2
 
 

@@ -279,3 +279,14 @@ def test_fuzz_every_bad_input_is_exit_2_with_one_line(tmp_path: Path, data: st.D
     }[case]
     code, err = _call(argv)
     assert_one_error_line(code, err)
+
+
+def test_a_multi_line_server_error_is_still_one_line(tmp_path: Path) -> None:
+    failed = {"status": {"status_str": "error", "completed": False, "messages": [
+        ["execution_error", {"node_id": "3", "node_type": "KSampler", "exception_type": "RuntimeError",
+                             "exception_message": "first line\nTraceback (most recent call last):\n  more"}]]},
+        "outputs": {}}
+    done = _run_against({"POST /prompt": json_answer({"prompt_id": "p1", "number": 1, "node_errors": {}}),
+                         "/history/": json_answer({"p1": failed})}, tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: the run did not finish: node 3 (KSampler) failed: RuntimeError: first line")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agents.runtime.comfyui_client import ComfyClient, ComfyClientError, PromptRejected, UnsafeFilename
 from host.hostile_peer import PNG_SIGNATURE, Answer, Script, hostile_server, json_answer
@@ -118,3 +120,35 @@ def test_queue_of_the_wrong_shape_is_named() -> None:
     with hostile_server(Script({"/queue": json_answer({"queue_running": "lots"})})) as url, ComfyClient(url) as c:
         with pytest.raises(ComfyClientError, match="GET /queue"):
             c.queue_remaining()
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                       max_size=3), max_leaves=8)
+
+
+@pytest.fixture(scope="module")
+def shared_peer():
+    script = Script()
+    with hostile_server(script) as url:
+        yield script, url
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(info=json_values, history=json_values, answer=json_values, queue=json_values)
+def test_fuzz_any_server_answer_is_a_named_client_error_or_a_value(shared_peer, info: object, history: object,
+                                                                   answer: object, queue: object) -> None:
+    # Whatever JSON a server answers, the client gives a value or a ComfyClientError (never AttributeError,
+    # KeyError or TypeError from deep inside).
+    script, url = shared_peer
+    script.routes = {"/object_info": json_answer(info), "/history/": json_answer({"p1": history}),
+                     "POST /prompt": json_answer(answer), "/queue": json_answer(queue),
+                     "POST /interrupt": json_answer({})}
+    with ComfyClient(url) as client:
+        for call in (client.object_info, client.queue_remaining, lambda: client.history("p1"),
+                     lambda: client.submit({"1": {"class_type": "X", "inputs": {}}}),
+                     lambda: client.wait("p1", timeout=0.3)):
+            try:
+                call()
+            except ComfyClientError:
+                pass
