@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import comfy.samplers
 import numpy as np
@@ -196,7 +197,7 @@ class M4AdaptiveKSampler(io.ComfyNode):
         patched = patch_model(model, settings, node_id=None, sink=runs.append)
         (latent,) = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                           latent_image, denoise=denoise)
-        summary = runs[-1] if runs else {"calls": [], "steps": 0, "steps_used": 0, "model_calls": 0}
+        summary: dict[str, Any] = runs[-1] if runs else {"calls": [], "steps": 0, "steps_used": 0, "model_calls": 0}
         summary["base_cfg"] = base if base is not None else cfg
         text = json.dumps(summary)
         panel = {"kind": "schedule", "title": "Adaptive CFG schedule", "data": summary}

@@ -193,9 +193,10 @@ def max_channel_distance(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Per pixel max over channels of |rgb - colour|; plane by plane, because numpy's reduction over a
     length-3 last axis is several times slower than the arithmetic itself."""
     planes = cv2.split(rgb)
-    out = cv2.absdiff(planes[0], float(colour[0]))
+    # OpenCV takes a scalar as the second operand; its type stubs only list arrays.
+    out = cv2.absdiff(planes[0], float(colour[0]))  # type: ignore[call-overload]
     for plane, value in zip(planes[1:], colour[1:], strict=True):
-        out = cv2.max(out, cv2.absdiff(plane, float(value)))
+        out = cv2.max(out, cv2.absdiff(plane, float(value)))  # type: ignore[call-overload]
     return out
 
 

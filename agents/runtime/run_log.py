@@ -303,7 +303,8 @@ class RunLog:
     def runs(self, *, status: str | None = None, batch_id: str | None = None, limit: int | None = None,
              run_id: int | None = None) -> list[dict[str, Any]]:
         """Rows as dicts (JSON columns decoded, accepted as bool), oldest first."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if status is not None:
             if status not in STATUSES:
                 raise RunLogError(f"status: expected one of {STATUSES}, got {status!r}")

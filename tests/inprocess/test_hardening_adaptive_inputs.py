@@ -25,5 +25,6 @@ def test_validate_inputs_names_the_bad_combo(sampler) -> None:
 def test_execute_refuses_a_bogus_sampler_before_sampling(sampler) -> None:
     errors = importlib.import_module("m4_director.agents.guidance")
     with pytest.raises(errors.GuidanceInputError, match="sampler_name: 'bogus'"):
+        # the guidance options are keywords (declared once for the three guidance nodes)
         sampler.execute(None, 0, 4, 6.0, "bogus", "karras", None, None, {"samples": None}, 1.0,
-                        "s_curve", 1.0, 12.0, 1.5, True, 0.0, 0.28, 5.42, False, 0.02)
+                        schedule="s_curve", early_stop=False)
