@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cli.run_cmd", "one sketch + reference through the template on a server (default: a local stand-in one)"),
     "batch": ("cli.batch", "many pairs across one or more servers, resumable from the run log"),
     "runs": ("cli.runs_cmd", "list, filter and export the run log (CSV/JSON)"),
+    "rate": ("cli.rate_cmd", "rate a logged run good or bad (the outcome calibration prefers)"),
 }
 
 

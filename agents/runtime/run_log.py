@@ -31,6 +31,7 @@ TEXT_FIELDS = ("tags", "out_dir", "label")
 ENV_PATH = "M4_RUN_LOG"
 FILE_NAME = "m4_runs.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+RATINGS = ("good", "bad")
 
 
 class RunLogError(ValueError):
@@ -94,8 +95,24 @@ def _claims_table(db: sqlite3.Connection) -> None:
         )""")
 
 
+def _ratings_table(db: sqlite3.Connection) -> None:
+    # A person's rating of a run, kept apart from the automatic verdict (runs.accepted, verdict); the newest
+    # rating of a run is the one that counts, older ones stay as history.
+    db.execute("""
+        CREATE TABLE ratings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            created_at REAL NOT NULL,
+            rating TEXT NOT NULL CHECK (rating IN ('good', 'bad')),
+            note TEXT,
+            source TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX ratings_run ON ratings(run_id, id)")
+
+
 # Ordered; entry i takes the schema from version i to i + 1. Only ever append.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _accepted_column, _claims_table]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _accepted_column, _claims_table,
+                                                       _ratings_table]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -282,6 +299,27 @@ class RunLog:
         if status not in FINISH_STATUSES:
             raise RunLogError(f"status: expected one of {FINISH_STATUSES}, got {status!r}")
         self._update(run_id, {"status": status, "error": error})
+
+    def rate(self, run_id: int, rating: str, *, note: str | None = None, source: str = "cli") -> int:
+        """Store a person's rating ('good' or 'bad') of a run; returns the rating's id."""
+        if rating not in RATINGS:
+            raise RunLogError(f"rating: expected one of {RATINGS}, got {rating!r}")
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            raise RunLogError(f"run_id: expected an integer, got {run_id!r}")
+        self._require(run_id)
+        cur = self._db.execute("INSERT INTO ratings (run_id, created_at, rating, note, source) VALUES (?, ?, ?, ?, ?)",
+                               (run_id, time.time(), rating, note, str(source)))
+        return int(cur.lastrowid or 0)
+
+    def ratings(self, run_id: int | None = None) -> dict[int, dict[str, Any]]:
+        """{run id: its newest rating row} (rating, note, source, created_at)."""
+        sql = ("SELECT r.* FROM ratings r JOIN (SELECT run_id, MAX(id) AS last FROM ratings GROUP BY run_id) m "
+               "ON r.id = m.last")
+        params: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " WHERE r.run_id = ?"
+            params = (run_id,)
+        return {int(row["run_id"]): dict(row) for row in self._db.execute(sql, params)}
 
     # ---- reading ----
 
