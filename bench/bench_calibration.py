@@ -27,15 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
-from agents.calibration.calibrate import calibrate  # noqa: E402
-from agents.calibration.dataset import Dataset, Record  # noqa: E402
-from agents.calibration.explore import explore  # noqa: E402
-from agents.calibration.model import context_vector  # noqa: E402
-from agents.calibration.search import get_key, set_key  # noqa: E402
-from agents.calibration.settings import load_settings, load_tunables  # noqa: E402
-from agents.planning.animation_director import plan, plan_violations  # noqa: E402
-from agents.policy import Policy, PolicyError, parse_policy, raw_default_policy  # noqa: E402
 from calibration_sim import (  # noqa: E402
     SURFACES,
     VALUE_ORDER,
@@ -45,6 +36,15 @@ from calibration_sim import (  # noqa: E402
     nudge,
     oracle_values,
 )
+
+from agents.calibration.calibrate import calibrate  # noqa: E402
+from agents.calibration.dataset import Dataset, Record  # noqa: E402
+from agents.calibration.explore import explore  # noqa: E402
+from agents.calibration.model import context_vector  # noqa: E402
+from agents.calibration.search import get_key, set_key  # noqa: E402
+from agents.calibration.settings import load_settings, load_tunables  # noqa: E402
+from agents.planning.animation_director import plan, plan_violations  # noqa: E402
+from agents.policy import Policy, PolicyError, parse_policy, raw_default_policy  # noqa: E402
 
 Surface = Callable[[np.ndarray, np.ndarray], np.ndarray]
 RAW = raw_default_policy()
@@ -170,7 +170,7 @@ def tpe_search(budget: int, pool: list[Context], surface: Surface, rng: np.rando
 
 def hard_rule_breaks(policy: Policy, fresh: list[Context], raw: dict[str, Any]) -> int:
     bad = sum(1 for sec in HARD_SECTIONS if raw[sec] != RAW[sec])
-    bad += int(raw["cfg"]["global_min"] != RAW["cfg"]["global_min"] or raw["cfg"]["global_max"] != RAW["cfg"]["global_max"])
+    bad += int(any(raw["cfg"][k] != RAW["cfg"][k] for k in ("global_min", "global_max")))
     return bad + sum(1 for a, r in fresh if plan_violations(plan(a, r, policy), policy))
 
 
@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'oracle':<12}{oracle:>9.3f}")
             diff = agg["calibrated"] - agg["current"]
             worse = int((diff < 0).sum())
-            print(f"  held-out log loss model {agg['model_log_loss'].mean():.3f} vs rules {agg['rules_log_loss'].mean():.3f}; "
+            print(f"  held-out log loss model {agg['model_log_loss'].mean():.3f} vs rules "
+                  f"{agg['rules_log_loss'].mean():.3f}; "
                   f"Brier model {agg['model_brier'].mean():.3f} vs rules {agg['rules_brier'].mean():.3f}")
             print(f"  values moved {agg['moved'].mean():.1f}; calibration made things worse in {worse}/{repeats}; "
                   f"hard-rule breaks {int(agg['violations'].sum())}")

@@ -137,7 +137,7 @@ def surface_a(ctx: np.ndarray, v: np.ndarray) -> np.ndarray:
     z = 1.2 - 1.0 * (1 - S) - 0.5 * P
     z -= 1.4 * (c1 - best_c1) ** 2
     z -= 9.0 * np.maximum(0, c2 - 7.2) / 1.4 * np.maximum(0, ip2 - 0.15) / 0.35 * 0.35  # high cfg2 with high ip2
-    z -= 8.0 * np.maximum(0, u - 0.55) * np.clip((sc - 0.45) / 0.4, 0, 1) * cx * 2.0   # over-locked Union, large complex
+    z -= 16.0 * np.maximum(0, u - 0.55) * np.clip((sc - 0.45) / 0.4, 0, 1) * cx  # over-locked Union, large complex
     z += 1.2 * (u - 0.6) * S                                   # clean lines like a firm lock
     z -= 30.0 * (d2 - (0.22 + 0.15 * D)) ** 2                  # best KS2 denoise moves with style distance
     z -= 6.0 * (d1 - 0.7) ** 2

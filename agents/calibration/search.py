@@ -41,18 +41,19 @@ def _inside(t: Tunable, original: float, x: float) -> float:
 
 
 def candidate_values(t: Tunable, current: Value, original: Value, quantile_value: float | None) -> list[Value]:
-    """Moves of half a trust-region step from the current value (and, for a threshold, to its empirical
-    quantile), every one clipped into the trust region around the locked value and the declared range."""
-    half = t.step / 2
+    """Moves of half and a whole trust-region step from the current value (and, for a threshold, to its
+    empirical quantile), every one clipped into the trust region around the locked value and the declared range."""
     out: list[Value] = []
     if isinstance(current, list) and isinstance(original, list):
         lo, hi = current
-        for dlo, dhi in ((0, -half), (0, half), (-half, 0), (half, 0), (-half, -half), (half, half)):
-            nlo, nhi = _inside(t, original[0], lo + dlo), _inside(t, original[1], hi + dhi)
-            if nlo <= nhi + _EPS:
-                out.append([round(nlo, 6), round(max(nlo, nhi), 6)])
+        for d in (t.step / 2, t.step):
+            for dlo, dhi in ((0, -d), (0, d), (-d, 0), (d, 0), (-d, -d), (d, d)):
+                nlo, nhi = _inside(t, original[0], lo + dlo), _inside(t, original[1], hi + dhi)
+                if nlo <= nhi + _EPS:
+                    out.append([round(nlo, 6), round(max(nlo, nhi), 6)])
     elif isinstance(current, int | float) and isinstance(original, int | float):
-        targets = [current - half, current + half] + ([quantile_value] if quantile_value is not None else [])
+        targets = [current - t.step / 2, current + t.step / 2, current - t.step, current + t.step]
+        targets += [quantile_value] if quantile_value is not None else []
         out = [round(_inside(t, float(original), x), 6) for x in targets]
     unique: list[Value] = []
     for v in out:

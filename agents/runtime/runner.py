@@ -99,7 +99,8 @@ class _Attempt:
 def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Path, log: RunLog,
              template: Path | None = None, prepare: Callable[[dict], dict] | None = None, tags: str = "",
              batch_id: str | None = None, force_retry: bool = False, progress: ProgressCallback | None = None,
-             policy: Policy | None = None, timeout: float = 600, plan_on_server: bool = False) -> PairResult:
+             policy: Policy | None = None, timeout: float = 600, plan_on_server: bool = False,
+             policy_note: dict[str, Any] | None = None) -> PairResult:
     """Run one pair; on a failed verdict (or force_retry) run the one safer retry. See the module doc.
 
     plan_on_server: the first attempt sends the template with the M4 agent nodes wired in
@@ -107,7 +108,8 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
     for the log and the retry. Otherwise the agents plan here and the values go in as literals.
 
     On any exception the current attempt's row is marked 'incomplete' at the stage it reached (its
-    error text saved) and the exception is re-raised.
+    error text saved) and the exception is re-raised. policy_note (which policy overlay is in force)
+    goes into the locally made plan's diagnostics as `policy_overlay`.
     """
     pol = policy or default_policy()
     sketch, reference, out_dir = Path(sketch), Path(reference), Path(out_dir)
@@ -135,6 +137,8 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
             planned = plan_pair(load_image(sketch), pool.submit(reference_measures, reference), name=sketch.name,
                                 tags=tags, policy=pol)
             first = planned.plan
+            if policy_note is not None:
+                first.diagnostics["policy_overlay"] = policy_note
             current.log_plan(first, {**planned.prompts.prompts(), "notes": planned.prompts.notes},
                              analysis=planned.analysis.to_dict(), reference=planned.reference.to_dict())
             current.stage_done("planning", t)
