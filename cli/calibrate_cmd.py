@@ -28,7 +28,7 @@ def summary(result: Any, ds: Any) -> list[str]:
     if ds.dropped:
         lines.append("dropped: " + "; ".join(f"{k}: {v}" for k, v in sorted(ds.dropped.items())))
     lines += [
-        f"held-out ({int(h['heldout_runs'])} runs)   log loss   Brier",
+        f"held-out (cross-validated, {int(h['heldout_runs'])} runs)   log loss   Brier",
         f"  pass-probability model  {h['model_log_loss']:8.3f}  {h['model_brier']:6.3f}",
         f"  current rules (per case){h['rules_log_loss']:8.3f}  {h['rules_brier']:6.3f}",
         f"  log-loss gain of the model, {int(100 * 0.9)}% bootstrap interval [{h['log_loss_gain_lo']:+.3f}, "
@@ -37,7 +37,9 @@ def summary(result: Any, ds: Any) -> list[str]:
         f"(gain interval [{p['gain_lo']:+.3f}, {p['gain_hi']:+.3f}] over the bootstrap refits)",
     ]
     if not result.moved:
-        lines.append("no value moved: no change passed the confidence test (the locked policy stands)")
+        why = ("no change passed the confidence test" if p.get("model_trusted") else
+               "the model predicts held-out runs no better than the current rules")
+        lines.append(f"no value moved: {why} (the locked policy stands)")
     for m in result.moved:
         lines.append(f"  {m.key}: {_fmt(m.was)} -> {_fmt(m.value)}  ({m.reason})")
     return lines

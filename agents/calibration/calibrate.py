@@ -11,6 +11,7 @@ loader rejects; every plan under the result still passes the Director's hard rul
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,28 +85,33 @@ def _fit(X: np.ndarray, y: np.ndarray, s: Settings, rng: np.random.Generator) ->
 
 def heldout_scores(X: np.ndarray, y: np.ndarray, cases: list[str], s: Settings,
                    rng: np.random.Generator) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Model vs the current rules (per-case pass rate) on a held-out share, with bootstrap intervals."""
+    """Model vs the current rules (per-case pass rate), every run held out once (k-fold, the ridge strength
+    chosen inside each training part), with a bootstrap interval on the log-loss gain."""
     order = rng.permutation(len(y))
-    n_test = max(2, int(round(len(y) * s.holdout_fraction)))
-    test, train = order[:n_test], order[n_test:]
-    if y[train].min() == y[train].max():
-        train, test = order, order  # degenerate split: score in-sample, said in the provenance
-    model = _fit(X[train], y[train], s, rng)
-    p_model = model.predict(X[test])
-    p_rules = case_rate_baseline([cases[i] for i in train], y[train], [cases[i] for i in test])
-    yt = y[test]
-    out = {"model_log_loss": log_loss(yt, p_model, s.probability_floor),
-           "rules_log_loss": log_loss(yt, p_rules, s.probability_floor),
-           "model_brier": brier(yt, p_model), "rules_brier": brier(yt, p_rules), "heldout_runs": float(len(test)),
-           "l2": model.l2}
+    folds = max(2, min(s.cv_folds, int(round(1 / s.holdout_fraction))))
+    p_model, p_rules = np.full(len(y), np.nan), np.full(len(y), np.nan)
+    l2s = []
+    for part in np.array_split(order, folds):
+        train = np.setdiff1d(order, part)
+        if y[train].min() == y[train].max():
+            continue
+        model = _fit(X[train], y[train], s, rng)
+        l2s.append(model.l2)
+        p_model[part] = model.predict(X[part])
+        p_rules[part] = case_rate_baseline([cases[i] for i in train], y[train], [cases[i] for i in part])
+    keep = np.isfinite(p_model)
+    yt, pm, pr = y[keep], p_model[keep], p_rules[keep]
+    fl = s.probability_floor
+    out = {"model_log_loss": log_loss(yt, pm, fl), "rules_log_loss": log_loss(yt, pr, fl),
+           "model_brier": brier(yt, pm), "rules_brier": brier(yt, pr), "heldout_runs": float(len(yt)),
+           "l2": float(np.median(l2s)) if l2s else float("nan")}
     boots = []
     for _ in range(s.bootstrap):
         i = rng.integers(0, len(yt), len(yt))
-        fl = s.probability_floor
-        boots.append(log_loss(yt[i], p_rules[i], fl) - log_loss(yt[i], p_model[i], fl))
+        boots.append(log_loss(yt[i], pr[i], fl) - log_loss(yt[i], pm[i], fl))
     lo, hi = _interval(np.array(boots), s.interval)
     out["log_loss_gain_lo"], out["log_loss_gain_hi"] = lo, hi
-    return out, {"p": p_model.tolist(), "y": yt.tolist()}
+    return out, {"p": pm.tolist(), "y": yt.tolist()}
 
 
 def _reason(m: Move, n_models: int) -> str:
@@ -149,9 +155,15 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
             models.append(fit_logistic(X[i], y[i], main.l2, s.newton_iterations, s.tolerance))
     quantiles = {k: float(np.quantile([getattr(r.analysis, t.signal) for r in recs], t.quantile))
                  for k, t in tun.items() if t.signal is not None and t.quantile is not None}
-    evaluator = Evaluator([r.analysis for r in recs], [r.reference for r in recs], ctx, models, locked)
-    say("searching the trust region")
-    raw, moves, gain = greedy_search(dict(policy_raw), tun, quantiles, evaluator, s, progress=say)
+    evaluator = Evaluator([r.analysis for r in recs], [r.reference for r in recs], ctx, models, locked,
+                          jitter=s.jitter, support_share=s.support_share)
+    trusted = heldout["model_log_loss"] < heldout["rules_log_loss"]
+    if trusted:
+        say("searching the trust region")
+        raw, moves, gain = greedy_search(dict(policy_raw), tun, quantiles, evaluator, s, progress=say)
+    else:  # a model that predicts held-out runs no better than the current rules must not move them
+        say("the model does not beat the current rules on held-out runs: nothing moves")
+        raw, moves, gain = copy.deepcopy(dict(policy_raw)), [], np.zeros(len(models))
     calibrated = parse_policy(raw, source="<calibrated>")
     base_scores = evaluator.score(dict(policy_raw))
     if base_scores is None:
@@ -160,7 +172,7 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
     times = [r.created_at for r in recs]
     sources = ds.sources
     predicted = {"current": float(base_scores[0]), "calibrated": float(base_scores[0] + gain[0]),
-                 "gain_mean": float(gain.mean())}
+                 "gain_mean": float(gain.mean()), "model_trusted": float(trusted)}
     predicted["gain_lo"], predicted["gain_hi"] = _interval(gain, s.interval)
     provenance: dict[str, Any] = {
         "policy_version": str(policy_raw.get("version")), "created_at": _iso(dt.datetime.now(dt.UTC).timestamp()),

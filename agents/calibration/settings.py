@@ -54,6 +54,7 @@ class Settings:
     interval: float
     seed: int
     jitter: float
+    support_share: float
 
 
 def _num(d: Mapping[str, Any], key: str, path: str, lo: float, hi: float, *, integer: bool = False,
@@ -135,7 +136,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     sections = {"data": ("min_runs", "min_each_outcome", "holdout_fraction"),
                 "model": ("l2_grid", "cv_folds", "newton_iterations", "tolerance", "probability_floor"),
                 "search": ("bootstrap", "confidence", "min_gain", "max_rounds", "interval", "seed"),
-                "explore": ("jitter",)}
+                "explore": ("jitter", "support_share")}
     for name, keys in sections.items():
         sec = raw.get(name)
         if not isinstance(sec, Mapping):
@@ -164,6 +165,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         interval=_num(s, "interval", "calibration key search", 0.5, 0.999),
         seed=int(_num(s, "seed", "calibration key search", 0, 2**31, integer=True)),
         jitter=_num(raw["explore"], "jitter", "calibration key explore", 0.0, 0.5, open_lo=True),
+        support_share=_num(raw["explore"], "support_share", "calibration key explore", 0.0, 1.0),
     )
 
 
