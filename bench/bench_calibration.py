@@ -77,7 +77,7 @@ def log_runs(pool: list[Context], n: int, surface: Surface, rng: np.random.Gener
     for k in range(n):
         a, r = nudge(pool[int(rng.integers(0, len(pool)))], rng)
         p = plan(a, r, LOCKED)
-        values, _logd = explore(p, LOCKED, rng, SET.jitter)
+        values, *_ = explore(p, LOCKED, rng, SET.jitter)
         v = np.array([[values[n] for n in VALUE_ORDER]])
         y = draw_outcomes(surface(ctx_matrix([(a, r)]), v), rng)[0]
         recs.append(Record(run_id=k + 1, analysis=a, reference=r, values=values, outcome=int(y),

@@ -85,7 +85,7 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
               plan_on_server: bool = False,
               stop: threading.Event | None = None, say: Any = print, report: bool = True,
               on_done: Any = None, lease_s: float = LEASE_S, policy: Any = None,
-              policy_note: dict[str, Any] | None = None) -> BatchOutcome:
+              policy_note: dict[str, Any] | None = None, adjust_plan: Any = None) -> BatchOutcome:
     """Run every pair the log does not have as done in this batch, each claimed in the log first (so other
     processes on the same log share the work, see agents/runtime/pair_claims.py); see the module docstring."""
     from agents.runtime.run_log import RunLog
@@ -116,7 +116,7 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
                                    out_dir=out_root / f"{sketch.stem}__{reference.stem}__{key[:8]}", log=log,
                                    template=template, tags=tags, batch_id=batch, force_retry=force_retry,
                                    plan_on_server=plan_on_server, policy=policy, policy_note=policy_note,
-                                   report=report)
+                                   adjust_plan=adjust_plan, report=report)
         verdict = "pass" if result.final_passed else "fail"
         say(f"{label}: done in {time.monotonic() - t0:.1f} s, {len(result.attempts)} attempt(s), final {verdict}"
             + (f" -> {page}" if page else ""))
@@ -313,7 +313,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
         return 2
     pairs, template = checked
     open_log(args.log).close()  # create the folder and the schema before the workers open it
-    from cli.overlay_hook import resolve_policy
+    from cli.overlay_hook import exploration, resolve_policy
 
     policy, policy_note = resolve_policy(args, args.log, "m4 batch")
     if not args.plan_on_server and pairs:
@@ -342,6 +342,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
                             template=template, tags=args.tags, batch_id=args.batch_id, per_server=args.per_server,
                             force_retry=args.force_retry, plan_on_server=args.plan_on_server, stop=stop,
                             report=not args.no_report, lease_s=args.lease, policy=policy, policy_note=policy_note,
+                            adjust_plan=exploration(args, policy),
                             say=lambda text: print(text, flush=True))
     finally:
         for local in local_servers:

@@ -210,7 +210,7 @@ def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Pat
             template: Path | None, tags: str, batch_id: str | None = None, force_retry: bool = False,
             progress: Callable[[dict[str, Any]], None] | None = None, report: bool = True,
             plan_on_server: bool = False, policy: Any = None,
-            policy_note: dict[str, Any] | None = None) -> tuple[Any, Path | None]:
+            policy_note: dict[str, Any] | None = None, adjust_plan: Any = None) -> tuple[Any, Path | None]:
     """run_pair on one server plus its report; the exceptions of run_pair pass through (the log row is marked)."""
     from agents.runtime.runner import run_pair
 
@@ -218,7 +218,7 @@ def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Pat
         result = run_pair(client, sketch=sketch, reference=reference, out_dir=out_dir, log=log, template=template,
                           prepare=target.prepare, tags=tags, batch_id=batch_id, force_retry=force_retry,
                           progress=progress, plan_on_server=plan_on_server, policy=policy,
-                          policy_note=policy_note)
+                          policy_note=policy_note, adjust_plan=adjust_plan)
         page = pair_report(result, client, log, sketch=sketch, reference=reference, target=target) if report else None
     return result, page
 
@@ -334,7 +334,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
         except (RunInputError, ComfyClientError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        from cli.overlay_hook import resolve_policy
+        from cli.overlay_hook import exploration, resolve_policy
 
         policy, policy_note = resolve_policy(args, args.log, "m4 run")
         with open_log(args.log) as log:
@@ -346,6 +346,7 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
                 result, page = run_one(target, sketch=sketch, reference=reference, out_dir=out_dir, log=log,
                                        template=template, tags=args.tags, force_retry=args.force_retry,
                                        plan_on_server=args.plan_on_server, policy=policy, policy_note=policy_note,
+                                       adjust_plan=exploration(args, policy),
                                        progress=progress_printer(f"[m4 run] {sketch.name}"))
             except (ComfyClientError, ValueError) as exc:
                 print(f"error: the run did not finish: {exc} (the log row is marked incomplete; run again to "

@@ -28,7 +28,7 @@ def _fill(log_path: Path, sketch: Path, n: int, seed: int) -> list[int]:
                               subject_scale=float(rng.random()), construction_lines=float(rng.random() * 0.4))
             r = make_reference(similarity=float(rng.random()), conflict_penalty=float(rng.random() * 0.6))
             p = plan(a, r, pol)
-            values, logd = explore(p, pol, rng, 0.3)
+            values, logd, *_ = explore(p, pol, rng, 0.3)
             z = 0.3 - 2.5 * (values["cfg2"] - 7.0) * values["ip2_weight"] - 1.2 * (values["cfg1"] - 8.0) ** 2
             passed = bool(rng.random() < 1 / (1 + np.exp(-z)))
             rid = log.start_run(sketch=sketch, reference=None, server="test")

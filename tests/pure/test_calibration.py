@@ -51,7 +51,7 @@ def make_dataset(n: int, seed: int, outcome: str = "truth") -> Dataset:
     recs = []
     for k in range(n):
         a, r = _context(rng)
-        values, _ = explore(plan(a, r, LOCKED), LOCKED, rng, 0.3)
+        values, *_ = explore(plan(a, r, LOCKED), LOCKED, rng, 0.3)
         if outcome == "truth":
             y = int(rng.random() < _truth(a, r, values))
         else:
@@ -175,3 +175,17 @@ def test_no_calibration_ever_touches_a_hard_rule(seed: int, n: int, mode: str) -
             assert p.cfg2 <= 7.4 + 1e-9
         elif p.ip2_weight > 0.40:
             assert p.cfg2 <= 7.8 + 1e-9
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), share=st.floats(0.01, 0.5))
+def test_exploration_keeps_bounds_and_hard_rules(seed: int, share: float) -> None:
+    from agents.calibration.explore import explored_plan
+
+    rng = np.random.default_rng(seed)
+    a, r = _context(rng)
+    p = plan(a, r, LOCKED)
+    q = explored_plan(p, LOCKED, rng, share)
+    assert not plan_violations(q, LOCKED)
+    ex = q.diagnostics["exploration"]
+    assert ex["planned"] == p.values() and np.isfinite(ex["log_density"]) and ex["share"] == share
