@@ -108,11 +108,18 @@ def parse_tunables(raw: Mapping[str, Any], policy_raw: Mapping[str, Any]) -> dic
         kind = entry.get("kind")
         if kind not in KINDS:
             raise CalibrationConfigError(f"{path}.kind: expected one of {KINDS}, got {kind!r}")
-        rng: Any = entry.get("range")
+        marks = policy_raw.get("tunable")
+        if not isinstance(marks, Mapping) or key not in marks:
+            raise CalibrationConfigError(f"{path}: not marked tunable in the policy's [tunable] table")
+        rng: Any = entry.get("range", marks[key])
         numbers = isinstance(rng, list) and all(isinstance(v, int | float) and not isinstance(v, bool)
                                                 and math.isfinite(v) for v in rng)
         if not (numbers and len(rng) == 2 and rng[0] < rng[1]):
             raise CalibrationConfigError(f"{path}.range: expected [lo, hi] numbers with lo < hi, got {rng!r}")
+        p_lo, p_hi = (float(x) for x in marks[key])
+        if rng[0] < p_lo - 1e-9 or rng[1] > p_hi + 1e-9:
+            raise CalibrationConfigError(f"{path}.range: {rng!r} leaves the policy's tunable range "
+                                         f"[{p_lo:g}, {p_hi:g}]")
         current = _policy_value(policy_raw, key)
         is_pair = isinstance(current, list)
         if is_pair != (kind == "bound"):

@@ -8,7 +8,8 @@ provenance (the policy version it was made for, how many runs, their date range,
     result.policy, result.applied, result.note    # the locked policy when the overlay is refused
 
 Rules: an overlay made for another policy version is refused with the reason; a hard key (the
-hard rules, the global CFG range, the limits, the model, the node map, prompts) is never moved;
+hard rules, the global CFG range, the limits, the model, the node map, prompts) is never moved; a key
+the policy's [tunable] table does not list is never moved, nor moved outside the range listed there;
 every value keeps the shape of the policy value it replaces; the result is re-validated by
 parse_policy, so an overlay can never produce a policy the loader would reject.
 """
@@ -29,8 +30,8 @@ from .loader import DEFAULT_POLICY_PATH, Policy, PolicyError, parse_policy
 OVERLAY_FILE = "m4_policy_overlay.toml"
 ENV_OVERLAY = "M4_POLICY_OVERLAY"
 # Dotted prefixes no overlay may touch: the locked half of the policy (seed 004 section 2).
-HARD_PREFIXES = ("version", "model", "nodes", "limits", "hard_rules", "cfg.global_min", "cfg.global_max",
-                 "prompts", "raw_drivers", "signals", "sanitise", "line_quality")
+HARD_PREFIXES = ("version", "model", "nodes", "template", "tunable", "limits", "hard_rules", "cfg.global_min",
+                 "cfg.global_max", "prompts", "raw_drivers", "signals", "sanitise")
 _PROVENANCE_KEYS = {"policy_version", "created_at", "run_count", "first_run", "last_run", "tool", "heldout",
                     "outcome_source"}
 
@@ -122,7 +123,14 @@ def _parse_moved(entry: Any, i: int, policy_raw: Mapping[str, Any], seen: set[st
     if key in seen:
         raise OverlayError(f"overlay key {key}: moved twice")
     current = _lookup(policy_raw, key)
+    marks = policy_raw.get("tunable")
+    if isinstance(marks, Mapping) and key not in marks:
+        raise OverlayError(f"overlay key {key}: not marked tunable in the policy's [tunable] table; never moved")
     value = _check_shape(key, entry.get("value"), current, "value")
+    if isinstance(marks, Mapping) and isinstance(marks.get(key), list) and len(marks[key]) == 2:
+        lo, hi = (float(x) for x in marks[key])
+        if not all(lo - 1e-9 <= v <= hi + 1e-9 for v in (value if isinstance(value, list) else [value])):
+            raise OverlayError(f"overlay key {key}: {value!r} leaves the tunable range [{lo:g}, {hi:g}]")
     was = _check_shape(key, entry.get("was", current), current, "was")
     reason = entry.get("reason")
     if not isinstance(reason, str) or not reason.strip():

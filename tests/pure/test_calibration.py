@@ -134,8 +134,13 @@ def test_tunables_refuse_hard_keys_and_bad_ranges() -> None:
     with pytest.raises(CalibrationConfigError, match="hard_rules.ip2_abs_max: a hard rule"):
         parse_tunables({"tunables": {"hard_rules.ip2_abs_max": {"kind": "amount", "range": [0, 1], "step": 0.1}}}, RAW)
     with pytest.raises(CalibrationConfigError, match="classify.small_below.range: .* must contain the locked"):
-        parse_tunables({"tunables": {"classify.small_below": {"kind": "amount", "range": [0.3, 0.4], "step": 0.05}}},
+        parse_tunables({"tunables": {"classify.small_below": {"kind": "amount", "range": [0.3, 0.35], "step": 0.05}}},
                        RAW)
+    with pytest.raises(CalibrationConfigError, match="classify.small_below.range: .* leaves the policy's tunable"):
+        parse_tunables({"tunables": {"classify.small_below": {"kind": "amount", "range": [0.1, 0.3], "step": 0.05}}},
+                       RAW)
+    with pytest.raises(CalibrationConfigError, match="modifiers.large_union_max_drop: not marked tunable"):
+        parse_tunables({"tunables": {"modifiers.large_union_max_drop": {"kind": "amount", "step": 0.05}}}, RAW)
     with pytest.raises(CalibrationConfigError, match="cases.single_simple.cfg2.kind"):
         parse_tunables({"tunables": {"cases.single_simple.cfg2": {"kind": "amount", "range": [7, 9], "step": 0.1}}},
                        RAW)

@@ -47,7 +47,7 @@ def test_overlay_round_trips_and_moves_only_its_values(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("key", ["hard_rules.ip2_abs_max", "cfg.global_max", "limits.cfg", "version",
-                                 "hard_rules.ip2_cap1_cfg2"])
+                                 "hard_rules.ip2_cap1_cfg2", "tunable.classify.small_below"])
 def test_hard_keys_are_refused(key: str) -> None:
     raw = raw_default_policy()
     doc = {"provenance": PROV, "moved": [{"key": key, "value": 0.5, "reason": "x"}]}
@@ -59,9 +59,11 @@ def test_hard_keys_are_refused(key: str) -> None:
     ({"key": "classify.nope", "value": 0.5, "reason": "x"}, "classify.nope: not a key"),
     ({"key": "classify.small_below", "value": "big", "reason": "x"}, "classify.small_below: value must be"),
     ({"key": "cases.single_simple.cfg2", "value": 7.5, "reason": "x"}, r"cases.single_simple.cfg2: value must be \["),
-    ({"key": "cases.single_simple.steps1", "value": [20.5, 24], "reason": "x"}, "must be integers"),
+    ({"key": "cases.single_simple.steps1", "value": [20, 24], "reason": "x"}, "steps1: not marked tunable"),
     ({"key": "classify.small_below", "value": 0.2, "reason": " "}, "non-empty reason"),
     ({"key": "classify.small_below", "value": float("nan"), "reason": "x"}, "finite number"),
+    ({"key": "modifiers.large_union_max_drop", "value": 0.05, "reason": "x"}, "not marked tunable"),
+    ({"key": "classify.small_below", "value": 0.05, "reason": "x"}, r"leaves the tunable range \[0.15, 0.35\]"),
 ])
 def test_bad_entries_name_the_key(entry: dict, match: str) -> None:
     with pytest.raises(OverlayError, match=match):
@@ -79,13 +81,13 @@ def test_other_policy_version_is_refused_with_reason(tmp_path: Path) -> None:
 
 
 def test_overlay_that_breaks_the_policy_falls_back(tmp_path: Path) -> None:
-    # small_below above large_above: each value has the right shape, the policy validation rejects the pair
-    path = _write(tmp_path, [MovedValue("classify.small_below", 0.9, 0.25, "r")])
-    with pytest.raises(OverlayError, match="classify.small_below"):
+    # each value is tunable and in range; the policy validation rejects the result (ip2 floor above ip1 - 0.10)
+    path = _write(tmp_path, [MovedValue("cases.single_simple.ip2_weight", [0.4, 0.5], [0.15, 0.5], "r")])
+    with pytest.raises(OverlayError, match="cases.single_simple.ip2_weight: lower bound"):
         overlay_policy(raw_default_policy(), read_overlay(path, raw_default_policy()))
     res = load_with_overlay(path)
-    assert not res.applied and "classify.small_below" in res.note
-    assert load_policy(overlay=path).classify["small_below"] == 0.25
+    assert not res.applied and "cases.single_simple.ip2_weight" in res.note
+    assert load_policy(overlay=path).cases["single_simple"].bounds["ip2_weight"] == (0.15, 0.5)
 
 
 def test_hand_edited_garbage_and_missing_file(tmp_path: Path) -> None:
