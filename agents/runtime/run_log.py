@@ -258,6 +258,21 @@ class RunLog:
              str(ref.resolve()) if ref is not None else None, ref_sha, key))
         return int(cur.lastrowid or 0)
 
+    def start_hashed_run(self, *, sketch_name: str, sketch_sha256: str, reference_name: str | None,
+                         reference_sha256: str | None, server: str) -> int:
+        """A row for a run whose inputs are pixels, not files (a ComfyUI canvas run): named and hashed by
+        the caller (sha256 of the pixel bytes); the pair key uses the same formula as start_run."""
+        for label, sha in (("sketch_sha256", sketch_sha256), ("reference_sha256", reference_sha256)):
+            if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
+                raise RunLogError(f"{label}: expected a sha256 hex digest, got {sha!r}")
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT INTO runs (created_at, updated_at, attempt, server, sketch_path, sketch_sha256, reference_path, "
+            "reference_sha256, pair_key, stage, status) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'started', 'running')",
+            (now, now, server, str(sketch_name), sketch_sha256, reference_name, reference_sha256,
+             _pair_key(sketch_sha256, reference_sha256)))
+        return int(cur.lastrowid or 0)
+
     def _require(self, run_id: int) -> None:
         if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise RunLogError(f"run_id: no run {run_id!r} in {self.path}")
