@@ -194,10 +194,10 @@ def one_trial(surface: Surface, budget: int, train: list[Context], fresh: list[C
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer contexts, 2 repeats, 300 fresh pairs")
-    ap.add_argument("--repeats", type=int, help="independent logs per budget (default 5, quick 2)")
+    ap.add_argument("--repeats", type=int, help="independent logs per budget (default 3, quick 2)")
     ap.add_argument("--fresh", type=int, help="fresh simulated pairs to score on (default 1000)")
     args = ap.parse_args(argv)
-    repeats = args.repeats or (2 if args.quick else 5)
+    repeats = args.repeats or (2 if args.quick else 3)
     n_fresh = args.fresh or (300 if args.quick else 1000)
     t0 = time.monotonic()
     pool = measured_contexts(per_sketch=3 if args.quick else 7, seed=11)

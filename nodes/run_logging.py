@@ -49,7 +49,7 @@ class M4RunLogger(io.ComfyNode):
                 f"or the {OFF_ENV}=1 environment variable."
             ),
             inputs=[
-                io.Image.Input("image", tooltip="The final generated image (judged by the Line Quality Analyzer's rules)."),
+                io.Image.Input("image", tooltip="The final generated image (judged by the Line Quality rules)."),
                 Plan.Input("plan", tooltip="The M4 plan that produced the image."),
                 Analysis.Input("analysis", tooltip="From M4 Visual Analyst (the first of a batch is logged)."),
                 ReferenceReport.Input("reference_report", optional=True, tooltip="From M4 Reference Compare."),
