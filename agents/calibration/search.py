@@ -120,6 +120,12 @@ class Move:
 
 
 def _passes(delta: np.ndarray, settings: Settings) -> bool:
+    """One move's test: enough of the models predict a gain (move_confidence), of min_gain on average."""
+    return float(np.mean(delta > 0)) >= settings.move_confidence and float(delta.mean()) >= settings.min_gain
+
+
+def _confident(delta: np.ndarray, settings: Settings) -> bool:
+    """The whole overlay's test: at least `confidence` of the models predict it beats the locked policy."""
     return float(np.mean(delta > 0)) >= settings.confidence and float(delta.mean()) >= settings.min_gain
 
 
@@ -146,15 +152,17 @@ def _best_single_moves(raw: dict[str, Any], start_raw: Mapping[str, Any], tunabl
 def greedy_search(start_raw: dict[str, Any], tunables: Mapping[str, Tunable], quantiles: Mapping[str, float],
                   evaluator: Evaluator, settings: Settings,
                   progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[Move], np.ndarray]:
-    """Rounds of: every tunable's best single move that passes the confidence test (at least `confidence`
+    """Rounds of: every tunable's best single move that passes the move test (at least `move_confidence`
     of the models predict a gain, of `min_gain` on average), then those moves combined largest first,
-    each kept only while the combination still passes the test against the round's start."""
+    each kept only while the combination still passes it. The result is the last round whose whole
+    overlay at least `confidence` of the models predict to beat the locked policy (else no change)."""
     raw = copy.deepcopy(start_raw)
     base = evaluator.score(raw)
     if base is None:
         raise PolicyError("calibration: the locked policy does not validate")
     start = base.copy()
     moves: dict[str, Move] = {}
+    history: list[tuple[dict[str, Any], np.ndarray, dict[str, Move]]] = [(copy.deepcopy(raw), base.copy(), {})]
     for round_no in range(settings.max_rounds):
         singles = _best_single_moves(raw, start_raw, tunables, quantiles, evaluator, base, settings)
         accepted = 0
@@ -180,5 +188,9 @@ def greedy_search(start_raw: dict[str, Any], tunables: Mapping[str, Tunable], qu
         if not accepted:
             break
         raw, base = current, current_scores
-    final_moves = [m for m in moves.values() if m.value != m.was]
-    return raw, final_moves, base - start
+        history.append((copy.deepcopy(raw), base.copy(), dict(moves)))
+    # Back off round by round until the whole overlay passes the stricter test (or nothing is left).
+    for raw_k, base_k, moves_k in reversed(history[1:]):
+        if _confident(base_k - start, settings):
+            return raw_k, [m for m in moves_k.values() if m.value != m.was], base_k - start
+    return copy.deepcopy(start_raw), [], np.zeros_like(start)

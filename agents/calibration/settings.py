@@ -49,6 +49,7 @@ class Settings:
     probability_floor: float
     bootstrap: int
     confidence: float
+    move_confidence: float
     min_gain: float
     max_rounds: int
     interval: float
@@ -142,7 +143,7 @@ def parse_tunables(raw: Mapping[str, Any], policy_raw: Mapping[str, Any]) -> dic
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
     sections = {"data": ("min_runs", "min_each_outcome", "holdout_fraction"),
                 "model": ("l2_grid", "cv_folds", "newton_iterations", "tolerance", "probability_floor"),
-                "search": ("bootstrap", "confidence", "min_gain", "max_rounds", "interval", "seed"),
+                "search": ("bootstrap", "confidence", "move_confidence", "min_gain", "max_rounds", "interval", "seed"),
                 "explore": ("jitter", "support_share")}
     for name, keys in sections.items():
         sec = raw.get(name)
@@ -167,6 +168,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         probability_floor=_num(m, "probability_floor", "calibration key model", 0.0, 0.1, open_lo=True),
         bootstrap=int(_num(s, "bootstrap", "calibration key search", 2, 10000, integer=True)),
         confidence=_num(s, "confidence", "calibration key search", 0.5, 1.0),
+        move_confidence=_num(s, "move_confidence", "calibration key search", 0.5, 1.0),
         min_gain=_num(s, "min_gain", "calibration key search", 0.0, 1.0),
         max_rounds=int(_num(s, "max_rounds", "calibration key search", 1, 1000, integer=True)),
         interval=_num(s, "interval", "calibration key search", 0.5, 0.999),
