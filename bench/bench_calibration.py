@@ -55,7 +55,8 @@ HARD_SECTIONS = ("hard_rules", "limits")
 
 
 def values_of(policy: Policy, ctxs: list[Context]) -> np.ndarray:
-    return np.array([[float(getattr(plan(a, r, policy), n)) for n in VALUE_ORDER] for a, r in ctxs])
+    plans = [plan(a, r, policy) for a, r in ctxs]
+    return np.array([[float(getattr(p, n)) for n in VALUE_ORDER] for p in plans])
 
 
 def ctx_matrix(ctxs: list[Context]) -> np.ndarray:
