@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: RUN: {exc}", file=sys.stderr)
             return 2
         row = log.get(run_id)
-    auto = {True: "pass", False: "fail", None: "not judged"}[row.get("passed")]
+    verdict = row.get("verdict") if isinstance(row.get("verdict"), dict) else {}
+    judged = verdict.get("passed", row.get("accepted"))
+    auto = {True: "pass", False: "fail", None: "not judged"}[None if judged is None else bool(judged)]
     print(f"[m4 rate] run {run_id} rated {args.rating} (automatic verdict: {auto})")
     return 0

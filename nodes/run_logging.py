@@ -82,7 +82,7 @@ class M4RunLogger(io.ComfyNode):
             log.record(run_id, plan=p.to_dict(), diagnostics=p.diagnostics, prompts=dict(p.prompts),
                        metrics={"analysis": a.to_dict(), "reference": ref.to_dict(),
                                 "line_quality": scores.to_dict(), "final_image_sha256": _sha(final)},
-                       verdict=verdict.to_dict(), passed=verdict.passed, label="canvas")
+                       verdict=verdict.to_dict(), accepted=verdict.passed, label="canvas")
             log.set_stage(run_id, "judged")
             log.finish(run_id, status="done")
         text = f"run {run_id} logged ({'pass' if verdict.passed else 'fail'}) to {path}"

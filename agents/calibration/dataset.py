@@ -66,8 +66,10 @@ def record_from_row(row: dict[str, Any], rating: dict[str, Any] | None, by_id: d
                     ds: Dataset) -> Record | None:
     if rating is not None:
         outcome, source = int(rating["rating"] == "good"), "rating"
-    elif row.get("passed") is not None:
-        outcome, source = int(bool(row["passed"])), "verdict"
+    elif isinstance(row.get("verdict"), dict) and isinstance(row["verdict"].get("passed"), bool):
+        outcome, source = int(row["verdict"]["passed"]), "verdict"  # the judge's verdict (not a forced retry)
+    elif row.get("accepted") is not None:
+        outcome, source = int(bool(row["accepted"])), "verdict"
     else:
         ds.drop("no outcome (neither a rating nor a verdict)")
         return None

@@ -50,7 +50,7 @@ def test_canvas_run_logged_rated_and_readable(pack, fixture_data, tmp_path, monk
         with RunLog(tmp_path / "m4_director" / "m4_runs.sqlite3") as log:
             assert len(log.runs()) == 1
             row = log.get(run_id)
-            assert row["server"] == "canvas" and row["plan"]["case"] == plan.case and row["passed"] is not None
+            assert row["server"] == "canvas" and row["plan"]["case"] == plan.case and row["accepted"] is not None
             ds = load_dataset(log)
         assert [r.run_id for r in ds.records] == [run_id] and ds.records[0].outcome_source == "rating"
     finally:

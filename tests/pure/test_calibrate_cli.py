@@ -34,7 +34,8 @@ def _fill(log_path: Path, sketch: Path, n: int, seed: int) -> list[int]:
             rid = log.start_run(sketch=sketch, reference=None, server="test")
             log.record(rid, plan={**p.to_dict(), **values},
                        diagnostics={**p.diagnostics, "exploration": {"log_density": logd}},
-                       metrics={"analysis": a.to_dict(), "reference": r.to_dict()}, passed=passed)
+                       metrics={"analysis": a.to_dict(), "reference": r.to_dict()},
+                       verdict={"passed": passed}, accepted=passed)
             log.finish(rid, status="done")
             ids.append(rid)
     return ids

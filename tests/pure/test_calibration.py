@@ -113,7 +113,7 @@ def test_log_round_trip_prefers_ratings_and_drops_nan(tmp_path: Path) -> None:
             a, r = _context(rng)
             p = plan(a, r, LOCKED)
             rid = log.start_run(sketch=img, reference=None, server="t")
-            log.record(rid, plan=p.to_dict(), diagnostics=p.diagnostics, passed=k % 2 == 0,
+            log.record(rid, plan=p.to_dict(), diagnostics=p.diagnostics, accepted=k % 2 == 0,
                        metrics={"analysis": a.to_dict(), "reference": r.to_dict()})
             log.finish(rid, status="done")
             ids.append(rid)

@@ -21,7 +21,7 @@ def _one_run(tmp_path: Path) -> tuple[Path, int]:
     path = tmp_path / "log.sqlite3"
     with RunLog(path) as log:
         rid = log.start_run(sketch=img, reference=None, server="test")
-        log.record(rid, passed=False)
+        log.record(rid, accepted=False, verdict={"passed": False, "failures": ["fringe"]})
     return path, rid
 
 
@@ -31,7 +31,7 @@ def test_ratings_kept_apart_newest_wins(tmp_path: Path) -> None:
         log.rate(rid, "bad", note="fringes")
         log.rate(rid, "good", note="on a second look")
         assert log.ratings()[rid]["rating"] == "good" and log.ratings(rid)[rid]["note"] == "on a second look"
-        assert log.get(rid)["passed"] is False  # the automatic verdict is untouched
+        assert log.get(rid)["accepted"] is False  # the automatic verdict is untouched
         with pytest.raises(RunLogError, match="rating: expected"):
             log.rate(rid, "meh")
         with pytest.raises(RunLogError, match="no run 999"):
