@@ -55,3 +55,33 @@ def test_canvas_run_logged_rated_and_readable(pack, fixture_data, tmp_path, monk
         assert [r.run_id for r in ds.records] == [run_id] and ds.records[0].outcome_source == "rating"
     finally:
         folder_paths.set_user_directory(old)
+
+
+def test_director_node_plans_with_the_user_folder_overlay(pack, fixture_data, tmp_path, monkeypatch) -> None:
+    import folder_paths
+
+    from agents.policy.overlay import MovedValue, dump_overlay
+
+    old = folder_paths.get_user_directory()
+    folder_paths.set_user_directory(str(tmp_path))
+    monkeypatch.delenv("M4_POLICY_OVERLAY", raising=False)
+    try:
+        mods = {n: importlib.import_module(f"m4_director.nodes.{n}") for n in ("visual_analyst", "director")}
+        sketch = _tensor(fixture_data / "sketches/human_line.png")
+        analysis = _run(mods["visual_analyst"].M4VisualAnalyst, image=sketch).args[0]
+        locked = _run(mods["director"].M4AnimationDirector, analysis=analysis).args[0]
+        assert "policy_overlay" not in locked.diagnostics
+        case = locked.case
+        lo, hi = locked.bounds["cfg1"]
+        overlay = tmp_path / "m4_director" / "m4_policy_overlay.toml"
+        overlay.parent.mkdir(parents=True)
+        prov = {"policy_version": "m4-policy-1", "run_count": 50}
+        overlay.write_text(dump_overlay(prov, [MovedValue(f"cases.{case}.cfg1", [7.0, 8.0], [7.0, 9.6], "test")]))
+        calibrated = _run(mods["director"].M4AnimationDirector, analysis=analysis).args[0]
+        assert calibrated.diagnostics["policy_overlay"]["applied"] is True
+        assert calibrated.cfg1 <= 8.0 + 1e-9 and calibrated.bounds["cfg1"][1] <= 8.0 + 1e-9
+        monkeypatch.setenv("M4_POLICY_OVERLAY", "off")
+        ignored = _run(mods["director"].M4AnimationDirector, analysis=analysis).args[0]
+        assert "policy_overlay" not in ignored.diagnostics and ignored.bounds["cfg1"] == [lo, hi]
+    finally:
+        folder_paths.set_user_directory(old)
