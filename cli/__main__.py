@@ -16,12 +16,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cli.run_cmd", "one sketch + reference through the template on a server (default: a local stand-in one)"),
     "batch": ("cli.batch", "many pairs across one or more servers, resumable from the run log"),
     "runs": ("cli.runs_cmd", "list, filter and export the run log (CSV/JSON)"),
+    "rate": ("cli.rate_cmd", "rate a logged run good or bad (the outcome calibration prefers)"),
+    "calibrate": ("cli.calibrate_cmd", "fit the run log into a calibrated policy overlay (+ HTML report; --dry-run)"),
 }
 
 
 def usage() -> str:
     lines = ["usage: ./m4 <command> [--help]", "", "commands:"]
-    lines += [f"  {name:<8} {text}" for name, (_mod, text) in COMMANDS.items()]
+    lines += [f"  {name:<9} {text}" for name, (_mod, text) in COMMANDS.items()]
     lines += ["  test     every test tier (./m4 test only)"]
     return "\n".join(lines)
 

@@ -84,7 +84,8 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
               tags: str = "", batch_id: str | None = None, per_server: int = 2, force_retry: bool = False,
               plan_on_server: bool = False,
               stop: threading.Event | None = None, say: Any = print, report: bool = True,
-              on_done: Any = None, lease_s: float = LEASE_S) -> BatchOutcome:
+              on_done: Any = None, lease_s: float = LEASE_S, policy: Any = None,
+              policy_note: dict[str, Any] | None = None, adjust_plan: Any = None) -> BatchOutcome:
     """Run every pair the log does not have as done in this batch, each claimed in the log first (so other
     processes on the same log share the work, see agents/runtime/pair_claims.py); see the module docstring."""
     from agents.runtime.run_log import RunLog
@@ -114,8 +115,8 @@ def run_batch(pairs: list[Pair], targets: list[Any], *, log_path: Path, out_root
             result, page = run_one(slot.target, sketch=sketch, reference=reference,
                                    out_dir=out_root / f"{sketch.stem}__{reference.stem}__{key[:8]}", log=log,
                                    template=template, tags=tags, batch_id=batch, force_retry=force_retry,
-                                   plan_on_server=plan_on_server,
-                                   report=report)
+                                   plan_on_server=plan_on_server, policy=policy, policy_note=policy_note,
+                                   adjust_plan=adjust_plan, report=report)
         verdict = "pass" if result.final_passed else "fail"
         say(f"{label}: done in {time.monotonic() - t0:.1f} s, {len(result.attempts)} attempt(s), final {verdict}"
             + (f" -> {page}" if page else ""))
@@ -312,6 +313,9 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
         return 2
     pairs, template = checked
     open_log(args.log).close()  # create the folder and the schema before the workers open it
+    from cli.overlay_hook import exploration, resolve_policy
+
+    policy, policy_note = resolve_policy(args, args.log, "m4 batch")
     if not args.plan_on_server and pairs:
         from agents.measure.reference_cache import prefetch_reference
 
@@ -337,7 +341,8 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
         outcome = run_batch(pairs, targets, log_path=Path(args.log).resolve(), out_root=Path(args.out).resolve(),
                             template=template, tags=args.tags, batch_id=args.batch_id, per_server=args.per_server,
                             force_retry=args.force_retry, plan_on_server=args.plan_on_server, stop=stop,
-                            report=not args.no_report, lease_s=args.lease,
+                            report=not args.no_report, lease_s=args.lease, policy=policy, policy_note=policy_note,
+                            adjust_plan=exploration(args, policy),
                             say=lambda text: print(text, flush=True))
     finally:
         for local in local_servers:

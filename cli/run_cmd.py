@@ -209,14 +209,16 @@ def progress_printer(label: str) -> Callable[[dict[str, Any]], None]:
 def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Path, log: Any,
             template: Path | None, tags: str, batch_id: str | None = None, force_retry: bool = False,
             progress: Callable[[dict[str, Any]], None] | None = None, report: bool = True,
-            plan_on_server: bool = False) -> tuple[Any, Path | None]:
+            plan_on_server: bool = False, policy: Any = None,
+            policy_note: dict[str, Any] | None = None, adjust_plan: Any = None) -> tuple[Any, Path | None]:
     """run_pair on one server plus its report; the exceptions of run_pair pass through (the log row is marked)."""
     from agents.runtime.runner import run_pair
 
     with RecordingClient(target.url) as client:
         result = run_pair(client, sketch=sketch, reference=reference, out_dir=out_dir, log=log, template=template,
                           prepare=target.prepare, tags=tags, batch_id=batch_id, force_retry=force_retry,
-                          progress=progress, plan_on_server=plan_on_server)
+                          progress=progress, plan_on_server=plan_on_server, policy=policy,
+                          policy_note=policy_note, adjust_plan=adjust_plan)
         page = pair_report(result, client, log, sketch=sketch, reference=reference, target=target) if report else None
     return result, page
 
@@ -249,6 +251,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan-on-server", action="store_true",
                         help="let the server's M4 nodes analyse and plan inside the graph (the API twin of the "
                              "drag-and-drop preset) instead of planning here; the retry still plans here")
+    from cli.overlay_hook import add_overlay_arguments
+
+    add_overlay_arguments(parser)
 
 
 def start_local_servers(count: int) -> list[Any]:
@@ -329,6 +334,9 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
         except (RunInputError, ComfyClientError) as exc:
             print(error_line(exc), file=sys.stderr)
             return 2
+        from cli.overlay_hook import exploration, resolve_policy
+
+        policy, policy_note = resolve_policy(args, args.log, "m4 run")
         with open_log(args.log) as log:
             print(f"[m4 run] {sketch.name} + {reference.name} on {target.url}"
                   + (" (STAND-IN models)" if target.standins else "") + f"; log {Path(args.log).resolve()}",
@@ -337,7 +345,8 @@ def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
             try:
                 result, page = run_one(target, sketch=sketch, reference=reference, out_dir=out_dir, log=log,
                                        template=template, tags=args.tags, force_retry=args.force_retry,
-                                       plan_on_server=args.plan_on_server,
+                                       plan_on_server=args.plan_on_server, policy=policy, policy_note=policy_note,
+                                       adjust_plan=exploration(args, policy),
                                        progress=progress_printer(f"[m4 run] {sketch.name}"))
             except (ComfyClientError, ValueError) as exc:
                 print(error_line(f"the run did not finish: {exc} (the log row is marked incomplete; run again "

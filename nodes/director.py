@@ -12,6 +12,7 @@ from ..agents.planning.plan_types import PLAN_UNPACK_VALUES as _VALUE_OUTPUTS
 from ..agents.planning.plan_types import driven_input
 from ..agents.policy import PROMPT_FIELDS, Policy, default_policy
 from .plan_sockets import first_analysis, plan_input, reference_input
+from .policy_overlay import node_policy
 from .types import CATEGORY, Analysis, Plan, ReferenceReport
 
 AUTO_INTENT = -1.0
@@ -83,7 +84,10 @@ class M4AnimationDirector(io.ComfyNode):
                 intent_strength: float | None = AUTO_INTENT) -> io.NodeOutput:
         first, count = first_analysis(analysis)
         intent = None if intent_strength is None or intent_strength < 0 else float(intent_strength)
-        p = direct(first, reference_input(reference_report), intent_strength=intent)
+        policy, overlay_note = node_policy()  # the calibrated overlay in the user folder, when there is one
+        p = direct(first, reference_input(reference_report), policy, intent_strength=intent)
+        if overlay_note is not None:
+            p.diagnostics["policy_overlay"] = overlay_note
         if count > 1:
             p.diagnostics["warnings"].append(f"analysis batch of {count}: planned from the first image only")
         warnings = list(p.diagnostics.get("warnings") or [])  # inputs it could not trust, an empty sketch

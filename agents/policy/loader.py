@@ -363,8 +363,15 @@ def parse_policy(raw: Mapping[str, Any], source: str = "<dict>") -> Policy:
     )
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """Read and validate a policy file (the shipped one when path is None)."""
+def load_policy(path: str | Path | None = None, overlay: str | Path | None = None) -> Policy:
+    """Read and validate a policy file (the shipped one when path is None).
+
+    overlay: a calibrated overlay file applied on top (agents/policy/overlay.py); an absent or invalid
+    overlay leaves the locked policy in force (load_with_overlay says why)."""
+    if overlay is not None:
+        from .overlay import load_with_overlay
+
+        return load_with_overlay(overlay, path).policy
     p = Path(path) if path is not None else DEFAULT_POLICY_PATH
     try:
         with p.open("rb") as fh:

@@ -31,6 +31,7 @@ TEXT_FIELDS = ("tags", "out_dir", "label")
 ENV_PATH = "M4_RUN_LOG"
 FILE_NAME = "m4_runs.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+RATINGS = ("good", "bad")
 
 
 class RunLogError(ValueError):
@@ -94,8 +95,24 @@ def _claims_table(db: sqlite3.Connection) -> None:
         )""")
 
 
+def _ratings_table(db: sqlite3.Connection) -> None:
+    # A person's rating of a run, kept apart from the automatic verdict (runs.accepted, verdict); the newest
+    # rating of a run is the one that counts, older ones stay as history.
+    db.execute("""
+        CREATE TABLE ratings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            created_at REAL NOT NULL,
+            rating TEXT NOT NULL CHECK (rating IN ('good', 'bad')),
+            note TEXT,
+            source TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX ratings_run ON ratings(run_id, id)")
+
+
 # Ordered; entry i takes the schema from version i to i + 1. Only ever append.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _accepted_column, _claims_table]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _accepted_column, _claims_table,
+                                                       _ratings_table]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -241,6 +258,21 @@ class RunLog:
              str(ref.resolve()) if ref is not None else None, ref_sha, key))
         return int(cur.lastrowid or 0)
 
+    def start_hashed_run(self, *, sketch_name: str, sketch_sha256: str, reference_name: str | None,
+                         reference_sha256: str | None, server: str) -> int:
+        """A row for a run whose inputs are pixels, not files (a ComfyUI canvas run): named and hashed by
+        the caller (sha256 of the pixel bytes); the pair key uses the same formula as start_run."""
+        for label, sha in (("sketch_sha256", sketch_sha256), ("reference_sha256", reference_sha256)):
+            if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
+                raise RunLogError(f"{label}: expected a sha256 hex digest, got {sha!r}")
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT INTO runs (created_at, updated_at, attempt, server, sketch_path, sketch_sha256, reference_path, "
+            "reference_sha256, pair_key, stage, status) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'started', 'running')",
+            (now, now, server, str(sketch_name), sketch_sha256, reference_name, reference_sha256,
+             _pair_key(sketch_sha256, reference_sha256)))
+        return int(cur.lastrowid or 0)
+
     def _require(self, run_id: int) -> None:
         if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise RunLogError(f"run_id: no run {run_id!r} in {self.path}")
@@ -282,6 +314,27 @@ class RunLog:
         if status not in FINISH_STATUSES:
             raise RunLogError(f"status: expected one of {FINISH_STATUSES}, got {status!r}")
         self._update(run_id, {"status": status, "error": error})
+
+    def rate(self, run_id: int, rating: str, *, note: str | None = None, source: str = "cli") -> int:
+        """Store a person's rating ('good' or 'bad') of a run; returns the rating's id."""
+        if rating not in RATINGS:
+            raise RunLogError(f"rating: expected one of {RATINGS}, got {rating!r}")
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            raise RunLogError(f"run_id: expected an integer, got {run_id!r}")
+        self._require(run_id)
+        cur = self._db.execute("INSERT INTO ratings (run_id, created_at, rating, note, source) VALUES (?, ?, ?, ?, ?)",
+                               (run_id, time.time(), rating, note, str(source)))
+        return int(cur.lastrowid or 0)
+
+    def ratings(self, run_id: int | None = None) -> dict[int, dict[str, Any]]:
+        """{run id: its newest rating row} (rating, note, source, created_at)."""
+        sql = ("SELECT r.* FROM ratings r JOIN (SELECT run_id, MAX(id) AS last FROM ratings GROUP BY run_id) m "
+               "ON r.id = m.last")
+        params: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " WHERE r.run_id = ?"
+            params = (run_id,)
+        return {int(row["run_id"]): dict(row) for row in self._db.execute(sql, params)}
 
     # ---- reading ----
 

@@ -19,7 +19,7 @@ from ..measure.imaging import load_image
 from ..measure.line_quality import judge, retry_steps, score_line_art
 from ..measure.reference_cache import reference_measures
 from ..planning.animation_director import plan_violations, safer_retry
-from ..planning.chain import plan_pair
+from ..planning.chain import plan_pair, write_prompts
 from ..planning.plan_types import Plan
 from ..policy import Policy, default_policy
 from .apply_plan import (
@@ -99,7 +99,9 @@ class _Attempt:
 def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Path, log: RunLog,
              template: Path | None = None, prepare: Callable[[dict], dict] | None = None, tags: str = "",
              batch_id: str | None = None, force_retry: bool = False, progress: ProgressCallback | None = None,
-             policy: Policy | None = None, timeout: float = 600, plan_on_server: bool = False) -> PairResult:
+             policy: Policy | None = None, timeout: float = 600, plan_on_server: bool = False,
+             policy_note: dict[str, Any] | None = None,
+             adjust_plan: Callable[[Plan], Plan] | None = None) -> PairResult:
     """Run one pair; on a failed verdict (or force_retry) run the one safer retry. See the module doc.
 
     plan_on_server: the first attempt sends the template with the M4 agent nodes wired in
@@ -107,7 +109,10 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
     for the log and the retry. Otherwise the agents plan here and the values go in as literals.
 
     On any exception the current attempt's row is marked 'incomplete' at the stage it reached (its
-    error text saved) and the exception is re-raised.
+    error text saved) and the exception is re-raised. policy_note (which policy overlay is in force)
+    goes into the locally made plan's diagnostics as `policy_overlay`. adjust_plan (e.g. calibration's
+    exploration) may change the locally made first plan before its prompts are built; it must keep the
+    hard rules (the plan is checked after it).
     """
     pol = policy or default_policy()
     sketch, reference, out_dir = Path(sketch), Path(reference), Path(out_dir)
@@ -134,8 +139,16 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
             t = current.stage_start("planning")
             planned = plan_pair(load_image(sketch), pool.submit(reference_measures, reference), name=sketch.name,
                                 tags=tags, policy=pol)
-            first = planned.plan
-            current.log_plan(first, {**planned.prompts.prompts(), "notes": planned.prompts.notes},
+            first, stage_prompts = planned.plan, planned.prompts
+            if adjust_plan is not None:  # e.g. calibration's exploration; the prompts follow the new values
+                first = adjust_plan(first)
+                bad = plan_violations(first, pol)
+                if bad:
+                    raise RuntimeError(f"the adjusted plan breaks {bad}")
+                first, stage_prompts = write_prompts(first, planned.analysis, tags, pol)
+            if policy_note is not None:
+                first.diagnostics["policy_overlay"] = policy_note
+            current.log_plan(first, {**stage_prompts.prompts(), "notes": stage_prompts.notes},
                              analysis=planned.analysis.to_dict(), reference=planned.reference.to_dict())
             current.stage_done("planning", t)
 
