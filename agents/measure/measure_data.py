@@ -56,12 +56,31 @@ SCHEMA: dict[str, dict[str, KeySpec]] = {
         "min_spur_px": _ti(0, 20), "gap_radius_widths": _t(0.5, 10.0), "gap_radius_min_px": _t(1.0, 50.0),
         "gap_radius_max_side": _t(0.005, 0.2), "same_stroke_radii": _t(1.0, 20.0),
         "short_fragment_side": _t(0.005, 0.3), "group_radius_side": _t(0.005, 0.2),
-        "object_min_share": _UNIT,
+        "object_min_share": _UNIT, "taper_zone_widths": _t(0.0, 10.0), "taper_zone_min_px": _t(0.0, 30.0),
+    },
+    "rough": {
+        "tensor_sigma_widths": _t(0.2, 3.0), "tensor_sigma_min_px": _t(0.5, 5.0),
+        "tensor_sigma_max_px": _t(1.0, 10.0), "parallel_deg": _t(2.0, 45.0),
+        "overdraw_gap_widths": _t(0.5, 10.0), "overdraw_max_px": _t(2.0, 40.0),
+        "overdraw_peak": _UNIT, "overdraw_dip": _UNIT, "grain_small_px": _ti(1, 5),
+        "grain_large_px": _ti(3, 20), "hatch_straightness": _t(0.01, 1.0), "hatch_min_len_widths": _t(0.5, 20.0),
+        "hatch_max_len_side": _t(0.01, 0.5), "hatch_spacing_widths": _t(1.0, 20.0),
+        "hatch_spacing_min_px": _t(1.0, 40.0), "hatch_min_group": _ti(2, 20), "wobble_fine_sigma": _fixed(0.5, 4.0),
+        "wobble_coarse_sigma": _t(2.0, 30.0), "wobble_min_len_sigmas": _t(1.0, 20.0),
+        "taper_min_half_px": _t(0.5, 10.0), "taper_width_ratio": _UNIT, "taper_ink_ratio": _UNIT,
     },
     "scores": {"broken_end_weight": _t(0.0, 2.0), "broken_scale": _t(0.05, 5.0),
                "construction_gain": _t(0.1, 10.0), "specks_per100_full": _t(0.1, 20.0),
                "ragged_from": _t(0.8, 2.0), "ragged_span": _t(0.05, 2.0)},
-    "line_quality_weights": {k: _WEIGHT for k in ("broken", "construction", "width", "specks", "ragged")},
+    "rough_scores": {
+        "overdraw_from": _UNIT, "overdraw_span": _t(0.01, 1.0), "grain_from": _UNIT, "grain_span": _t(0.01, 1.0),
+        "darkness_from": _UNIT, "darkness_span": _t(0.05, 1.0), "texture_w_grain": _UNIT, "texture_w_light": _UNIT,
+        "hatching_full": _t(0.01, 1.0), "wobble_from": _t(0.0, 3.0), "wobble_span": _t(0.01, 3.0),
+        "heavy_from": _t(0.001, 0.2), "heavy_span": _t(0.001, 0.2),
+    },
+    "line_quality_weights": {k: _WEIGHT for k in ("broken", "construction", "width", "specks", "ragged",
+                                                  "overdrawn_strokes", "graphite_texture", "hatching",
+                                                  "line_wobble", "heavy_strokes")},
     "labels": {"clean_at": _UNIT, "structured_at": _UNIT, "complex_at": _UNIT},
     "complexity": {"w_length": _UNIT, "w_junctions": _UNIT, "w_objects": _UNIT,
                    "length_ratio_from": _t(0.0, 5.0), "length_ratio_span": _t(0.1, 10.0),
@@ -90,6 +109,7 @@ SCHEMA: dict[str, dict[str, KeySpec]] = {
 WEIGHT_SUMS: dict[str, tuple[str, ...]] = {
     "complexity": ("w_length", "w_junctions", "w_objects"),
     "structural_anatomy": ("w_line_quality", "w_complexity", "w_construction"),
+    "rough_scores": ("texture_w_grain", "texture_w_light"),
 }
 
 

@@ -16,6 +16,7 @@ from skimage.morphology import skeletonize
 
 from .imaging import ImageInputError
 from .measure_data import measure_data
+from .stroke_signals import rough_stats
 
 # Every number below comes from measure.toml ([working_size], [ink], [strokes]).
 WORK_SIDE: int = measure_data()["working_size"]["analysis_side"]  # lengths below are at this side
@@ -53,6 +54,13 @@ class StrokeStats:
     gap_radius: float
     group_radius: float
     outline_px: float
+    tapered_ends: int = 0  # ends where the stroke thins or fades (not counted as loose or gapped)
+    overdrawn_px: int = 0  # skeleton px with a near-parallel stroke close beside them
+    grain: float = 0.0  # relative ink spread along the strokes
+    darkness: float = 0.0  # median ink along the strokes (1 = black)
+    hatched_px: int = 0  # skeleton px in hatching groups
+    hatch_segments: int = 0
+    wobble_px: float = 0.0  # band-passed deviation of the skeleton paths
 
     @property
     def empty(self) -> bool:
@@ -244,6 +252,21 @@ def _objects(
     return boxes, kept
 
 
+def _taper_zone(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: float) -> np.ndarray:
+    """Per skeleton pixel (in skel[skel] order): within `radius` of one of the given (tapered) ends."""
+    zone = np.zeros(skel.shape, np.uint8)
+    r = max(1, round(radius))
+    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+        cv2.circle(zone, (x, y), r, 1, -1)
+    return zone.view(bool)[skel]
+
+
+def median_half_main(half: np.ndarray, faint: np.ndarray) -> float:
+    """Median distance to paper along the main (non-faint) skeleton; 1 px without one."""
+    main = half[~faint]
+    return float(np.median(main)) if main.size else 1.0
+
+
 def measure_strokes(ink: InkMap) -> StrokeStats:
     """Stroke statistics of an ink map: skeleton length, faint share, ends, gaps, widths, objects."""
     h, w = ink.ink.shape
@@ -309,8 +332,18 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
     gap_radius = float(np.clip(st["gap_radius_widths"] * median_w, st["gap_radius_min_px"],
                                st["gap_radius_max_side"] * side))
     xs, ys = _points(end_mask)
+    rough = rough_stats(ink.ink[box], mask, skel, dist, median_w, median_half_main(half, faint),
+                        main_level, np.stack([ys, xs], axis=1), side, measure_data()["rough"])
+    loose = ~rough.tapered_ends
+    # A taper's thin, fading last stretch is how the stroke was drawn: neither faint construction
+    # nor uneven width.
+    drawn = ~_taper_zone(skel, ys[~loose], xs[~loose], max(st["taper_zone_min_px"], st["taper_zone_widths"] * median_w))
+    faint_px = int((faint & drawn).sum())
+    kept = np.maximum(2.0 * half[~faint & drawn] - 1.0, 1.0)
+    if kept.size:
+        p10, p90 = (float(v) for v in np.percentile(kept, [10, 90]))
     ends = np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
-    gaps = _gap_pairs(ends, sk_labels[ys, xs], comp_len, gap_radius, st["same_stroke_radii"])
+    gaps = _gap_pairs(ends[loose], sk_labels[ys, xs][loose], comp_len, gap_radius, st["same_stroke_radii"])
     short_fragments = int(((comp_len > 0) & (comp_len < st["short_fragment_side"] * side)).sum())
 
     group_radius = max(st["group_radius_side"] * side, gap_radius)
@@ -321,5 +354,7 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
         endpoints=len(ends), junctions=int(junctions), gap_pairs=gaps,
         short_fragments=short_fragments, specks=specks, median_width=median_w, width_p10=p10,
         width_p90=p90, object_boxes=boxes, object_masses=masses, gap_radius=gap_radius,
-        group_radius=group_radius, outline_px=float(outline),
+        group_radius=group_radius, outline_px=float(outline), tapered_ends=int(rough.tapered_ends.sum()),
+        overdrawn_px=rough.overdrawn_px, grain=rough.grain, darkness=rough.darkness, hatched_px=rough.hatched_px,
+        hatch_segments=rough.hatch_segments, wobble_px=rough.wobble_px,
     )

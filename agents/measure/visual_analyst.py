@@ -18,6 +18,7 @@ from .analysis_types import VisualAnalysis
 from .imaging import to_rgb_float_within
 from .measure_data import measure_data
 from .pose_risk import PoseRisk, frame_for, pose_anatomy_risk, risk_label
+from .rough_scores import ROUGH_SIGNALS, rough_scores
 from .strokes import WORK_SIDE, StrokeStats, ink_map, measure_strokes
 from .subject_tags import OpenClipTagger, parse_text_tags
 from .unit_interval import clip01 as _clip01
@@ -32,7 +33,7 @@ def _scores(s: StrokeStats) -> dict[str, float]:
     k, wt, cx = d["scores"], d["line_quality_weights"], d["complexity"]
     length = float(s.skeleton_px)
     gap_density = _per100(s.gap_pairs, length)
-    end_density = _per100(s.endpoints, length)
+    end_density = _per100(s.endpoints - s.tapered_ends, length)  # tapers are drawn ends, not loose ones
     broken = _clip01(1.0 - math.exp(-(gap_density + k["broken_end_weight"] * end_density) / k["broken_scale"]))
     construction = _clip01(k["construction_gain"] * s.faint_skeleton_px / max(length, 1.0))
     spread = (s.width_p90 - s.width_p10) / max(s.width_p90 + s.width_p10, 1e-6)
@@ -47,6 +48,8 @@ def _scores(s: StrokeStats) -> dict[str, float]:
         + wt["specks"] * specks
         + wt["ragged"] * ragged
     )
+    rough = rough_scores(s, d["rough_scores"])
+    penalty += sum(wt[name] * rough[name] for name in ROUGH_SIGNALS)
     lq = _clip01(1.0 - penalty)
 
     perimeter = sum(2.0 * (w + h) for _, _, w, h in s.object_boxes) or 1.0
@@ -65,7 +68,7 @@ def _scores(s: StrokeStats) -> dict[str, float]:
         "roughness": roughness, "ragged": ragged,
         "line_quality": lq, "complexity": complexity, "subject_scale": scale,
         "gap_density": gap_density, "end_density": end_density, "length_ratio": length_ratio,
-        "junction_density": junction_density,
+        "junction_density": junction_density, **rough,
     }
 
 
@@ -167,6 +170,9 @@ def analyse(
         "endpoints": float(s.endpoints), "junctions": float(s.junctions), "gap_pairs": float(s.gap_pairs),
         "short_fragments": float(s.short_fragments),
         "median_stroke_width_px": s.median_width, "gap_radius_px": s.gap_radius,
+        "tapered_ends": float(s.tapered_ends), "overdrawn_share": s.overdrawn_px / max(s.skeleton_px, 1),
+        "stroke_grain": s.grain, "stroke_darkness": s.darkness, "hatched_share": s.hatched_px / max(s.skeleton_px, 1),
+        "hatch_strokes": float(s.hatch_segments), "wobble_px": s.wobble_px,
         "group_radius_px": s.group_radius, "working_scale": ink.scale * pre_scale, "inverted": float(ink.inverted),
         "paper_level": ink.paper_level, "ink_threshold": ink.threshold,
         **{k: sc[k] for k in ("gap_density", "end_density", "length_ratio", "junction_density", "specks", "roughness")},
@@ -187,6 +193,7 @@ def analyse(
         anatomy_risk=label, anatomy_risk_score=_clip01(risk), anatomy_source=source,
         subject_tags=tags, tags_source=tags_source,
         notes=_notes(sc, s, label, reasons), measurements=measurements,
+        **{k: sc[k] for k in ROUGH_SIGNALS},
     )
 
 
