@@ -170,9 +170,12 @@ def wobble_px(n: int, labels: np.ndarray, k: Mapping[str, Any]) -> float:
     trim = int(round(2 * coarse))
     contours, _ = cv2.findContours((labels > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     total, count = 0.0, 0
+    min_len = k["wobble_min_len_sigmas"] * coarse
     for cont in contours:
+        if len(cont) < min_len:  # the one-way path is never longer than its contour
+            continue
         pts, loop = _one_way(cont[:, 0, :].astype(np.float64))
-        if len(pts) < k["wobble_min_len_sigmas"] * coarse:
+        if len(pts) < min_len:
             continue
         mode = "wrap" if loop else "nearest"
         band = gaussian_filter1d(pts, fine, axis=0, mode=mode) - gaussian_filter1d(pts, coarse, axis=0, mode=mode)
