@@ -89,7 +89,7 @@ SCHEMA: dict[str, dict[str, KeySpec]] = {
                            "broken_reason_above": _UNIT, "construction_reason_above": _UNIT},
     "notes": {"broken_fix_at": _UNIT, "ragged_fix_at": _UNIT, "consistency_fix_below": _UNIT,
               "small_subject_below": _UNIT, "construction_remove_at": _UNIT, "specks_remove_at": _ti(1, 1000),
-              "consistency_keep_at": _UNIT},
+              "consistency_keep_at": _UNIT, "rough_fix_at": _UNIT},
     "pose_risk": {"min_confidence": _t(0.0, 0.5), "asymmetry_tolerance": _t(0.05, 1.0),
                   "asymmetry_from": _t(0.0, 0.5), "torso_ratio_min": _t(0.0, 2.0), "torso_ratio_max": _t(1.0, 10.0),
                   "w_missing": _WEIGHT, "w_asymmetry": _WEIGHT, "w_low_confidence": _WEIGHT, "w_proportion": _WEIGHT,

@@ -15,6 +15,25 @@ from .unit_interval import clip01
 ROUGH_SIGNALS = ("overdrawn_strokes", "graphite_texture", "hatching", "line_wobble", "heavy_strokes")
 
 
+def rough_notes(sc: Mapping[str, float], s: StrokeStats, at: float) -> tuple[list[str], list[str]]:
+    """(fix, remove) notes for the rough signals at or above `at`."""
+    fix: list[str] = []
+    remove: list[str] = []
+    length = max(float(s.skeleton_px), 1.0)
+    if sc["overdrawn_strokes"] >= at:
+        fix.append(f"redraw doubled strokes as one line each ({s.overdrawn_px / length:.0%} of the line length "
+                   "has a second pass beside it)")
+    if sc["graphite_texture"] >= at:
+        fix.append("ink or darken the light, grainy pencil lines")
+    if sc["line_wobble"] >= at:
+        fix.append("steady the wobbly lines (redraw them in single smooth strokes)")
+    if sc["heavy_strokes"] >= at:
+        fix.append("the strokes are marker-thick for the drawing's size: draw finer lines or a larger drawing")
+    if sc["hatching"] >= at:
+        remove.append(f"hatching ({s.hatch_segments} short parallel shading strokes)")
+    return fix, remove
+
+
 def _ramp(x: float, start: float, span: float) -> float:
     return clip01((x - start) / span)
 

@@ -18,7 +18,7 @@ from .analysis_types import VisualAnalysis
 from .imaging import to_rgb_float_within
 from .measure_data import measure_data
 from .pose_risk import PoseRisk, frame_for, pose_anatomy_risk, risk_label
-from .rough_scores import ROUGH_SIGNALS, rough_scores
+from .rough_scores import ROUGH_SIGNALS, rough_notes, rough_scores
 from .strokes import WORK_SIDE, StrokeStats, ink_map, measure_strokes
 from .subject_tags import OpenClipTagger, parse_text_tags
 from .unit_interval import clip01 as _clip01
@@ -96,7 +96,8 @@ def _notes(sc: dict[str, float], s: StrokeStats, risk_label_: str, risk_reasons:
     remove: list[str] = []
     keep: list[str] = []
     if sc["broken"] >= t["broken_fix_at"]:
-        fix.append(f"close the gaps in broken contours ({s.gap_pairs} gaps, {s.endpoints} loose line ends)")
+        fix.append(f"close the gaps in broken contours ({s.gap_pairs} gaps, {s.endpoints - s.tapered_ends} "
+                   "loose line ends)")
     if sc["ragged"] >= t["ragged_fix_at"]:
         fix.append("redraw ragged lines as single confident strokes (lines break into blobs and dashes)")
     if sc["consistency"] < t["consistency_fix_below"]:
@@ -110,6 +111,9 @@ def _notes(sc: dict[str, float], s: StrokeStats, risk_label_: str, risk_reasons:
         remove.append(f"faint construction lines ({share:.0%} of the line length)")
     if s.specks >= t["specks_remove_at"]:
         remove.append(f"{s.specks} stray specks")
+    rough_fix, rough_remove = rough_notes(sc, s, t["rough_fix_at"])
+    fix += rough_fix
+    remove += rough_remove
     if sc["line_quality"] >= measure_data()["labels"]["clean_at"]:
         keep.append("the clean contours")
     if sc["consistency"] >= t["consistency_keep_at"]:

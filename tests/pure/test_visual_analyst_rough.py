@@ -124,3 +124,31 @@ def test_held_out_set_is_graded_clean_vs_not_at_least_85_percent_right() -> None
     items = list(labelled(HELD_OUT_SEEDS[:6], (512, 768)))
     right = [(analyse(im).line_quality == "clean") == (label == "clean") for _, _, label, im in items]
     assert sum(right) / len(right) >= 0.85
+
+
+def test_rough_signals_write_their_notes(drawing) -> None:
+    """A rough signal at or above [notes] rough_fix_at gets its note, one below it does not."""
+    from agents.measure.measure_data import measure_data
+
+    at = measure_data()["notes"]["rough_fix_at"]
+    seed, paths = drawing
+    images = {
+        "clean": D.render(paths, width=WIDTH, seed=seed),
+        "overdrawn": D.render(D.duplicated(paths, seed, 1.0, 4.0), width=WIDTH, seed=seed),
+        "graphite": D.render(paths, width=WIDTH, level=0.45, graphite=True, seed=seed),
+        "wobbly": D.render(D.wobbly(paths, seed, 5.0), width=WIDTH, seed=seed),
+        "marker": D.render(paths, width=13.0, seed=seed),
+        "hatched": D.render(D.with_hatching(paths, seed, count=18), width=WIDTH, seed=seed),
+    }
+    words = {"overdrawn_strokes": ("fix", "doubled strokes"), "graphite_texture": ("fix", "grainy pencil"),
+             "line_wobble": ("fix", "wobbly lines"), "heavy_strokes": ("fix", "marker-thick"),
+             "hatching": ("remove", "hatching")}
+    seen = set()
+    for name, image in images.items():
+        a = analyse(image, name)
+        for signal, (kind, word) in words.items():
+            noted = any(word in n for n in a.notes[kind])
+            assert noted == (getattr(a, signal) >= at), (name, signal, getattr(a, signal))
+            if noted:
+                seen.add(signal)
+    assert {"graphite_texture", "heavy_strokes", "line_wobble"} <= seen
