@@ -26,7 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter1d  # type: ignore[import-untyped]
+from scipy.ndimage import gaussian_filter1d
 
 MAD_TO_SIGMA = 1.4826  # median absolute deviation -> sigma of a normal distribution
 

@@ -174,7 +174,7 @@ def _prune_spurs(skel: np.ndarray, length: int) -> np.ndarray:
     grown = cur & (_box_sum(cur) == 2)  # the surviving ends: exactly one neighbour
     kernel = np.ones((3, 3), np.uint8)
     for _ in range(length):
-        grown = cv2.dilate(grown, kernel) & sk
+        grown = cv2.bitwise_and(cv2.dilate(grown, kernel), sk)
     pruned = (cur | grown).view(bool)
     n, labels = cv2.connectedComponents(sk, connectivity=8)
     if n > 1:
