@@ -25,7 +25,11 @@ class VisualAnalysis:
 
     Scores are 0..1. line_quality_score: 1 = clean. construction_lines / broken_lines: share of
     the drawing that is faint construction strokes / fragmented strokes. subject_scale: share of
-    the canvas covered by the main subject's bounding box.
+    the canvas covered by the main subject's bounding box. The rough-pencil signals (0..1, 1 =
+    strongly present; web/docs/M4VisualAnalyst.md): overdrawn_strokes (second passes beside the
+    strokes), graphite_texture (grain inside the strokes, light grey graphite), hatching (groups of
+    short parallel strokes), line_wobble (hand wobble along the lines), heavy_strokes (marker-thick
+    strokes for the drawing's size).
     """
 
     image_name: str
@@ -46,6 +50,11 @@ class VisualAnalysis:
     tags_source: str = "none"  # "open_clip" | "text" | "none"
     notes: dict[str, list[str]] = field(default_factory=lambda: {"fix": [], "remove": [], "keep": []})
     measurements: dict[str, float] = field(default_factory=dict)
+    overdrawn_strokes: float = 0.0
+    graphite_texture: float = 0.0
+    hatching: float = 0.0
+    line_wobble: float = 0.0
+    heavy_strokes: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

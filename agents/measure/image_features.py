@@ -11,8 +11,12 @@ import cv2
 import numpy as np
 
 from .imaging import fit_within, to_gray
+from .measure_data import measure_data
 
-WORK_SIDE = 512  # statistics are taken at this longer side so image size does not change them
+# Statistics are taken at this longer side so image size does not change them (measure.toml
+# [working_size] compare_side; the Visual Analyst's is analysis_side, the Line Quality Analyzer's
+# line_quality_side: three sides, one table).
+WORK_SIDE: int = measure_data()["working_size"]["compare_side"]
 LAYOUT_SIDE = 128  # both line maps are squashed to this square before the layout descriptor
 ORIENT_BINS = 9  # unsigned gradient orientation bins (20 degrees each)
 GRIDS = (4, 8)  # cell grids of the two-level descriptor: coarse layout + finer structure

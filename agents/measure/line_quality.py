@@ -25,6 +25,9 @@ w = the median stroke width (2 d - 1 for the distance-to-paper d along the ink s
 
 Limits: coloured line art (intentionally coloured strokes) reads as fringing; hatching made of
 short parallel strokes can read as dotted; screentone reads as stray marks and dots.
+
+The upper-case names above are keys of measure.toml's [line_art] section (lower case there), the
+working side is [working_size] line_quality_side; the pass/fail thresholds are the policy's.
 """
 
 from __future__ import annotations
@@ -40,16 +43,10 @@ from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
 from .imaging import fit_within, to_gray, to_rgb_float
+from .measure_data import measure_data
 
-WORK_SIDE = 768
-INK_CONTRAST = 0.25
-BROKEN_RATE = 2.0  # gaps per 1000 px of stroke where broken reaches 0.63
-DOTTED_SHARE = 0.3
-FRINGE_CHROMA = 0.15
-JITTER_SIGMA = 4.0
-JITTER_FLOOR = 0.15
-JITTER_SPAN = 0.5
-STRAY_COUNT = 6.0
+WORK_SIDE: int = measure_data()["working_size"]["line_quality_side"]
+EDGE_BAND_OUT_PX, EDGE_BAND_IN_PX = 5, 3  # the fringe band: ink dilated 2 px, minus ink eroded 1 px
 METRICS = ("broken", "dotted", "fringe", "jitter", "stray")
 RETRY_KEYS = ("retry_cfg2_step", "retry_ip2_step", "retry_denoise2_step")
 
@@ -83,8 +80,9 @@ class LineQualityVerdict:
 
 
 def _ink_mask(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    paper = float(np.percentile(gray, 90))
-    return gray < paper - INK_CONTRAST, paper
+    k = measure_data()["line_art"]
+    paper = float(np.percentile(gray, k["paper_percentile"]))
+    return gray < paper - k["ink_contrast"], paper
 
 
 def _stroke_width(ink: np.ndarray, skeleton: np.ndarray) -> float:
@@ -128,13 +126,14 @@ def _count_gaps(skeleton: np.ndarray, ends: np.ndarray, radius: float) -> int:
 
 def _wobble(ink: np.ndarray) -> float:
     contours, _ = cv2.findContours(ink.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    k = measure_data()["line_art"]
     total, count = 0.0, 0
     for c in contours:
-        if len(c) < 40:
+        if len(c) < k["jitter_min_points"]:
             continue
         pts = c[:, 0, :].astype(np.float64)
-        fine = gaussian_filter1d(pts, 1.0, axis=0, mode="wrap")
-        coarse = gaussian_filter1d(pts, JITTER_SIGMA, axis=0, mode="wrap")
+        fine = gaussian_filter1d(pts, k["jitter_fine_sigma"], axis=0, mode="wrap")
+        coarse = gaussian_filter1d(pts, k["jitter_sigma"], axis=0, mode="wrap")
         # The median ignores the few high-curvature points (stroke caps, corners) wobble is not about.
         total += float(np.median(np.linalg.norm(fine - coarse, axis=1))) * len(pts)
         count += len(pts)
@@ -149,18 +148,19 @@ def score_line_art(image: np.ndarray) -> LineQualityScores:
     if not ink.any():
         return LineQualityScores(0.0, 0.0, 0.0, 0.0, 0.0, empty=True, measurements={"ink_share": 0.0})
 
+    la = measure_data()["line_art"]
     skeleton = skeletonize(ink)
     w = _stroke_width(ink, skeleton)
-    small_len = max(6.0, 4.0 * w)
-    gap_r = max(8.0, 6.0 * w)
-    dot_r = max(6.0, 3.0 * w)
+    small_len = max(la["small_len_min_px"], la["small_len_widths"] * w)
+    gap_r = max(la["gap_radius_min_px"], la["gap_radius_widths"] * w)
+    dot_r = max(la["dot_radius_min_px"], la["dot_radius_widths"] * w)
 
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     sk_len = np.bincount(labels[skeleton], minlength=n).astype(np.float64)
     extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]).astype(np.float64)
     length = np.maximum(sk_len, extent)
     comp = np.arange(1, n)
-    small = comp[(extent[comp] <= small_len) | (stats[comp, cv2.CC_STAT_AREA] < 0.5 * w * w)]
+    small = comp[(extent[comp] <= small_len) | (stats[comp, cv2.CC_STAT_AREA] < la["small_area_widths2"] * w * w)]
     large = np.setdiff1d(comp, small)
 
     # Distance from each small mark to the nearest other small mark, and to any other ink.
@@ -187,27 +187,27 @@ def score_line_art(image: np.ndarray) -> LineQualityScores:
 
     stroke_len = float(length[large].sum() + length[small].sum())
     dot_len = float(length[dots].sum()) if dots else 0.0
-    dotted = min(1.0, (dot_len / stroke_len) / DOTTED_SHARE) if stroke_len > 0 else 0.0
+    dotted = min(1.0, (dot_len / stroke_len) / la["dotted_share"]) if stroke_len > 0 else 0.0
 
     big_skeleton = skeleton & np.isin(labels, large)
     ends = _endpoints(big_skeleton)
     gaps = _count_gaps(big_skeleton, ends, gap_r)
     big_len = float(np.count_nonzero(big_skeleton))
     rate = 1000.0 * gaps / big_len if big_len > 0 else 0.0
-    broken = 1.0 - float(np.exp(-rate / BROKEN_RATE))
+    broken = 1.0 - float(np.exp(-rate / la["broken_rate"]))
 
     ink_u8 = ink.astype(np.uint8)
-    near = cv2.dilate(ink_u8, np.ones((5, 5), np.uint8)) > 0
-    band = near & ~(cv2.erode(ink_u8, np.ones((3, 3), np.uint8)) > 0)
+    near = cv2.dilate(ink_u8, np.ones((EDGE_BAND_OUT_PX, EDGE_BAND_OUT_PX), np.uint8)) > 0
+    band = near & ~(cv2.erode(ink_u8, np.ones((EDGE_BAND_IN_PX, EDGE_BAND_IN_PX), np.uint8)) > 0)
     chroma = rgb.max(axis=2) - rgb.min(axis=2)
     paper_px = ~near
     paper_chroma = float(np.median(chroma[paper_px])) if paper_px.any() else 0.0
     band_chroma = float(chroma[band].mean()) if band.any() else 0.0
-    fringe = float(np.clip((band_chroma - paper_chroma) / FRINGE_CHROMA, 0.0, 1.0))
+    fringe = float(np.clip((band_chroma - paper_chroma) / la["fringe_chroma"], 0.0, 1.0))
 
     wobble = _wobble(ink)
-    jitter = float(np.clip((wobble - JITTER_FLOOR) / JITTER_SPAN, 0.0, 1.0))
-    stray = 1.0 - float(np.exp(-strays / STRAY_COUNT))
+    jitter = float(np.clip((wobble - la["jitter_floor"]) / la["jitter_span"], 0.0, 1.0))
+    stray = 1.0 - float(np.exp(-strays / la["stray_count"]))
 
     return LineQualityScores(
         broken=broken, dotted=dotted, fringe=fringe, jitter=jitter, stray=stray,

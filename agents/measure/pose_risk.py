@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .measure_data import measure_data
+
 N_POINTS = 18
 # COCO-18: 0 nose, 1 neck, 2 r-shoulder, 3 r-elbow, 4 r-wrist, 5 l-shoulder, 6 l-elbow, 7 l-wrist,
 # 8 r-hip, 9 r-knee, 10 r-ankle, 11 l-hip, 12 l-knee, 13 l-ankle, 14 r-eye, 15 l-eye, 16 r-ear, 17 l-ear
@@ -21,9 +23,7 @@ LIMB_PAIRS = (  # (right bone, left bone, name)
     ((8, 9), (11, 12), "thigh"),
     ((9, 10), (12, 13), "shin"),
 )
-MIN_CONFIDENCE = 0.05  # below this a point counts as missing
-ASYMMETRY_TOLERANCE = 0.35  # left/right bone length ratio differences above this are suspicious
-LOW_LIMIT, HIGH_LIMIT = 0.3, 0.6  # score -> low / medium / high
+# The numbers of the risk score live in measure.toml [pose_risk].
 
 
 class PoseKeypointError(ValueError):
@@ -40,7 +40,8 @@ class PoseRisk:
 
 
 def risk_label(score: float) -> str:
-    return "low" if score < LOW_LIMIT else "medium" if score < HIGH_LIMIT else "high"
+    k = measure_data()["pose_risk"]
+    return "low" if score < k["medium_at"] else "medium" if score < k["high_at"] else "high"
 
 
 def frame_for(pose: Any, index: int, batch: int) -> dict[str, Any] | None:
@@ -78,7 +79,7 @@ def _points(person: Any, canvas: tuple[float, float]) -> list[tuple[float, float
     if not all(math.isfinite(v) for v in vals):
         raise PoseKeypointError("pose_keypoint: pose_keypoints_2d contains NaN or infinite values")
     pts = [(vals[3 * i], vals[3 * i + 1], vals[3 * i + 2]) for i in range(N_POINTS)]
-    present = [(x, y) for x, y, c in pts if c >= MIN_CONFIDENCE]
+    present = [(x, y) for x, y, c in pts if c >= measure_data()["pose_risk"]["min_confidence"]]
     normalised = all(0.0 <= v <= 1.0 for xy in present for v in xy)
     if not normalised:  # DWPose pixels -> the same 0..1 frame as OpenPose
         w, h = canvas
@@ -88,16 +89,19 @@ def _points(person: Any, canvas: tuple[float, float]) -> list[tuple[float, float
 
 def _bone(pts: list[tuple[float, float, float]], a: int, b: int, aspect: float) -> float | None:
     (xa, ya, ca), (xb, yb, cb) = pts[a], pts[b]
-    if ca < MIN_CONFIDENCE or cb < MIN_CONFIDENCE:
+    min_conf = measure_data()["pose_risk"]["min_confidence"]
+    if ca < min_conf or cb < min_conf:
         return None
     return math.hypot((xa - xb) * aspect, ya - yb)
 
 
 def _person_risk(pts: list[tuple[float, float, float]], aspect: float) -> tuple[float, list[str], dict[str, float]]:
+    k = measure_data()["pose_risk"]
+    min_conf, tolerance = k["min_confidence"], k["asymmetry_tolerance"]
     conf = [pts[i][2] for i in BODY_POINTS]
-    missing = [i for i in BODY_POINTS if pts[i][2] < MIN_CONFIDENCE]
+    missing = [i for i in BODY_POINTS if pts[i][2] < min_conf]
     missing_share = len(missing) / len(BODY_POINTS)
-    seen = [c for c in conf if c >= MIN_CONFIDENCE]
+    seen = [c for c in conf if c >= min_conf]
     mean_conf = min(1.0, sum(seen) / len(seen)) if seen else 0.0
     reasons: list[str] = []
     if missing_share > 0:
@@ -107,7 +111,7 @@ def _person_risk(pts: list[tuple[float, float, float]], aspect: float) -> tuple[
         r, lft = _bone(pts, *right, aspect), _bone(pts, *left, aspect)
         if r and lft:
             diff = abs(r - lft) / max(r, lft)
-            if diff > ASYMMETRY_TOLERANCE:
+            if diff > tolerance:
                 reasons.append(f"left and right {name} lengths differ by {diff:.0%}")
             asym = max(asym, diff)
     shoulders = _bone(pts, 2, 5, aspect)
@@ -115,11 +119,12 @@ def _person_risk(pts: list[tuple[float, float, float]], aspect: float) -> tuple[
     proportion = 0.0
     if shoulders and torso:
         ratio = torso / shoulders  # an upright adult torso is roughly 1-2.5 shoulder widths long
-        proportion = min(1.0, max(0.0, 0.5 - ratio, ratio - 3.0))
+        proportion = min(1.0, max(0.0, k["torso_ratio_min"] - ratio, ratio - k["torso_ratio_max"]))
         if proportion > 0:
             reasons.append(f"torso / shoulder ratio {ratio:.2f} is outside the usual range")
-    asym_term = min(1.0, max(0.0, asym - 0.1) / (2 * ASYMMETRY_TOLERANCE))
-    score = min(1.0, 0.9 * missing_share + 0.25 * asym_term + 0.15 * (1.0 - mean_conf) + 0.3 * proportion)
+    asym_term = min(1.0, max(0.0, asym - k["asymmetry_from"]) / (2 * tolerance))
+    score = min(1.0, k["w_missing"] * missing_share + k["w_asymmetry"] * asym_term
+                + k["w_low_confidence"] * (1.0 - mean_conf) + k["w_proportion"] * proportion)
     meas = {"missing_share": missing_share, "mean_confidence": mean_conf, "limb_asymmetry": asym}
     return score, reasons, meas
 
@@ -142,7 +147,7 @@ def pose_anatomy_risk(frame: dict[str, Any]) -> PoseRisk | None:
     worst = max(results, key=lambda r: r[0])
     score, reasons, meas = worst
     if len(people) > 1:  # interacting figures: limbs get swapped between people
-        score = min(1.0, score + 0.1 * (len(people) - 1))
+        score = min(1.0, score + measure_data()["pose_risk"]["per_extra_person"] * (len(people) - 1))
         reasons = [*reasons, f"{len(people)} people in the pose"]
     meas = {**meas, "people": float(len(people))}
     return PoseRisk(score=score, label=risk_label(score), people=len(people), reasons=reasons, measurements=meas)

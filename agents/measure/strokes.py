@@ -15,15 +15,12 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from .imaging import ImageInputError
+from .measure_data import measure_data
+from .stroke_signals import rough_stats
 
-WORK_SIDE = 512  # analysis resolution (longest side); bounds time and makes lengths comparable
-MIN_WORK_SHORT_SIDE = 16  # after scaling to WORK_SIDE the short side must still hold a stroke
-INK_FLOOR = 0.12  # ink below this is paper, whatever the noise estimate says
-NOISE_SIGMAS = 5.0  # paper grain: ink must clear median + this many robust sigmas of the paper
-FAINT_RATIO = 0.55  # a stroke whose peak ink is below this share of the main ink level is faint
-MIN_SPECK_AREA = 6  # components smaller than this (px at working size) are specks, not strokes
-EMPTY_INK_SHARE = 2e-4  # below this share of inked canvas there is no drawing
-EMPTY_SKELETON_PX = 12
+# Every number below comes from measure.toml ([working_size], [ink], [strokes]).
+WORK_SIDE: int = measure_data()["working_size"]["analysis_side"]  # lengths below are at this side
+MAD_TO_SIGMA = 1.4826  # median absolute deviation -> sigma of a normal distribution (a fact, not a tunable)
 
 @dataclass
 class InkMap:
@@ -57,21 +54,30 @@ class StrokeStats:
     gap_radius: float
     group_radius: float
     outline_px: float
+    tapered_ends: int = 0  # ends where the stroke thins or fades (not counted as loose or gapped)
+    overdrawn_px: int = 0  # skeleton px with a near-parallel stroke close beside them
+    grain: float = 0.0  # relative ink spread along the strokes
+    darkness: float = 0.0  # median ink along the strokes (1 = black)
+    hatched_px: int = 0  # skeleton px in hatching groups
+    hatch_segments: int = 0
+    wobble_px: float = 0.0  # band-passed deviation of the skeleton paths
 
     @property
     def empty(self) -> bool:
-        return self.ink_share < EMPTY_INK_SHARE or self.skeleton_px < EMPTY_SKELETON_PX
+        st = measure_data()["strokes"]
+        return bool(self.ink_share < st["empty_ink_share"] or self.skeleton_px < st["empty_skeleton_px"])
 
 
 def to_working_size(rgb: np.ndarray, name: str) -> tuple[np.ndarray, float]:
     """Resize so the longest side is WORK_SIDE: area filter down, linear up."""
     h, w = rgb.shape[:2]
+    min_short = measure_data()["working_size"]["min_short_side"]
     s = WORK_SIDE / float(max(h, w))
     size = (max(1, round(w * s)), max(1, round(h * s)))
-    if min(size) < MIN_WORK_SHORT_SIDE:
+    if min(size) < min_short:
         raise ImageInputError(
             f"{name}: {w}x{h} is too elongated to analyse (short side would be {min(size)} px "
-            f"at the {WORK_SIDE} px working size; need at least {MIN_WORK_SHORT_SIDE})"
+            f"at the {WORK_SIDE} px working size; need at least {min_short})"
         )
     if s == 1.0:
         return rgb, 1.0
@@ -82,10 +88,12 @@ def to_working_size(rgb: np.ndarray, name: str) -> tuple[np.ndarray, float]:
 def _paper_background(dark: np.ndarray) -> np.ndarray:
     """Paper brightness per pixel: strokes closed away at quarter size, then smoothed."""
     h, w = dark.shape
-    small = cv2.resize(dark, (max(4, w // 4), max(4, h // 4)), interpolation=cv2.INTER_AREA)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (11, 11))  # ~44 px: wider than marker strokes
+    k = measure_data()["ink"]
+    shrink, close = k["paper_shrink"], k["paper_close_px"]
+    small = cv2.resize(dark, (max(shrink, w // shrink), max(shrink, h // shrink)), interpolation=cv2.INTER_AREA)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (close, close))  # wider than marker strokes
     closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
-    closed = cv2.GaussianBlur(closed, (0, 0), 3.0)
+    closed = cv2.GaussianBlur(closed, (0, 0), k["paper_blur_sigma"])
     return cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
@@ -115,7 +123,8 @@ def ink_map(rgb: np.ndarray, name: str) -> InkMap:
     paper = float(np.median(bg))
     # Large solid fills would be closed into "paper"; real paper shading stays above 60 % of the
     # sheet's level, so the floor keeps fills as ink while still removing scan vignetting.
-    bg = np.maximum(bg, max(paper * 0.6, 1e-3))
+    k = measure_data()["ink"]
+    bg = np.maximum(bg, max(paper * k["fill_floor"], 1e-3))
     # clip((bg - dark) / bg, 0, 1) in place: the same float32 operations, one array instead of four.
     ink = bg - dark
     np.divide(ink, bg, out=ink)
@@ -127,8 +136,8 @@ def ink_map(rgb: np.ndarray, name: str) -> InkMap:
         med = sigma = 0.0
     else:
         med = float(np.median(ink))
-        sigma = float(1.4826 * np.median(np.abs(ink - med)))
-    threshold = max(INK_FLOOR, med + NOISE_SIGMAS * sigma)
+        sigma = float(MAD_TO_SIGMA * np.median(np.abs(ink - med)))
+    threshold = max(k["ink_floor"], med + k["noise_sigmas"] * sigma)
     return InkMap(ink=ink, inverted=inverted, paper_level=paper, noise_sigma=sigma, threshold=threshold, scale=scale)
 
 
@@ -165,7 +174,7 @@ def _prune_spurs(skel: np.ndarray, length: int) -> np.ndarray:
     grown = cur & (_box_sum(cur) == 2)  # the surviving ends: exactly one neighbour
     kernel = np.ones((3, 3), np.uint8)
     for _ in range(length):
-        grown = cv2.dilate(grown, kernel) & sk
+        grown = cv2.bitwise_and(cv2.dilate(grown, kernel), sk)
     pruned = (cur | grown).view(bool)
     n, labels = cv2.connectedComponents(sk, connectivity=8)
     if n > 1:
@@ -178,7 +187,7 @@ def _prune_spurs(skel: np.ndarray, length: int) -> np.ndarray:
 
 
 def _gap_pairs(
-    ends: np.ndarray, comp: np.ndarray, comp_len: np.ndarray, radius: float
+    ends: np.ndarray, comp: np.ndarray, comp_len: np.ndarray, radius: float, same_radii: float
 ) -> int:
     """Endpoint pairs that face each other across a short gap (mutual nearest, closer than radius).
 
@@ -191,7 +200,7 @@ def _gap_pairs(
     d = np.sqrt(((ends[:, None, :] - ends[None, :, :]) ** 2).sum(-1))
     np.fill_diagonal(d, np.inf)
     same = comp[:, None] == comp[None, :]
-    short_same = same & (comp_len[comp][:, None] < 4.0 * radius)
+    short_same = same & (comp_len[comp][:, None] < same_radii * radius)
     d[short_same] = np.inf
     nearest = d.argmin(axis=1)
     pairs = 0
@@ -203,9 +212,9 @@ def _gap_pairs(
 
 
 def _objects(
-    mask: np.ndarray, xs: np.ndarray, ys: np.ndarray, radius: float
+    mask: np.ndarray, xs: np.ndarray, ys: np.ndarray, radius: float, min_share: float
 ) -> tuple[list[tuple[int, int, int, int]], list[int]]:
-    """Group strokes closer than ~2 radius into objects; drop groups under 10 % of the largest.
+    """Group strokes closer than ~2 radius into objects; drop groups under min_share of the largest.
 
     xs, ys are the coordinates of the mask's pixels.
     """
@@ -233,7 +242,7 @@ def _objects(
     boxes: list[tuple[int, int, int, int]] = []
     kept: list[int] = []
     for i in order:
-        if masses[i] < 0.1 * top:
+        if masses[i] < min_share * top:
             break
         sel = lab == i
         ox, oy = xs[sel], ys[sel]
@@ -243,9 +252,25 @@ def _objects(
     return boxes, kept
 
 
+def _taper_zone(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: float) -> np.ndarray:
+    """Per skeleton pixel (in skel[skel] order): within `radius` of one of the given (tapered) ends."""
+    zone = np.zeros(skel.shape, np.uint8)
+    r = max(1, round(radius))
+    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+        cv2.circle(zone, (x, y), r, 1, -1)
+    return zone.view(bool)[skel]
+
+
+def median_half_main(half: np.ndarray, faint: np.ndarray) -> float:
+    """Median distance to paper along the main (non-faint) skeleton; 1 px without one."""
+    main = half[~faint]
+    return float(np.median(main)) if main.size else 1.0
+
+
 def measure_strokes(ink: InkMap) -> StrokeStats:
     """Stroke statistics of an ink map: skeleton length, faint share, ends, gaps, widths, objects."""
     h, w = ink.ink.shape
+    st = measure_data()["strokes"]
     smooth = cv2.GaussianBlur(ink.ink, (3, 3), 0)
     full_mask = np.greater(smooth, ink.threshold).view(np.uint8)
     # Everything below but the distance transform and the objects works on the box of the ink plus
@@ -261,7 +286,7 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
         raw_mask, 8, cv2.CV_32S, cv2.CCL_GRANA
     )
     areas = cc_stats[:, cv2.CC_STAT_AREA]
-    speck = areas < MIN_SPECK_AREA
+    speck = areas < st["min_speck_area"]
     speck[0] = False
     specks = int(speck.sum())
     mask = raw_mask.astype(bool)
@@ -275,14 +300,14 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
     # Full size: on a crop the transform's float sums can differ in the last bit.
     dist = cv2.distanceTransform(full_mask, cv2.DIST_L2, 3)[box]
     median_half = float(np.median(dist[skel])) if skel.any() else 1.0
-    skel = _prune_spurs(skel, max(2, round(1.5 * median_half)))
+    skel = _prune_spurs(skel, max(st["min_spur_px"], round(st["spur_gain"] * median_half)))
     skel_px = int(np.count_nonzero(skel))
     half = dist[skel]
 
     # Faint = construction-like: the stroke's local peak ink is well below the drawing's main ink.
     peak = cv2.dilate(ink.ink[box], np.ones((3, 3), np.uint8))[skel]
-    main_level = float(np.percentile(peak, 90)) if peak.size else 0.0
-    faint = peak < FAINT_RATIO * main_level
+    main_level = float(np.percentile(peak, st["main_ink_percentile"])) if peak.size else 0.0
+    faint = peak < st["faint_ratio"] * main_level
     faint_px = int(faint.sum())
 
     # Width statistics of the main (non-faint) strokes: construction lines are measured apart.
@@ -304,19 +329,32 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
     n_sk, sk_labels = cv2.connectedComponents(sk, connectivity=8)
     comp_len = np.bincount(sk_labels[skel], minlength=n_sk).astype(np.float64)  # background stays 0
     side = float(max(h, w))
-    gap_radius = float(np.clip(3.0 * median_w, 6.0, 0.04 * side))
+    gap_radius = float(np.clip(st["gap_radius_widths"] * median_w, st["gap_radius_min_px"],
+                               st["gap_radius_max_side"] * side))
     xs, ys = _points(end_mask)
+    rough = rough_stats(ink.ink[box], mask, skel, dist, median_w, median_half_main(half, faint),
+                        main_level, np.stack([ys, xs], axis=1), side, measure_data()["rough"])
+    loose = ~rough.tapered_ends
+    # A taper's thin, fading last stretch is how the stroke was drawn: neither faint construction
+    # nor uneven width.
+    drawn = ~_taper_zone(skel, ys[~loose], xs[~loose], max(st["taper_zone_min_px"], st["taper_zone_widths"] * median_w))
+    faint_px = int((faint & drawn).sum())
+    kept = np.maximum(2.0 * half[~faint & drawn] - 1.0, 1.0)
+    if kept.size:
+        p10, p90 = (float(v) for v in np.percentile(kept, [10, 90]))
     ends = np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
-    gaps = _gap_pairs(ends, sk_labels[ys, xs], comp_len, gap_radius)
-    short_fragments = int(((comp_len > 0) & (comp_len < 0.05 * side)).sum())
+    gaps = _gap_pairs(ends[loose], sk_labels[ys, xs][loose], comp_len, gap_radius, st["same_stroke_radii"])
+    short_fragments = int(((comp_len > 0) & (comp_len < st["short_fragment_side"] * side)).sum())
 
-    group_radius = max(0.03 * side, gap_radius)
+    group_radius = max(st["group_radius_side"] * side, gap_radius)
     xs, ys = _points(mask_u8)
-    boxes, masses = _objects(full_mask, xs + x0, ys + y0, group_radius)
+    boxes, masses = _objects(full_mask, xs + x0, ys + y0, group_radius, st["object_min_share"])
     return StrokeStats(
         height=h, width=w, ink_share=ink_share, skeleton_px=skel_px, faint_skeleton_px=faint_px,
         endpoints=len(ends), junctions=int(junctions), gap_pairs=gaps,
         short_fragments=short_fragments, specks=specks, median_width=median_w, width_p10=p10,
         width_p90=p90, object_boxes=boxes, object_masses=masses, gap_radius=gap_radius,
-        group_radius=group_radius, outline_px=float(outline),
+        group_radius=group_radius, outline_px=float(outline), tapered_ends=int(rough.tapered_ends.sum()),
+        overdrawn_px=rough.overdrawn_px, grain=rough.grain, darkness=rough.darkness, hatched_px=rough.hatched_px,
+        hatch_segments=rough.hatch_segments, wobble_px=rough.wobble_px,
     )

@@ -2,7 +2,8 @@
 
 analyse() takes one drawing as a numpy array (any of the shapes agents.measure.imaging accepts) and
 returns a VisualAnalysis. Scores and their thresholds are defined in web/docs/M4VisualAnalyst.md;
-the constants below are the single source of those numbers.
+their numbers live in measure.toml ([scores], [line_quality_weights], [labels], [complexity],
+[structural_anatomy], [notes]), validated by measure_data.py.
 """
 
 from __future__ import annotations
@@ -15,30 +16,12 @@ import numpy as np
 
 from .analysis_types import VisualAnalysis
 from .imaging import to_rgb_float_within
+from .measure_data import measure_data
 from .pose_risk import PoseRisk, frame_for, pose_anatomy_risk, risk_label
+from .rough_scores import ROUGH_SIGNALS, rough_notes, rough_scores
 from .strokes import WORK_SIDE, StrokeStats, ink_map, measure_strokes
 from .subject_tags import OpenClipTagger, parse_text_tags
-
-# Broken lines: facing gap pairs per 100 px of stroke length, plus a little for every loose end.
-BROKEN_END_WEIGHT = 0.15
-BROKEN_SCALE = 0.6  # broken = 1 - exp(-raw / BROKEN_SCALE)
-# Construction lines: faint share of stroke length, doubled so a third of faint strokes is ~0.67.
-CONSTRUCTION_GAIN = 2.0
-# Line quality = 1 - penalty; weights of the penalty terms.
-LQ_WEIGHTS = {"broken": 0.45, "construction": 0.35, "width": 0.25, "specks": 0.15, "ragged": 0.5}
-# Ragged edges: stroke outline length / (2 x stroke length); ~1.1 for smooth strokes, higher when
-# a line is a chain of blobs and dashes.
-RAGGED_FROM, RAGGED_SPAN = 1.15, 0.35
-CLEAN_AT, STRUCTURED_AT = 0.70, 0.45
-# Complexity: stroke length per subject-box perimeter and junctions per 100 px of stroke.
-COMPLEX_AT = 0.42
-SMALL_SUBJECT = 0.08  # subject box under 8 % of the canvas: say so in the notes
-
-
-def _clip01(x: float) -> float:
-    if not math.isfinite(x):
-        return 0.0
-    return float(min(1.0, max(0.0, x)))
+from .unit_interval import clip01 as _clip01
 
 
 def _per100(count: float, length: float) -> float:
@@ -46,23 +29,27 @@ def _per100(count: float, length: float) -> float:
 
 
 def _scores(s: StrokeStats) -> dict[str, float]:
+    d = measure_data()
+    k, wt, cx = d["scores"], d["line_quality_weights"], d["complexity"]
     length = float(s.skeleton_px)
     gap_density = _per100(s.gap_pairs, length)
-    end_density = _per100(s.endpoints, length)
-    broken = _clip01(1.0 - math.exp(-(gap_density + BROKEN_END_WEIGHT * end_density) / BROKEN_SCALE))
-    construction = _clip01(CONSTRUCTION_GAIN * s.faint_skeleton_px / max(length, 1.0))
+    end_density = _per100(s.endpoints - s.tapered_ends, length)  # tapers are drawn ends, not loose ones
+    broken = _clip01(1.0 - math.exp(-(gap_density + k["broken_end_weight"] * end_density) / k["broken_scale"]))
+    construction = _clip01(k["construction_gain"] * s.faint_skeleton_px / max(length, 1.0))
     spread = (s.width_p90 - s.width_p10) / max(s.width_p90 + s.width_p10, 1e-6)
     consistency = _clip01(1.0 - spread)
-    specks = _clip01(_per100(s.specks, length) / 2.0)
-    roughness = s.outline_px / max(2.0 * length, 1.0)
-    ragged = _clip01((roughness - RAGGED_FROM) / RAGGED_SPAN)
+    specks = _clip01(_per100(s.specks, length) / k["specks_per100_full"])
+    roughness = s.outline_px / max(2.0 * length, 1.0)  # two sides of a smooth stroke of that length
+    ragged = _clip01((roughness - k["ragged_from"]) / k["ragged_span"])
     penalty = (
-        LQ_WEIGHTS["broken"] * broken
-        + LQ_WEIGHTS["construction"] * construction
-        + LQ_WEIGHTS["width"] * (1.0 - consistency)
-        + LQ_WEIGHTS["specks"] * specks
-        + LQ_WEIGHTS["ragged"] * ragged
+        wt["broken"] * broken
+        + wt["construction"] * construction
+        + wt["width"] * (1.0 - consistency)
+        + wt["specks"] * specks
+        + wt["ragged"] * ragged
     )
+    rough = rough_scores(s, d["rough_scores"])
+    penalty += sum(wt[name] * rough[name] for name in ROUGH_SIGNALS)
     lq = _clip01(1.0 - penalty)
 
     perimeter = sum(2.0 * (w + h) for _, _, w, h in s.object_boxes) or 1.0
@@ -70,9 +57,9 @@ def _scores(s: StrokeStats) -> dict[str, float]:
     junction_density = _per100(s.junctions, length)
     n_obj = len(s.object_boxes)
     complexity = _clip01(
-        0.55 * _clip01((length_ratio - 0.8) / 2.2)
-        + 0.3 * _clip01(junction_density / 1.5)
-        + 0.15 * _clip01((n_obj - 1) / 3.0)
+        cx["w_length"] * _clip01((length_ratio - cx["length_ratio_from"]) / cx["length_ratio_span"])
+        + cx["w_junctions"] * _clip01(junction_density / cx["junctions_per100_full"])
+        + cx["w_objects"] * _clip01((n_obj - 1) / cx["objects_span"])
     )
     canvas = float(s.width * s.height)
     scale = _clip01(s.object_boxes[0][2] * s.object_boxes[0][3] / canvas) if s.object_boxes else 0.0
@@ -81,47 +68,55 @@ def _scores(s: StrokeStats) -> dict[str, float]:
         "roughness": roughness, "ragged": ragged,
         "line_quality": lq, "complexity": complexity, "subject_scale": scale,
         "gap_density": gap_density, "end_density": end_density, "length_ratio": length_ratio,
-        "junction_density": junction_density,
+        "junction_density": junction_density, **rough,
     }
 
 
 def _line_label(score: float) -> str:
-    return "clean" if score >= CLEAN_AT else "structured" if score >= STRUCTURED_AT else "messy"
+    lab = measure_data()["labels"]
+    return "clean" if score >= lab["clean_at"] else "structured" if score >= lab["structured_at"] else "messy"
 
 
 def _structural_anatomy(sc: dict[str, float]) -> tuple[float, list[str]]:
     """Without a pose: how easily the figure can be misread, from the drawing's own structure."""
-    score = _clip01(0.45 * (1.0 - sc["line_quality"]) + 0.3 * sc["complexity"] + 0.25 * sc["construction"])
+    a = measure_data()["structural_anatomy"]
+    score = _clip01(a["w_line_quality"] * (1.0 - sc["line_quality"]) + a["w_complexity"] * sc["complexity"]
+                    + a["w_construction"] * sc["construction"])
     reasons = []
-    if sc["broken"] > 0.5:
+    if sc["broken"] > a["broken_reason_above"]:
         reasons.append("broken contours make limbs and overlaps ambiguous")
-    if sc["construction"] > 0.3:
+    if sc["construction"] > a["construction_reason_above"]:
         reasons.append("construction lines compete with the final contour")
     return score, reasons
 
 
 def _notes(sc: dict[str, float], s: StrokeStats, risk_label_: str, risk_reasons: list[str]) -> dict[str, list[str]]:
+    t = measure_data()["notes"]
     fix: list[str] = []
     remove: list[str] = []
     keep: list[str] = []
-    if sc["broken"] >= 0.5:
-        fix.append(f"close the gaps in broken contours ({s.gap_pairs} gaps, {s.endpoints} loose line ends)")
-    if sc["ragged"] >= 0.5:
+    if sc["broken"] >= t["broken_fix_at"]:
+        fix.append(f"close the gaps in broken contours ({s.gap_pairs} gaps, {s.endpoints - s.tapered_ends} "
+                   "loose line ends)")
+    if sc["ragged"] >= t["ragged_fix_at"]:
         fix.append("redraw ragged lines as single confident strokes (lines break into blobs and dashes)")
-    if sc["consistency"] < 0.5:
+    if sc["consistency"] < t["consistency_fix_below"]:
         fix.append("even out the stroke width (widths vary a lot along the lines)")
     if risk_label_ != "low":
         fix.append("check anatomy: " + ("; ".join(risk_reasons) if risk_reasons else f"{risk_label_} risk"))
-    if sc["subject_scale"] < SMALL_SUBJECT:
+    if sc["subject_scale"] < t["small_subject_below"]:
         fix.append(f"the main subject covers only {sc['subject_scale']:.0%} of the canvas: crop or enlarge it")
-    if sc["construction"] >= 0.2:
+    if sc["construction"] >= t["construction_remove_at"]:
         share = s.faint_skeleton_px / max(s.skeleton_px, 1)
         remove.append(f"faint construction lines ({share:.0%} of the line length)")
-    if s.specks >= 3:
+    if s.specks >= t["specks_remove_at"]:
         remove.append(f"{s.specks} stray specks")
-    if sc["line_quality"] >= CLEAN_AT:
+    rough_fix, rough_remove = rough_notes(sc, s, t["rough_fix_at"])
+    fix += rough_fix
+    remove += rough_remove
+    if sc["line_quality"] >= measure_data()["labels"]["clean_at"]:
         keep.append("the clean contours")
-    if sc["consistency"] >= 0.7:
+    if sc["consistency"] >= t["consistency_keep_at"]:
         keep.append("the consistent stroke weight")
     if risk_label_ == "low":
         keep.append("the pose and proportions")
@@ -179,6 +174,9 @@ def analyse(
         "endpoints": float(s.endpoints), "junctions": float(s.junctions), "gap_pairs": float(s.gap_pairs),
         "short_fragments": float(s.short_fragments),
         "median_stroke_width_px": s.median_width, "gap_radius_px": s.gap_radius,
+        "tapered_ends": float(s.tapered_ends), "overdrawn_share": s.overdrawn_px / max(s.skeleton_px, 1),
+        "stroke_grain": s.grain, "stroke_darkness": s.darkness, "hatched_share": s.hatched_px / max(s.skeleton_px, 1),
+        "hatch_strokes": float(s.hatch_segments), "wobble_px": s.wobble_px,
         "group_radius_px": s.group_radius, "working_scale": ink.scale * pre_scale, "inverted": float(ink.inverted),
         "paper_level": ink.paper_level, "ink_threshold": ink.threshold,
         **{k: sc[k] for k in ("gap_density", "end_density", "length_ratio", "junction_density", "specks", "roughness")},
@@ -193,11 +191,13 @@ def analyse(
         line_quality=_line_label(sc["line_quality"]), line_quality_score=sc["line_quality"],
         construction_lines=sc["construction"], broken_lines=sc["broken"],
         stroke_width_consistency=sc["consistency"],
-        complexity="complex" if sc["complexity"] >= COMPLEX_AT else "simple", complexity_score=sc["complexity"],
+        complexity="complex" if sc["complexity"] >= measure_data()["labels"]["complex_at"] else "simple",
+        complexity_score=sc["complexity"],
         object_count=len(s.object_boxes), subject_scale=sc["subject_scale"],
         anatomy_risk=label, anatomy_risk_score=_clip01(risk), anatomy_source=source,
         subject_tags=tags, tags_source=tags_source,
         notes=_notes(sc, s, label, reasons), measurements=measurements,
+        **{k: sc[k] for k in ROUGH_SIGNALS},
     )
 
 

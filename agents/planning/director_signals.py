@@ -11,15 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..measure.analysis_types import ReferenceReport, VisualAnalysis
+from ..measure.unit_interval import clip01
 from ..policy import Policy
 
 
 class PlanInputError(ValueError):
     """An analysis or reference the Director cannot plan from (wrong type, non-numeric field)."""
-
-
-def clip01(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
 @dataclass

@@ -117,3 +117,17 @@ def test_tiny_open_clip_model_through_the_path_input(node_cls, batch, tmp_path):
         assert a.tags_source == "open_clip" and len(a.subject_tags) == 3
         assert set(a.subject_tags) <= set(TAG_VOCABULARY)
     assert out.result[11] == ", ".join(out.result[0][0].subject_tags)
+
+
+def test_panel_carries_the_rough_pencil_signals(node_cls, fixture_data):
+    from agents.measure.rough_scores import ROUGH_SIGNALS
+
+    bag = to_rgb_float(load_image(fixture_data / "sketches" / "bag_scribble.png"))
+    out = run(node_cls, image=torch.from_numpy(bag[None]))
+    data = out.ui["m4_panel"][0]["data"]
+    json.dumps(out.ui)  # the panel must reach the browser as JSON
+    for name in ROUGH_SIGNALS:
+        assert 0.0 <= data[name] <= 1.0, name
+    assert data["heavy_strokes"] > 0.2 and data["line_quality"] != "clean"
+    for raw in ("overdrawn_share", "stroke_grain", "stroke_darkness", "hatched_share", "wobble_px", "tapered_ends"):
+        assert raw in data["measurements"], raw

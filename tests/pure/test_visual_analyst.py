@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from agents.measure.imaging import ImageInputError, load_image, to_rgb_float
+from agents.measure.rough_scores import ROUGH_SIGNALS
 from agents.measure.visual_analyst import analyse, analyse_batch
 
 SCORES = ("line_quality_score", "construction_lines", "broken_lines", "stroke_width_consistency",
-          "complexity_score", "subject_scale", "anatomy_risk_score")
+          "complexity_score", "subject_scale", "anatomy_risk_score", *ROUGH_SIGNALS)
 
 
 @pytest.fixture(scope="module")
