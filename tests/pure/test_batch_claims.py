@@ -85,6 +85,9 @@ def test_two_batch_processes_on_one_log_share_the_pairs(tmp_path: Path) -> None:
         assert PairClaims(opened, "x").held() == []  # both released their claims at the end
 
 
+DEAD_LEASE_S = 15
+
+
 def test_a_dead_processs_claim_expires_and_its_pair_is_taken_over(tmp_path: Path) -> None:
     log = tmp_path / "runs.sqlite3"
     sketches = SKETCHES[:2]
@@ -92,7 +95,9 @@ def test_a_dead_processs_claim_expires_and_its_pair_is_taken_over(tmp_path: Path
         key = opened.pair_key(sketches[0], REFERENCE)
         batch = __import__("cli.batch", fromlist=["default_batch_id"]).default_batch_id(
             sorted(opened.pair_key(s, REFERENCE) for s in sketches))
-        assert PairClaims(opened, "dead-process").claim(batch, key, 3) == "mine"  # and then it died
+        # and then it died. The lease outlasts the worker's start-up (imports take seconds on a busy
+        # machine: at 3 s it lapsed before the worker looked, and the order below came out reversed).
+        assert PairClaims(opened, "dead-process").claim(batch, key, DEAD_LEASE_S) == "mine"
     queue = Script({"/queue": json_answer({"queue_running": [], "queue_pending": []})})
     started = time.monotonic()
     with hostile_server(queue) as url:
