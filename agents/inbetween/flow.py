@@ -35,7 +35,7 @@ def compute_flow(a: np.ndarray, b: np.ndarray, method: str, cfg: Mapping[str, An
     """Flow f with a(x) ~ b(x + f(x)), (H, W, 2) float32 (dx, dy). b is first moved back by the
     uniform `initial` shift; the solver finds the rest, and the shift is added back."""
     if initial != (0.0, 0.0):
-        m = np.float32([[1, 0, initial[0]], [0, 1, initial[1]]])
+        m = np.array([[1.0, 0.0, initial[0]], [0.0, 1.0, initial[1]]], np.float32)
         b = cv2.warpAffine(b, m, (b.shape[1], b.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE)
     if method == "dis":
