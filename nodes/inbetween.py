@@ -23,7 +23,7 @@ from .types import CATEGORY, InbetweenReport
 
 SUBCATEGORY = f"{CATEGORY}/inbetween"
 PANEL_FRAMES = 24  # per-frame rows shown on the node (the report output carries every frame)
-MODE_ORDER = ("line_aware", "flow", "dissolve", "hold", "external")
+MODE_ORDER = ("line_aware", "line_aware_tone", "flow", "dissolve", "hold", "external")
 
 
 def _masks(mask: Any) -> list[np.ndarray] | None:

@@ -8,6 +8,8 @@
   forward/backward residual (plus a small penalty for being the farther key) is lower; the composite
   field re-binarised at a line-centre threshold and thinned to one line drawn at the key's stroke
   width, in the keys' ink colour on their paper: no doubled lines, no grey.
+- line_aware_tone: the same per-pixel choice, but of the warped keys' own pixels (no blending, so no
+  doubled grey ghosts; pencil tones, fills and anti-aliasing are kept, nothing is re-binarised).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .config import InbetweenConfig
 from .flow import compute_flow, dark_centroid_shift, field_u8, time_flows, warp
 from .ink import KeyInk, luma, render, thin_to_width
 
-MODES = ("hold", "dissolve", "flow", "line_aware", "external")
+MODES = ("hold", "dissolve", "flow", "line_aware", "line_aware_tone", "external")
 FIELDS = ("distance", "image")
 
 
@@ -73,15 +75,29 @@ def flow_frame(keys: GapKeys, flows: GapFlows, t: float) -> np.ndarray:
     return np.clip((1.0 - t) * w0 + t * w1, 0.0, 1.0).astype(np.float32)
 
 
-def line_aware_frame(keys: GapKeys, flows: GapFlows, t: float, cfg: InbetweenConfig) -> np.ndarray:
+def _choose_key0(flows: GapFlows, ft0: np.ndarray, ft1: np.ndarray, t: float, cfg: InbetweenConfig) -> np.ndarray:
+    """Per pixel: True where key 0's warp has the lower residual (plus the farther-key penalty)."""
     cap = float(cfg.ink["dt_cap"])
     bias = float(cfg.flow["near_key_bias"])
+    s0 = warp(flows.residual0, ft0, cap) + bias * t
+    s1 = warp(flows.residual1, ft1, cap) + bias * (1.0 - t)
+    return np.asarray(s0 <= s1)
+
+
+def line_aware_tone_frame(keys: GapKeys, flows: GapFlows, t: float, cfg: InbetweenConfig) -> np.ndarray:
+    ft0, ft1 = time_flows(flows.f01, flows.f10, t)
+    pick0 = _choose_key0(flows, ft0, ft1, t, cfg)
+    w0 = warp(keys.rgb0, ft0, (1.0, 1.0, 1.0))
+    w1 = warp(keys.rgb1, ft1, (1.0, 1.0, 1.0))
+    return np.where(pick0[..., None], w0, w1).astype(np.float32)
+
+
+def line_aware_frame(keys: GapKeys, flows: GapFlows, t: float, cfg: InbetweenConfig) -> np.ndarray:
+    cap = float(cfg.ink["dt_cap"])
     ft0, ft1 = time_flows(flows.f01, flows.f10, t)
     d0 = warp(keys.ink0.distance, ft0, cap)
     d1 = warp(keys.ink1.distance, ft1, cap)
-    s0 = warp(flows.residual0, ft0, cap) + bias * t
-    s1 = warp(flows.residual1, ft1, cap) + bias * (1.0 - t)
-    dist = np.where(s0 <= s1, d0, d1)
+    dist = np.where(_choose_key0(flows, ft0, ft1, t, cfg), d0, d1)
     band = dist < float(cfg.line["centre_threshold"])
     width = keys.ink0.width if t < 0.5 else keys.ink1.width
     ink = thin_to_width(band, width, int(cfg.line["gap_close"]))
@@ -101,10 +117,13 @@ def gap_frames(mode: str, keys: GapKeys, times: list[float], cfg: InbetweenConfi
         for t in times:
             yield ((1.0 - t) * keys.rgb0 + t * keys.rgb1).astype(np.float32)
         return
-    if mode not in ("flow", "line_aware"):
+    if mode not in ("flow", "line_aware", "line_aware_tone"):
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
     if not times:
         return
     flows = gap_flows(keys, flow_method, field, cfg.flow, float(cfg.ink["dt_cap"]))
+    make = {"flow": lambda t: flow_frame(keys, flows, t),
+            "line_aware": lambda t: line_aware_frame(keys, flows, t, cfg),
+            "line_aware_tone": lambda t: line_aware_tone_frame(keys, flows, t, cfg)}[mode]
     for t in times:
-        yield flow_frame(keys, flows, t) if mode == "flow" else line_aware_frame(keys, flows, t, cfg)
+        yield make(t)

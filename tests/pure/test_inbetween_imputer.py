@@ -17,7 +17,7 @@ def figure() -> list[np.ndarray]:
     return figure_sequence(17, 192, width=2)
 
 
-@pytest.mark.parametrize("mode", ["hold", "dissolve", "flow", "line_aware", "external"])
+@pytest.mark.parametrize("mode", ["hold", "dissolve", "flow", "line_aware", "line_aware_tone", "external"])
 def test_keys_come_out_bit_identical(figure: list[np.ndarray], mode: str) -> None:
     idx = [0, 5, 16]
     keys = [figure[i] + np.float32(0.0) for i in idx]
@@ -79,10 +79,11 @@ def test_line_aware_beats_cross_dissolve_on_chamfer(figure: list[np.ndarray]) ->
     keys = [figure[i] for i in idx]
     held = [i for i in range(17) if i not in idx]
     scores = {}
-    for mode in ("dissolve", "line_aware"):
+    for mode in ("dissolve", "line_aware", "line_aware_tone"):
         out = impute(prepare(keys, idx, 17, mode))
         scores[mode] = np.mean([chamfer(ink_field(out[i]), ink_field(figure[i])) for i in held])
     assert scores["line_aware"] < 0.7 * scores["dissolve"], scores
+    assert scores["line_aware_tone"] < 0.7 * scores["dissolve"], scores
 
 
 def test_report_flags_ghosts_of_a_dissolve(figure: list[np.ndarray]) -> None:
