@@ -22,7 +22,7 @@ _SCHEMA: dict[str, dict[str, tuple[float, float, bool]]] = {
              "farneback_iterations": (1, 50, True), "farneback_poly_n": (5, 7, True),
              "farneback_poly_sigma": (0.5, 3.0, False), "near_key_bias": (0.0, 50.0, False),
              "residual_blur": (0.0, 20.0, False)},
-    "line": {"centre_threshold": (0.1, 5.0, False), "gap_close": (0, 5, True)},
+    "line": {"centre_threshold": (0.1, 5.0, False), "gap_close": (0, 5, True), "seam_overlap": (0, 20, True)},
     "mask": {"soft_min": (0.0, 1.0, False), "soft_max": (0.0, 1.0, False), "soft_gamma": (0.1, 10.0, False)},
     "report": {"grey_low": (0.0, 1.0, False), "grey_high": (0.0, 1.0, False),
                "unsafe_chamfer_factor": (0.0, 100.0, False), "unsafe_ink_ratio_low": (0.0, 1.0, False),

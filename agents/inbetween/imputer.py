@@ -105,7 +105,8 @@ def _frame_source(req: Request) -> Iterator[np.ndarray]:
 
 def iter_chunks(req: Request) -> Iterator[tuple[int, np.ndarray]]:
     """(first frame index, [n, H, W, 3] float32) with n <= limits.chunk_frames, in order. Keys are
-    checked bit-identical to the given keys as each chunk is filled."""
+    checked bit-identical to the given keys as each chunk is filled. The chunk is one reused buffer:
+    copy it out before asking for the next (memory stays one chunk whatever the length)."""
     n = int(req.config.limits["chunk_frames"])
     h, w = req.size
     buf = np.empty((n, h, w, 3), np.float32)
@@ -116,10 +117,10 @@ def iter_chunks(req: Request) -> Iterator[tuple[int, np.ndarray]]:
             raise AssertionError(f"key at frame {index} is not bit-identical to its keyframe")
         fill += 1
         if fill == n:
-            yield start, buf[:fill].copy()
+            yield start, buf[:fill]
             start, fill = start + fill, 0
     if fill:
-        yield start, buf[:fill].copy()
+        yield start, buf[:fill]
 
 
 def impute(req: Request) -> np.ndarray:

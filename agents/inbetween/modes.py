@@ -5,9 +5,10 @@
 - flow: dense flow both ways (DIS or Farneback) between the keys' ink distance fields (or, for the
   benchmark's baselines, their plain luma), each key warped to time t, blended by time.
 - line_aware: the same flows; each key's ink distance field warped to t; per pixel the source whose
-  forward/backward residual (plus a small penalty for being the farther key) is lower; the composite
-  field re-binarised at a line-centre threshold and thinned to one line drawn at the key's stroke
-  width, in the keys' ink colour on their paper: no doubled lines, no grey.
+  forward/backward residual (plus a small penalty for being the farther key) is lower (each source's
+  region grown a few px, so a line crossing a seam stays joined); the composite re-binarised at a line
+  threshold and thinned to one centre line drawn at the key's stroke width, in the keys' ink colour
+  on their paper: no doubled lines, no grey.
 - line_aware_tone: the same per-pixel choice, but of the warped keys' own pixels (no blending, so no
   doubled grey ghosts; pencil tones, fills and anti-aliasing are kept, nothing is re-binarised).
 """
@@ -97,8 +98,15 @@ def line_aware_frame(keys: GapKeys, flows: GapFlows, t: float, cfg: InbetweenCon
     ft0, ft1 = time_flows(flows.f01, flows.f10, t)
     d0 = warp(keys.ink0.distance, ft0, cap)
     d1 = warp(keys.ink1.distance, ft1, cap)
-    dist = np.where(_choose_key0(flows, ft0, ft1, t, cfg), d0, d1)
-    band = dist < float(cfg.line["centre_threshold"])
+    pick0 = _choose_key0(flows, ft0, ft1, t, cfg).astype(np.uint8)
+    thr = float(cfg.line["centre_threshold"])
+    r = int(cfg.line["seam_overlap"])
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    # Each source draws its lines inside its chosen region grown by r px: where the choice flips along
+    # a line, both ends overlap and the thinning below joins them instead of leaving a gap.
+    from0 = cv2.dilate(pick0, grow) > 0 if r else pick0 > 0
+    from1 = cv2.dilate(1 - pick0, grow) > 0 if r else pick0 == 0
+    band = ((d0 < thr) & from0) | ((d1 < thr) & from1)
     width = keys.ink0.width if t < 0.5 else keys.ink1.width
     ink = thin_to_width(band, width, int(cfg.line["gap_close"]))
     paper = (1.0 - t) * keys.ink0.paper + t * keys.ink1.paper
