@@ -146,12 +146,16 @@ class M4InbetweenNoiseMask(io.ComfyNode):
                 io.Int.Input("frames_per_latent", default=1, min=1, max=16,
                              tooltip="Video latents: frames per latent frame after the first (4 for Wan). "
                              "1 for image batches and uncompressed video latents."),
+                io.Boolean.Input("shared_noise", default=False,
+                                 tooltip="Image batches: every frame gets the same KSampler noise (batch_index "
+                                 "all 0), so refined in-betweens flicker less. Video latents share nothing."),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="The latent with its per-frame noise_mask.")],
         )
 
     @classmethod
-    def execute(cls, latent: Any, keep_mask: Any, strength: float, frames_per_latent: int) -> io.NodeOutput:
+    def execute(cls, latent: Any, keep_mask: Any, strength: float, frames_per_latent: int,
+                shared_noise: bool = False) -> io.NodeOutput:
         if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor):
             raise InbetweenInputError("latent: expected a LATENT with 'samples'")
         if not isinstance(keep_mask, torch.Tensor) or keep_mask.ndim not in (1, 2, 3):
@@ -163,6 +167,9 @@ class M4InbetweenNoiseMask(io.ComfyNode):
         noise_mask = latent_noise_mask(values, shape, float(strength), int(frames_per_latent))
         out = dict(latent)
         out["noise_mask"] = torch.from_numpy(noise_mask)
+        if shared_noise and len(shape) == 4:
+            # comfy.sample.prepare_noise draws one noise per distinct batch_index: all 0 = one shared noise.
+            out["batch_index"] = [0] * shape[0]
         return io.NodeOutput(out)
 
 

@@ -535,7 +535,7 @@ def _example_inbetween(defs: dict[str, Any]) -> UIGraph:
     g.add(13, "M4KeyframeImputer", (760, 160), "M4 agents", width=340,
           values={"key_indices": "0,8", "length": 9, "mode": "line_aware"})
     g.add(14, "VAEEncode", (1180, 0), "Stage 2 (cleanup)")
-    g.add(15, "M4InbetweenNoiseMask", (1180, 140), "Stage 2 (cleanup)", width=320)
+    g.add(15, "M4InbetweenNoiseMask", (1180, 140), "Stage 2 (cleanup)", width=320, values={"shared_noise": True})
     g.add(16, "KSampler", (1540, 0), "Stage 2 (cleanup)",
           values={"seed": 1234, "steps": 20, "cfg": 5.0, "denoise": INBETWEEN_DENOISE})
     g.add(17, "VAEDecode", (1900, 0), "Outputs")

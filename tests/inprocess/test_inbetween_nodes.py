@@ -98,6 +98,11 @@ def test_noise_mask_shapes_and_counts(mod):
     nmw = run(mod.M4InbetweenNoiseMask, latent=wan, keep_mask=keep, strength=1.0,
               frames_per_latent=4).result[0]["noise_mask"]
     assert nmw[0, 0, :, 0, 0].tolist() == [0.0, 0.0]  # latent frame 1 holds frame 4, a key
+    shared = run(mod.M4InbetweenNoiseMask, latent=lat, keep_mask=keep, strength=1.0, frames_per_latent=1,
+                 shared_noise=True).result[0]
+    assert shared["batch_index"] == [0] * 5 and "batch_index" not in out
+    noise = importlib.import_module("comfy.sample").prepare_noise(shared["samples"], 7, shared["batch_index"])
+    assert all(torch.equal(noise[0], noise[i]) for i in range(5))
     with pytest.raises(ValueError, match=r"^keep_mask: 5 frames for a latent of 3 frames"):
         run(mod.M4InbetweenNoiseMask, latent={"samples": torch.zeros(3, 4, 2, 2)}, keep_mask=keep,
             strength=1.0, frames_per_latent=1)
