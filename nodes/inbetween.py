@@ -101,7 +101,10 @@ class M4KeyframeImputer(io.ComfyNode):
         if mode not in MODES:
             raise InbetweenInputError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
         keys = image_batch_to_numpy(keyframes, "keyframes")
-        external = image_batch_to_numpy(frames, "frames") if frames is not None and mode == "external" else None
+        if frames is not None and mode != "external":
+            raise InbetweenInputError(f"frames: given, but mode is {mode!r}; only the external mode uses them "
+                                      "(switch the mode or unplug frames)")
+        external = image_batch_to_numpy(frames, "frames") if frames is not None else None
         req = prepare(keys, key_indices, length, mode, flow_method=flow_method, masks=_masks(mask),
                       external=external)
         keep = keep_mask(req.indices, req.length, soft_mask, req.config)

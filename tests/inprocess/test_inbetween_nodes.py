@@ -78,6 +78,9 @@ def test_imputer_bad_input_is_one_line(mod, figure):
     with pytest.raises(ValueError, match=r"^key_indices: not increasing"):
         run(mod.M4KeyframeImputer, keyframes=keys, key_indices="8,0", length=9, mode="hold",
             flow_method="dis", soft_mask=True)
+    with pytest.raises(ValueError, match=r"^frames: given, but mode is 'hold'"):
+        run(mod.M4KeyframeImputer, keyframes=keys, key_indices="0,8", length=9, mode="hold",
+            flow_method="dis", soft_mask=True, frames=keys)
     with pytest.raises(ValueError, match=r"^frames: 3 upstream frames but length is 9"):
         run(mod.M4KeyframeImputer, keyframes=keys, key_indices="0,8", length=9, mode="external",
             flow_method="dis", soft_mask=True, frames=keys[:1].repeat(3, 1, 1, 1))
