@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.guidance.data import EVENT
 from agents.runtime.comfyui_client import ComfyClient, ComfyClientError
 from cli.runs_cmd import DEFAULT_LOG
 
@@ -25,7 +27,7 @@ TEMPLATES = {"static": REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.j
 # The generated stand-ins' file-name stems (cli/standin_checkpoint.py): how --standins finds them on a server.
 STANDIN_CHECKPOINT_STEM = "m4-standin-sd15"
 STANDIN_CONTROLNET_STEM = "m4-standin-controlnet-sd15"
-GUIDANCE_EVENT = "m4.guidance"
+GUIDANCE_EVENT = EVENT  # the one spelling: agents.guidance.data.EVENT
 
 
 class RunInputError(ValueError):
@@ -111,7 +113,12 @@ def standin_names(info: dict[str, Any], url: str) -> tuple[str, str]:
     """The stand-in checkpoint and ControlNet file names a server offers (from its /object_info)."""
     def options(node: str, name: str) -> list[str]:
         spec = (info.get(node, {}).get("input", {}).get("required", {}) or {}).get(name) or [[]]
-        values = spec[1].get("options", []) if spec and spec[0] == "COMBO" else spec[0]
+        if not isinstance(spec, list | tuple) or not spec:
+            return []
+        if spec[0] == "COMBO":
+            values = spec[1].get("options", []) if len(spec) > 1 and isinstance(spec[1], dict) else []
+        else:
+            values = spec[0]
         return [str(v) for v in values] if isinstance(values, list) else []
 
     ckpt = [n for n in options("CheckpointLoaderSimple", "ckpt_name") if n.startswith(STANDIN_CHECKPOINT_STEM)]
@@ -215,9 +222,11 @@ def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Pat
 
 
 def open_log(path: str | Path) -> Any:
-    from agents.runtime.run_log import RunLog
+    """The run log at path (created with its folder); a file that is not a run log is refused first."""
+    from agents.runtime.run_log import RunLog, check_log_file
 
     path = Path(path).expanduser().resolve()
+    check_log_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return RunLog(path)
 
@@ -234,6 +243,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help=f"SQLite run log (default: $M4_RUN_LOG or ./{DEFAULT_LOG})")
     parser.add_argument("--force-retry", action="store_true",
                         help="treat every first attempt as failed (shows the safer retry)")
+    parser.add_argument("--allow-blank", action="store_true",
+                        help="run a sketch the Visual Analyst finds no strokes in (blank, uniform or noise only); "
+                             "by default it is refused (run) or skipped (batch) before any generation")
     parser.add_argument("--plan-on-server", action="store_true",
                         help="let the server's M4 nodes analyse and plan inside the graph (the API twin of the "
                              "drag-and-drop preset) instead of planning here; the retry still plans here")
@@ -262,7 +274,25 @@ def start_local_servers(count: int) -> list[Any]:
     return servers
 
 
+def check_server_urls(urls: list[str]) -> None:
+    """--server values are http(s)://host[:port] URLs (RunInputError naming the value otherwise)."""
+    for url in urls:
+        try:
+            ComfyClient(url).close()
+        except ValueError as exc:
+            raise RunInputError(f"--server: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    background: list[threading.Thread] = []
+    try:
+        return _main(argv, background)
+    finally:  # a thread still inside OpenCV at interpreter shutdown aborts the process (SIGABRT)
+        for thread in background:
+            thread.join()
+
+
+def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     parser = argparse.ArgumentParser(prog="./m4 run", description=__doc__.splitlines()[0])
     parser.add_argument("--sketch", required=True, help="the sketch image")
     parser.add_argument("--reference", required=True, help="the style reference image")
@@ -271,19 +301,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.server) > 1:
         parser.error("--server: `run` takes one server (`batch` fans out across several)")
-    from cli.inputs import InputError, resolve_pairs
+    from agents.runtime.run_log import RunLogError, check_log_file
+    from cli.inputs import BLANK_HINT, InputError, blank_sketch, resolve_pairs
 
     try:
         [(sketch, reference)] = resolve_pairs([args.sketch], args.reference, False)
         template = resolve_template(args.template)
-    except (InputError, RunInputError) as exc:
+        check_server_urls(args.server)
+        check_log_file(Path(args.log).expanduser())
+        blank = None if args.allow_blank else blank_sketch(sketch)
+        if blank:
+            raise InputError(f"--sketch {sketch.name}: {blank}: {BLANK_HINT}")
+    except (InputError, RunInputError, RunLogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     assert reference is not None  # noqa: S101  (resolve_pairs keeps the required --reference)
     if not args.plan_on_server:  # measured while the server starts or answers /object_info
-        from agents.runtime.runner import prefetch_reference
+        from agents.measure.reference_cache import prefetch_reference
 
-        prefetch_reference(reference)
+        background.append(prefetch_reference(reference))
     out_dir = Path(args.out).resolve() if args.out else Path("m4-output").resolve() / sketch.stem
     local_servers = [] if args.server else start_local_servers(1)
     try:
@@ -306,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             except (ComfyClientError, ValueError) as exc:
                 print(f"error: the run did not finish: {exc} (the log row is marked incomplete; run again to "
                       "retry)", file=sys.stderr)
-                return 1
+                return 2
         verdicts = ", ".join(f"{a['label']}: {'pass' if (a.get('verdict') or {}).get('passed') else 'fail'}"
                              for a in result.attempts)
         print(f"[m4 run] {len(result.attempts)} attempt(s) ({verdicts}) in {time.monotonic() - t0:.1f} s; "
