@@ -19,6 +19,7 @@ _FAMILIES = (
     "director",
     "prompt_engineer",
     "run_logging",
+    "inbetween",
 )
 
 

@@ -42,6 +42,7 @@ ADAPTIVE_API_TEMPLATE = WORKFLOWS / "api" / "Animation_Workflow_M4_Adaptive_Api.
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CHECKPOINT = "animagine-xl-3.1.safetensors"
 SKETCH, REFERENCE, LINEART = "m4_sketch.png", "m4_reference.png", "m4_lineart.png"
+KEY_A, KEY_B = "m4_key_a.png", "m4_key_b.png"  # the in-betweening example's two key drawings
 # The one node the presets add outside the template contract (the agents' and the adaptive patches' ids
 # come from the policy's [template], the same ids the API presets use).
 LINE_QUALITY = 210
@@ -60,6 +61,7 @@ SNAPSHOT_CLASSES = (
     "IPAdapterUnifiedLoader", "IPAdapterAdvanced", "OpenposePreprocessor",
     "M4VisualAnalyst", "M4ReferenceCompare", "M4AnimationDirector", "M4PromptEngineer", "M4PlanUnpack",
     "M4LineQualityAnalyzer", "M4AdaptiveCFG", "M4AdaptiveGuider", "M4EarlyStopSampler", "M4AdaptiveKSampler",
+    "ImageBatch", "SaveAnimatedWEBP", "M4KeyframeImputer", "M4InbetweenNoiseMask",
 )
 
 
@@ -520,8 +522,55 @@ def _example_adaptive_ksampler(defs: dict[str, Any]) -> UIGraph:
     return g
 
 
+# Refine pass of the in-betweening example: inside every case's denoise2 range of the policy and under
+# its hard bound denoise2_max = 0.60 (the locked SDXL stage may clean the in-betweens, not redraw them).
+INBETWEEN_DENOISE = 0.35
+
+
+def _example_inbetween(defs: dict[str, Any]) -> UIGraph:
+    """keys -> imputer -> VAEEncode -> per-frame noise mask -> KSampler refine -> VAEDecode -> keys
+    re-imposed pixel-exact (imputer, external mode) -> animated WEBP."""
+    g = UIGraph("M4_Example_Inbetween", defs)
+    g.add(1, "CheckpointLoaderSimple", (0, 0), "Inputs", values={"ckpt_name": CHECKPOINT})
+    g.add(2, "CLIPTextEncode", (0, 200), "Inputs", "Positive", {"text": _PROMPT}, width=360)
+    g.add(3, "CLIPTextEncode", (0, 440), "Inputs", "Negative",
+          {"text": "lowres, worst quality, blurry, grey, doubled lines"}, width=360)
+    g.add(10, "LoadImage", (400, 0), "Inputs", "Key at frame 0", {"image": KEY_A})
+    g.add(11, "LoadImage", (400, 420), "Inputs", "Key at frame 8", {"image": KEY_B})
+    g.add(12, "ImageBatch", (760, 0), "M4 agents", "Keys")
+    g.add(13, "M4KeyframeImputer", (760, 160), "M4 agents", width=340,
+          values={"key_indices": "0,8", "length": 9, "mode": "line_aware"})
+    g.add(14, "VAEEncode", (1180, 0), "Stage 2 (cleanup)")
+    g.add(15, "M4InbetweenNoiseMask", (1180, 140), "Stage 2 (cleanup)", width=320, values={"shared_noise": True})
+    g.add(16, "KSampler", (1540, 0), "Stage 2 (cleanup)",
+          values={"seed": 1234, "steps": 20, "cfg": 5.0, "denoise": INBETWEEN_DENOISE})
+    g.add(17, "VAEDecode", (1900, 0), "Outputs")
+    g.add(18, "M4KeyframeImputer", (1900, 140), "Outputs", "Re-impose exact keys", width=340,
+          values={"key_indices": "0,8", "length": 9, "mode": "external", "line_quality": False})
+    g.add(19, "SaveAnimatedWEBP", (2280, 0), "Outputs", values={"filename_prefix": "M4/inbetween", "fps": 8.0})
+    g.link(10, 0, 12, "image1")
+    g.link(11, 0, 12, "image2")
+    g.link(12, 0, 13, "keyframes")
+    g.link(1, 1, 2, "clip")
+    g.link(1, 1, 3, "clip")
+    g.link(13, "images", 14, "pixels")
+    g.link(1, 2, 14, "vae")
+    g.link(14, 0, 15, "latent")
+    g.link(13, "keep_mask", 15, "keep_mask")
+    g.link(1, 0, 16, "model")
+    g.link(2, 0, 16, "positive")
+    g.link(3, 0, 16, "negative")
+    g.link(15, 0, 16, "latent_image")
+    g.link(16, 0, 17, "samples")
+    g.link(1, 2, 17, "vae")
+    g.link(12, 0, 18, "keyframes")
+    g.link(17, 0, 18, "frames")
+    g.link(18, "images", 19, "images")
+    return g
+
+
 EXAMPLES = (_example_planning, _example_line_quality, _example_adaptive_cfg, _example_adaptive_guider,
-            _example_adaptive_ksampler)
+            _example_adaptive_ksampler, _example_inbetween)
 
 
 def build_all(snapshot: Path = SNAPSHOT) -> dict[str, dict[str, Any]]:

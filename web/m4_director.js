@@ -16,6 +16,8 @@ const FIRST_FIELDS = {
     "accessory_conflict", "reference_final_score"],
   plan: ["case", "object_scale", "signals", "reference_mode", "influence_scalar", "ks1", "ks2",
     "union", "openpose", "ip1", "ip2", "effective_caps", "clamps"],
+  inbetween: ["mode", "length", "key_indices", "keys_exact", "unsafe_frames", "mean_chamfer_nearest_key",
+    "max_grey_share", "frames"],
 };
 
 function fmt(value) {

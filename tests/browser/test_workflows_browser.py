@@ -54,7 +54,9 @@ def template_images(comfy_server, tmp_path_factory: pytest.TempPathFactory) -> N
     folder = tmp_path_factory.mktemp("template-images")
     for name, source in ((build_workflows.SKETCH, FIXTURES / "sketches" / "user_3.png"),
                          (build_workflows.REFERENCE, FIXTURES / "references" / "madoka.jpg"),
-                         (build_workflows.LINEART, FIXTURES / "references" / "madoka_lineart.png")):
+                         (build_workflows.LINEART, FIXTURES / "references" / "madoka_lineart.png"),
+                         (build_workflows.KEY_A, FIXTURES / "sketches" / "house_line.png"),
+                         (build_workflows.KEY_B, FIXTURES / "sketches" / "house_line.png")):
         image = cv2.imread(str(source))
         assert image is not None, source
         cv2.imwrite(str(folder / name), image)

@@ -101,6 +101,19 @@ def _every_node_graph(sketch: str, reference: str, checkpoint: str, info: dict[s
         "decode3": ("VAEDecode", {"samples": ["adaptive_ks", 0], "vae": ["ckpt", 2]}),
         "save": ("PreviewImage", {"images": ["decode2", 0]}),
         "save2": ("PreviewImage", {"images": ["decode3", 0]}),
+        # in-betweening: two keys -> imputer -> encode -> per-frame noise mask -> KSampler -> preview
+        "keys": ("ImageBatch", {"image1": ["sketch", 0], "image2": ["ref", 0]}),
+        "small_keys": ("ImageScale", {"image": ["keys", 0], "upscale_method": "area", "width": 128, "height": 128,
+                                      "crop": "disabled"}),
+        "imputer": ("M4KeyframeImputer", {"keyframes": ["small_keys", 0], "key_indices": "0,4", "length": 5,
+                                          "line_quality": False}),
+        "ib_latent": ("VAEEncode", {"pixels": ["imputer", 0], "vae": ["ckpt", 2]}),
+        "ib_mask": ("M4InbetweenNoiseMask", {"latent": ["ib_latent", 0], "keep_mask": ["imputer", 1]}),
+        "ib_ks": ("KSampler", {"model": ["ckpt", 0], "seed": 1, "steps": 2, "cfg": 5.0, "sampler_name": "euler",
+                               "scheduler": "normal", "positive": ["pos", 0], "negative": ["neg", 0],
+                               "latent_image": ["ib_mask", 0], "denoise": 0.35}),
+        "ib_decode": ("VAEDecode", {"samples": ["ib_ks", 0], "vae": ["ckpt", 2]}),
+        "ib_save": ("PreviewImage", {"images": ["ib_decode", 0]}),
     }
     return {k: _complete(cls, inputs, info) for k, (cls, inputs) in n.items()}
 
@@ -118,4 +131,4 @@ def test_every_pack_node_runs_on_a_clean_install(clean_server: LocalComfy) -> No
     entry = clean_server.run(graph, timeout=300)
     ran = {k for k in entry.get("outputs", {})}
     assert entry["status"]["status_str"] == "success", entry["status"]
-    assert {"analyst", "director", "prompts", "judge", "adaptive_ks"} <= ran
+    assert {"analyst", "director", "prompts", "judge", "adaptive_ks", "imputer", "ib_save"} <= ran

@@ -1,0 +1,1 @@
+"""Keyframe imputation (seed 003): keys kept exact, hold/dissolve/flow/line-aware in-betweens, keep masks, report."""
