@@ -7,6 +7,13 @@ import { api } from "../../scripts/api.js";
 const PANEL = "m4_panel";
 const MAX_ROWS = 40;
 
+// This pack's node ids (node_list.json; tests/pure/test_web_extension.py keeps the two equal). The panels
+// attach to these nodes only, never to another pack's node whose name happens to start with "M4".
+const M4_NODE_IDS = [
+  "M4VisualAnalyst", "M4ReferenceCompare", "M4AnimationDirector", "M4PromptEngineer", "M4PlanUnpack",
+  "M4LineQualityAnalyzer", "M4AdaptiveCFG", "M4AdaptiveGuider", "M4EarlyStopSampler", "M4AdaptiveKSampler",
+];
+
 // Which fields each report kind shows first (the rest follow in the order the server sent them).
 const FIRST_FIELDS = {
   analysis: ["image_name", "line_quality", "line_quality_score", "construction_lines", "broken_lines",
@@ -14,8 +21,10 @@ const FIRST_FIELDS = {
     "anatomy_risk", "subject_tags", "notes"],
   reference: ["present", "reason", "similarity", "conflict_penalty", "style_distance", "colored",
     "accessory_conflict", "reference_final_score"],
-  plan: ["case", "object_scale", "signals", "reference_mode", "influence_scalar", "ks1", "ks2",
-    "union", "openpose", "ip1", "ip2", "effective_caps", "clamps"],
+  // Plan.to_dict() (agents/planning/plan_types.py): reference_mode and clamps live in diagnostics.
+  plan: ["case", "object_scale", "signals", "cfg1", "cfg2", "denoise1", "denoise2", "steps1", "steps2",
+    "union_strength", "union_end", "pose_strength", "pose_end", "ip1_weight", "ip1_end_at", "ip2_weight",
+    "ip2_end_at", "diagnostics"],
 };
 
 function fmt(value) {
@@ -190,7 +199,7 @@ app.registerExtension({
     api.addEventListener("m4.guidance", (event) => liveStep(event.detail));
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (!String(nodeData?.name || "").startsWith("M4")) return;
+    if (!M4_NODE_IDS.includes(String(nodeData?.name || ""))) return;
     const previous = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       previous?.apply(this, arguments);
