@@ -9,7 +9,7 @@ from comfy_api.v0_0_2 import io
 
 from ..agents.measure.embeddings import load_open_clip
 from ..agents.measure.reference_compare import compare
-from .convert import image_batch_to_numpy
+from .convert import image_batch_to_numpy, with_mask
 from .types import CATEGORY, ReferenceReport
 
 
@@ -43,6 +43,15 @@ class M4ReferenceCompare(io.ComfyNode):
                     "clip_vision", optional=True,
                     tooltip="Optional CLIP_VISION model (e.g. the one loaded for IP-Adapter): similarity then "
                     "comes from its image embeddings instead of line-structure features.",
+                ),
+                io.Mask.Input(
+                    "sketch_mask", optional=True,
+                    tooltip="Optional: the sketch's LoadImage MASK (1 = transparent); composited on white as "
+                    "`./m4 plan` does.",
+                ),
+                io.Mask.Input(
+                    "reference_mask", optional=True,
+                    tooltip="Optional: the reference's LoadImage MASK (1 = transparent); composited on white.",
                 ),
                 io.String.Input(
                     "open_clip_model", default="", optional=True,
@@ -88,9 +97,12 @@ class M4ReferenceCompare(io.ComfyNode):
         open_clip_model: str = "",
         sketch_tags: str = "",
         reference_tags: str = "",
+        sketch_mask: Any = None,
+        reference_mask: Any = None,
     ) -> io.NodeOutput:
-        s = image_batch_to_numpy(sketch, "sketch")[0]
-        r = image_batch_to_numpy(reference, "reference")[0] if reference is not None else None
+        s = with_mask(image_batch_to_numpy(sketch, "sketch")[:1], sketch_mask, "sketch_mask")[0]
+        r = (with_mask(image_batch_to_numpy(reference, "reference")[:1], reference_mask, "reference_mask")[0]
+             if reference is not None else None)
         emb_s = emb_r = None
         source = "classical"
         path = (open_clip_model or "").strip()

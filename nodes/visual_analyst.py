@@ -8,7 +8,7 @@ from comfy_api.v0_0_2 import io
 
 from ..agents.measure.subject_tags import load_tagger
 from ..agents.measure.visual_analyst import analyse_batch
-from .convert import image_batch_to_numpy
+from .convert import image_batch_to_numpy, with_mask
 from .types import CATEGORY, Analysis, PoseKeypoint
 
 
@@ -36,6 +36,11 @@ class M4VisualAnalyst(io.ComfyNode):
                     "pose_keypoint", optional=True,
                     tooltip="Optional POSE_KEYPOINT from an OpenPose/DWPose preprocessor; anatomy risk then "
                     "comes from the body keypoints instead of the drawing's structure.",
+                ),
+                io.Mask.Input(
+                    "mask", optional=True,
+                    tooltip="Optional: LoadImage's MASK (1 = transparent). The sketch is then composited on "
+                    "white as `./m4 plan` does, so a transparent file plans the same in both.",
                 ),
                 io.String.Input(
                     "subject_tags", default="", optional=True,
@@ -90,8 +95,9 @@ class M4VisualAnalyst(io.ComfyNode):
         pose_keypoint: Any = None,
         subject_tags: str = "",
         open_clip_model: str = "",
+        mask: Any = None,
     ) -> io.NodeOutput:
-        arrays = image_batch_to_numpy(image, "image")
+        arrays = with_mask(image_batch_to_numpy(image, "image"), mask, "mask")
         path = (open_clip_model or "").strip()
         tagger = load_tagger(path) if path else None
         results = analyse_batch(arrays, pose=pose_keypoint, text_tags=subject_tags, tagger=tagger)

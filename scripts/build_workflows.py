@@ -340,6 +340,14 @@ def _api_values(node: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
 
 
+def _wire_masks(g: UIGraph, sketch: int, reference: int, analyst: int, compare: int) -> None:
+    """LoadImage's MASK (1 - the file's alpha) into the agents, so a transparent file is composited on
+    white in the graph as `./m4 plan` does (LoadImage's IMAGE keeps the hidden colour, often black)."""
+    g.link(sketch, "MASK", analyst, "mask")
+    g.link(sketch, "MASK", compare, "sketch_mask")
+    g.link(reference, "MASK", compare, "reference_mask")
+
+
 def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[str, str]],
              unpack_outputs: dict[str, str], adaptive: bool = False) -> dict[str, Any]:
     name = "Animation_Workflow_M4_Adaptive" if adaptive else "Animation_Workflow_M4"
@@ -364,6 +372,7 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
     g.link(14, "POSE_KEYPOINT", ANALYST, "pose_keypoint")
     g.link(10, 0, COMPARE, "sketch")
     g.link(11, 0, COMPARE, "reference")
+    _wire_masks(g, 10, 11, ANALYST, COMPARE)
     g.link(ANALYST, "analysis", DIRECTOR, "analysis")
     g.link(COMPARE, "report", DIRECTOR, "reference_report")
     g.link(DIRECTOR, "plan", PROMPTS, "plan")
@@ -426,6 +435,7 @@ def _example_planning(defs: dict[str, Any]) -> UIGraph:
     g.link(1, 0, 3, "image")
     g.link(1, 0, 4, "sketch")
     g.link(2, 0, 4, "reference")
+    _wire_masks(g, 1, 2, 3, 4)
     g.link(3, "analysis", 5, "analysis")
     g.link(4, "report", 5, "reference_report")
     g.link(5, "plan", 6, "plan")
