@@ -369,7 +369,9 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
     g.add(UNPACK, "M4PlanUnpack", (_X["ag4"], 200), "M4 agents", width=280)
     g.add(LINE_QUALITY, "M4LineQualityAnalyzer", (_X["out2"], _S2 + 340), "Outputs", title="Line quality check")
     g.link(10, 0, ANALYST, "image")
-    g.link(14, "POSE_KEYPOINT", ANALYST, "pose_keypoint")
+    # No OpenPose -> Analyst link: the real OpenPose downloads its weights on first use (offline it fails), and
+    # the planning branch must run without it (as ./m4 plan and ./m4 run plan). Linking node 14's
+    # POSE_KEYPOINT into the Analyst's optional pose_keypoint makes anatomy risk come from body keypoints.
     g.link(10, 0, COMPARE, "sketch")
     g.link(11, 0, COMPARE, "reference")
     _wire_masks(g, 10, 11, ANALYST, COMPARE)
