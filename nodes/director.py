@@ -12,7 +12,7 @@ from ..agents.planning.animation_director import plan as make_plan
 from ..agents.planning.plan_types import PLAN_UNPACK_PROMPTS as _PROMPT_OUTPUTS
 from ..agents.planning.plan_types import PLAN_UNPACK_VALUES as _VALUE_OUTPUTS
 from ..agents.planning.plan_types import Plan as PlanData
-from ..agents.policy import PROMPT_FIELDS
+from ..agents.policy import PROMPT_FIELDS, VALUE_NAMES, default_policy
 from .types import CATEGORY, Analysis, Plan, ReferenceReport
 
 AUTO_INTENT = -1.0
@@ -38,6 +38,14 @@ def _reference(reference: Any) -> ReferenceReportData:
     if not isinstance(reference, ReferenceReportData):
         raise ValueError(f"reference_report: expected an M4 Reference Compare output, got {type(reference).__name__}")
     return reference
+
+
+def plan_panel(p: PlanData, title: str) -> dict[str, Any]:
+    """The plan's m4_panel payload: the plan as data, and each value's outer [limits] range (the global
+    range web/m4_director.js draws each value's bar over)."""
+    pol = default_policy()
+    limits = {name: [float(x) for x in pol.value_limits(name)] for name in VALUE_NAMES}
+    return {"kind": "plan", "title": title, "data": p.to_dict(), "limits": limits}
 
 
 def _plan_input(plan: Any) -> PlanData:
@@ -99,7 +107,7 @@ class M4AnimationDirector(io.ComfyNode):
         p = make_plan(first, _reference(reference_report), intent_strength=intent)
         if count > 1:
             p.diagnostics["warnings"].append(f"analysis batch of {count}: planned from the first image only")
-        panel = {"kind": "plan", "title": "M4 plan", "data": p.to_dict()}
+        panel = plan_panel(p, "M4 plan")
         return io.NodeOutput(p, p.cfg1, p.cfg2, p.denoise1, p.denoise2, p.ip1_weight, p.ip2_weight,
                              ui={"m4_panel": [panel]})
 
@@ -138,7 +146,7 @@ class M4PlanUnpack(io.ComfyNode):
         p = _plan_input(plan)
         values = [getattr(p, field_name) for _id, field_name, _k, _t in _VALUE_OUTPUTS]
         prompts = [p.prompts.get(name, "") for name in PROMPT_FIELDS]
-        return io.NodeOutput(*values, *prompts)
+        return io.NodeOutput(*values, *prompts, ui={"m4_panel": [plan_panel(p, "M4 plan (unpacked)")]})
 
 
 NODES = [M4AnimationDirector, M4PlanUnpack]

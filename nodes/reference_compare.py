@@ -9,6 +9,7 @@ from comfy_api.v0_0_2 import io
 
 from ..agents.measure.embeddings import load_open_clip
 from ..agents.measure.reference_compare import compare
+from ..agents.policy import default_policy
 from .convert import image_batch_to_numpy, with_mask
 from .types import CATEGORY, ReferenceReport
 
@@ -16,6 +17,13 @@ from .types import CATEGORY, ReferenceReport
 def _clip_vision_embed(clip_vision: Any, image: torch.Tensor) -> torch.Tensor:
     """The CLIP_VISION model's projected embedding of the first image of a batch."""
     return clip_vision.encode_image(image[:1, :, :, :3]).image_embeds[0]
+
+
+def _panel_marks() -> dict[str, list[float]]:
+    """The policy thresholds the Director's reference mode applies, per 0..1 signal (drawn on its bar)."""
+    rm = default_policy().reference_modes
+    return {"conflict_penalty": [rm["identity_max_conflict"], rm["style_max_conflict"], rm["guarded_conflict"]],
+            "reference_final_score": [rm["off_below"], rm["identity_min_r"]]}
 
 
 class M4ReferenceCompare(io.ComfyNode):
@@ -118,7 +126,7 @@ class M4ReferenceCompare(io.ComfyNode):
             sketch_embedding=emb_s, reference_embedding=emb_r,
             similarity_source=source if emb_s is not None else "auto",
         )
-        panel = [{"kind": "reference", "title": "Reference Compare", "data": report.to_dict()}]
+        panel = [{"kind": "reference", "title": "Reference Compare", "data": report.to_dict(), "marks": _panel_marks()}]
         return io.NodeOutput(
             report, report.similarity, report.conflict_penalty, report.style_distance,
             report.accessory_conflict, report.reference_final_score, report.colored,

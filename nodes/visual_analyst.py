@@ -8,6 +8,7 @@ from comfy_api.v0_0_2 import io
 
 from ..agents.measure.subject_tags import load_tagger
 from ..agents.measure.visual_analyst import analyse_batch
+from ..agents.policy import default_policy
 from .convert import image_batch_to_numpy, with_mask
 from .types import CATEGORY, Analysis, PoseKeypoint
 
@@ -15,6 +16,15 @@ from .types import CATEGORY, Analysis, PoseKeypoint
 def _notes_text(notes: dict[str, list[str]]) -> str:
     lines = [f"{kind}: {item}" for kind in ("fix", "remove", "keep") for item in notes.get(kind, [])]
     return "\n".join(lines)
+
+
+def _panel_marks() -> dict[str, list[float]]:
+    """The policy thresholds the Director applies to the analysis, per 0..1 signal (drawn on its bar)."""
+    pol = default_policy()
+    c, m = pol.classify, pol.modifiers
+    return {"line_quality_score": [m["low_lq_below"], m["high_lq_above"]],
+            "construction_lines": [c["construction_threshold"]], "complexity_score": [c["complex_threshold"]],
+            "subject_scale": [c["small_below"], c["large_above"]]}
 
 
 class M4VisualAnalyst(io.ComfyNode):
@@ -102,7 +112,9 @@ class M4VisualAnalyst(io.ComfyNode):
         tagger = load_tagger(path) if path else None
         results = analyse_batch(arrays, pose=pose_keypoint, text_tags=subject_tags, tagger=tagger)
         a = results[0]
-        panel = [{"kind": "analysis", "title": f"Visual Analyst: {r.image_name}", "data": r.to_dict()} for r in results]
+        marks = _panel_marks()
+        panel = [{"kind": "analysis", "title": f"Visual Analyst: {r.image_name}", "data": r.to_dict(), "marks": marks}
+                 for r in results]
         return io.NodeOutput(
             results, a.line_quality, a.line_quality_score, a.construction_lines, a.broken_lines,
             a.stroke_width_consistency, a.complexity, a.complexity_score, a.object_count, a.subject_scale,

@@ -44,6 +44,15 @@ SKETCH, REFERENCE, LINEART = "m4_sketch.png", "m4_reference.png", "m4_lineart.pn
 # Ids of the nodes this generator adds; the locked template's ids stay as they are.
 ANALYST, COMPARE, DIRECTOR, PROMPTS, UNPACK, LINE_QUALITY = 200, 201, 202, 203, 204, 210
 ADAPTIVE_KS1, ADAPTIVE_KS2 = 110, 111  # the same ids the adaptive API preset gives its two patches
+# The report panel each M4 node reserves under its widgets (web/m4_director.js PANEL_HEIGHTS, the same
+# table: a test keeps them equal), so the layout below leaves room for it and a run grows no node.
+PANEL_HEIGHTS = {
+    "M4VisualAnalyst": 260, "M4ReferenceCompare": 240, "M4AnimationDirector": 420, "M4PromptEngineer": 200,
+    "M4PlanUnpack": 420, "M4LineQualityAnalyzer": 180, "M4AdaptiveCFG": 140, "M4AdaptiveGuider": 140,
+    "M4EarlyStopSampler": 140, "M4AdaptiveKSampler": 270,
+}
+PANEL_MARGIN = 16  # the frontend's spacing around a DOM widget, with room to spare
+NODE_GAP = 60  # between a node's bottom edge and the title bar of the node stacked below it
 GROUP_COLORS = {"Inputs": "#3f789e", "M4 agents": "#8A8", "Stage 1 (structure)": "#a1309b",
                 "Stage 2 (cleanup)": "#b58b2a", "Outputs": "#444", "Example": "#3f789e"}
 
@@ -248,7 +257,16 @@ class UIGraph:
         height = 30 + 22 * max(sockets, len(self.defs[node.type]["outputs"]), 1) + 24 * len(shown) + 60 * tall
         if node.type == "LoadImage":
             height = 340
+        if node.type in PANEL_HEIGHTS:
+            height += PANEL_HEIGHTS[node.type] + PANEL_MARGIN
         return [node.width, height]
+
+    def stack_below(self, upper: int, lower: int) -> None:
+        """Move `lower` under `upper` (same x), clear of its size with the panel it reserves."""
+        top = self.nodes[upper]
+        height = self._size(top, self._inputs(top))[1]
+        node = self.nodes[lower]
+        node.pos = (top.pos[0], top.pos[1] + height + NODE_GAP)
 
     def _order(self) -> dict[int, int]:
         """Topological order (the frontend's execution order field), ties broken by id."""
@@ -318,8 +336,8 @@ class UIGraph:
 # Where each locked-template node sits: (column x, row y, group). Reads left to right:
 # inputs -> agents -> stage 1 (top row) / stage 2 (bottom row) -> outputs.
 _X = {"in1": 0, "in2": 380, "ag1": 800, "ag2": 1180, "ag3": 1520, "ag4": 1860,
-      "s1": 2260, "s2": 2640, "s3": 3020, "out": 3420, "out2": 3800}
-_S2 = 1000  # top of the stage-2 row: below stage 1 with its adaptive patch
+      "s1": 2260, "s2": 2720, "s3": 3100, "out": 3500, "out2": 3880}
+_S2 = 1200  # top of the stage-2 row: below stage 1 with its adaptive patch and that patch's panel
 _TEMPLATE_LAYOUT: dict[str, tuple[str, int, str]] = {
     "4": ("in1", 0, "Inputs"), "10": ("in1", 200, "Inputs"), "11": ("in1", 620, "Inputs"),
     "20": ("in1", 1040, "Inputs"), "30": ("in1", 1180, "Inputs"),
@@ -417,6 +435,9 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
 
     g.link(8, 0, LINE_QUALITY, "image")
     g.link(PROMPTS, "plan", LINE_QUALITY, "plan")
+    g.stack_below(ANALYST, COMPARE)  # once every link is in: a node's size depends on its linked widgets
+    if adaptive:
+        g.stack_below(104, ADAPTIVE_KS1)
     return g.serialise()
 
 
@@ -443,6 +464,7 @@ def _example_planning(defs: dict[str, Any]) -> UIGraph:
     g.link(5, "plan", 6, "plan")
     g.link(3, "analysis", 6, "analysis")
     g.link(6, "plan", 7, "plan")
+    g.stack_below(3, 4)
     return g
 
 
@@ -507,6 +529,8 @@ def _example_adaptive_guider(defs: dict[str, Any]) -> UIGraph:
     g.link(11, 0, 14, "sampler")
     g.link(13, 0, 14, "sigmas")
     g.link(4, 0, 14, "latent_image")
+    for upper, lower in ((10, 11), (11, 12), (12, 13)):
+        g.stack_below(upper, lower)
     _decode_and_save(g, 14, 1580, "M4/adaptive_guider")
     return g
 

@@ -57,7 +57,7 @@ function orderedEntries(kind, data) {
 }
 
 // Built with DOM nodes and textContent only: report strings come from user images and prompts.
-function renderTable(payload) {
+function renderTable(payload, skip = []) {
   const box = document.createElement("div");
   box.className = "m4-panel";
   const title = document.createElement("div");
@@ -65,7 +65,7 @@ function renderTable(payload) {
   title.textContent = payload.title || payload.kind;
   box.appendChild(title);
   const table = document.createElement("table");
-  const rows = orderedEntries(payload.kind, payload.data || {}).slice(0, MAX_ROWS);
+  const rows = orderedEntries(payload.kind, payload.data || {}).filter(([k]) => !skip.includes(k)).slice(0, MAX_ROWS);
   for (const [key, value] of rows) {
     const tr = document.createElement("tr");
     const th = document.createElement("th");
@@ -78,6 +78,221 @@ function renderTable(payload) {
   box.appendChild(table);
   return box;
 }
+
+// ---- bars drawn on canvases (issue: the plan as a picture) -------------------------------------
+// Colours the browser tests count; keep them distinct from each other and from the dark background.
+const COLOURS = {
+  background: "#15181f", track: "#3a4050", bounds: "#4f7fc0", raw: "#c8ccd6", final: "#5fd38d",
+  clamped: "#ff5a5a", signal: "#f4c542", threshold: "#e040fb", pass: "#5fd38d", fail: "#ff5a5a", text: "#c8ccd6",
+};
+const BAR = { width: 300, row: 16, top: 4, label: 84, value: 46 }; // px; a row's bar is 10 px high
+// The 14 driven values, in the template's order (both samplers, union, OpenPose, both IP-Adapters).
+const PLAN_VALUES = ["cfg1", "denoise1", "steps1", "cfg2", "denoise2", "steps2", "union_strength", "union_end",
+  "pose_strength", "pose_end", "ip1_weight", "ip1_end_at", "ip2_weight", "ip2_end_at"];
+const SIGNALS = ["S", "R", "D", "P", "H"];
+// The 0..1 signals drawn as bars, per report kind (other fields stay text).
+const BAR_FIELDS = {
+  analysis: ["line_quality_score", "construction_lines", "broken_lines", "stroke_width_consistency",
+    "complexity_score", "subject_scale", "anatomy_risk_score"],
+  reference: ["similarity", "text_conflict", "image_conflict", "conflict_penalty", "style_distance",
+    "accessory_conflict", "saturation", "reference_final_score"],
+};
+const LINE_METRICS = ["broken", "dotted", "fringe", "jitter", "stray"];
+const LABELS = {
+  line_quality_score: "line quality", construction_lines: "construction", broken_lines: "broken lines",
+  stroke_width_consistency: "stroke width", complexity_score: "complexity", subject_scale: "subject scale",
+  anatomy_risk_score: "anatomy risk", similarity: "similarity", text_conflict: "text conflict",
+  image_conflict: "image conflict", conflict_penalty: "conflict", style_distance: "style dist. D",
+  accessory_conflict: "accessory AC", saturation: "saturation", reference_final_score: "reliability R",
+};
+
+function num(v) { return typeof v === "number" && Number.isFinite(v); }
+
+// rows: [{label, lo, hi, draw(ctx, x, y, w)}]; the canvas keeps each row's band and hover text in
+// dataset.rows (the tests read the geometry there and count pixels; people see `title` on hover).
+function barCanvas(className, rows, drawRow) {
+  const c = document.createElement("canvas");
+  c.className = `m4-bars ${className}`;
+  c.width = BAR.width;
+  c.height = BAR.top * 2 + rows.length * BAR.row;
+  c.style.width = "100%"; // scaled to the node's width; the drawing keeps its own pixel grid
+  const ctx = c.getContext("2d");
+  ctx.fillStyle = COLOURS.background;
+  ctx.fillRect(0, 0, c.width, c.height);
+  ctx.font = "10px sans-serif";
+  ctx.textBaseline = "middle";
+  const x0 = BAR.label, w = BAR.width - BAR.label - BAR.value;
+  const bands = rows.map((row, i) => {
+    const y = BAR.top + i * BAR.row;
+    ctx.fillStyle = row.labelColour || COLOURS.text;
+    ctx.fillText(row.label, 2, y + BAR.row / 2);
+    drawRow(ctx, row, x0, y + 3, w, 10);
+    if (row.valueText) {
+      ctx.fillStyle = row.labelColour || COLOURS.text;
+      ctx.fillText(row.valueText, x0 + w + 4, y + BAR.row / 2);
+    }
+    return { field: row.field, y0: y + 3, y1: y + 13, x0, x1: x0 + w, marked: Boolean(row.marked), tip: row.tip };
+  });
+  c.dataset.rows = JSON.stringify(bands);
+  c.addEventListener("mousemove", (e) => {
+    const r = c.getBoundingClientRect();
+    const y = ((e.clientY - r.top) * c.height) / Math.max(1, r.height);
+    const band = bands[Math.floor((y - BAR.top) / BAR.row)];
+    c.title = band?.tip || "";
+  });
+  return c;
+}
+
+function xOf(v, lo, hi, x0, w) { return x0 + (Math.min(Math.max(v, lo), hi) - lo) / Math.max(1e-9, hi - lo) * w; }
+
+function drawUnitBar(ctx, row, x0, y, w, h) {
+  ctx.fillStyle = COLOURS.track;
+  ctx.fillRect(x0, y, w, h);
+  ctx.fillStyle = row.fill || COLOURS.signal;
+  ctx.fillRect(x0, y, xOf(row.value, 0, 1, x0, w) - x0, h);
+  ctx.fillStyle = COLOURS.threshold;
+  for (const t of row.marks || []) ctx.fillRect(Math.round(xOf(t, 0, 1, x0, w)) - 1, y - 2, 2, h + 4);
+}
+
+function unitRows(fields, data, marks) {
+  return fields.filter((f) => num(data[f])).map((f) => ({
+    field: f, label: LABELS[f] || f, value: data[f], marks: marks?.[f] || [],
+    valueText: data[f].toFixed(2),
+    tip: `${f}: ${data[f].toFixed(3)}` + ((marks?.[f] || []).length ? `; thresholds ${marks[f].join(", ")}` : ""),
+  }));
+}
+
+function clampsOf(diagnostics) {
+  const by = {};
+  for (const c of diagnostics?.clamps || []) {
+    if (!c || typeof c.field !== "string") continue;
+    (by[c.field] = by[c.field] || []).push(c);
+  }
+  return by;
+}
+
+function planRows(payload) {
+  const d = payload.data || {}, diag = d.diagnostics || {}, clamps = clampsOf(diag);
+  return PLAN_VALUES.filter((f) => num(d[f])).map((f) => {
+    const final = d[f], raw = num(diag.raw?.[f]) ? diag.raw[f] : final;
+    const bounds = Array.isArray(d.bounds?.[f]) ? d.bounds[f] : [final, final];
+    const limits = Array.isArray(payload.limits?.[f]) ? payload.limits[f] : bounds;
+    const moved = (clamps[f] || []).filter((c) => !num(c.before) || !num(c.after) || Math.abs(c.before - c.after) > 1e-9);
+    const why = moved.map((c) => `${c.rule}: ${c.reason} (${fmt(c.before)} -> ${fmt(c.after)})`);
+    return {
+      field: f, label: f, final, raw, bounds, limits, marked: moved.length > 0,
+      labelColour: moved.length ? COLOURS.clamped : undefined, valueText: fmt(final),
+      tip: `${f} ${fmt(final)} (raw ${fmt(raw)}); case bounds [${bounds.map(fmt).join(", ")}]; ` +
+        `global range [${limits.map(fmt).join(", ")}]` + (why.length ? `\nclamped: ${why.join("; ")}` : ""),
+    };
+  });
+}
+
+function drawRangeRow(ctx, row, x0, y, w, h) {
+  const [glo, ghi] = row.limits, x = (v) => xOf(v, glo, ghi, x0, w);
+  ctx.fillStyle = COLOURS.track;
+  ctx.fillRect(x0, y, w, h);
+  ctx.fillStyle = COLOURS.bounds;
+  ctx.fillRect(x(row.bounds[0]), y + 2, Math.max(2, x(row.bounds[1]) - x(row.bounds[0])), h - 4);
+  const xr = Math.round(x(row.raw)), xf = Math.round(x(row.final));
+  if (row.marked) { // the move a clamp or hard rule made, raw -> final
+    ctx.fillStyle = COLOURS.clamped;
+    ctx.fillRect(Math.min(xr, xf), y + h / 2 - 1, Math.abs(xr - xf), 2);
+  }
+  ctx.fillStyle = COLOURS.raw;
+  ctx.fillRect(xr - 1, y - 2, 2, h + 4);
+  ctx.fillStyle = row.marked ? COLOURS.clamped : COLOURS.final;
+  ctx.fillRect(xf - 2, y - 2, 5, h + 4);
+}
+
+function chips(texts) {
+  const el = document.createElement("div");
+  el.className = "m4-chips";
+  for (const [text, cls] of texts) {
+    const chip = document.createElement("span");
+    chip.className = `m4-chip ${cls || ""}`;
+    chip.textContent = text;
+    el.appendChild(chip);
+  }
+  return el;
+}
+
+function titled(payload, ...children) {
+  const box = document.createElement("div");
+  box.className = "m4-panel";
+  const title = document.createElement("div");
+  title.className = "m4-title";
+  title.textContent = payload.title || payload.kind;
+  box.append(title, ...children);
+  return box;
+}
+
+function notes(lines, cls) {
+  const el = document.createElement("div");
+  el.className = `m4-notes ${cls || ""}`;
+  el.textContent = lines.join("\n");
+  return el;
+}
+
+function details(payload, skip) {
+  const el = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "all fields";
+  el.append(summary, renderTable({ ...payload, title: "" }, skip));
+  return el;
+}
+
+function renderPlan(payload) {
+  const d = payload.data || {}, diag = d.diagnostics || {};
+  const rows = planRows(payload);
+  const signals = SIGNALS.filter((k) => num(d.signals?.[k])).map((k) => ({
+    field: k, label: k, value: d.signals[k], valueText: d.signals[k].toFixed(2), tip: `${k}: ${d.signals[k].toFixed(3)}`,
+  }));
+  const clamped = rows.filter((r) => r.marked).map((r) => r.tip.split("\n")[1].replace("clamped:", `${r.field}:`));
+  const parts = [
+    chips([[`case: ${d.case ?? "?"}`], [`scale: ${d.object_scale ?? "?"}`], [`reference: ${diag.reference_mode ?? "?"}`],
+      ...(d.is_retry ? [["retry plan", "m4-warn"]] : [])]),
+    barCanvas("m4-plan-bars", rows, drawRangeRow),
+    barCanvas("m4-signal-bars", signals, drawUnitBar),
+  ];
+  if (clamped.length) parts.push(notes(clamped, "m4-clamped"));
+  const warnings = [...(diag.warnings || []), ...(diag.sanitised || []).map((s) => (typeof s === "string" ? s : compact(s)))];
+  if (warnings.length) parts.push(notes(warnings.map(String), "m4-warn"));
+  parts.push(details(payload, []));
+  return titled(payload, ...parts);
+}
+
+function renderSignals(payload) {
+  const d = payload.data || {};
+  const fields = BAR_FIELDS[payload.kind] || [];
+  const rows = unitRows(fields, d, payload.marks);
+  const labels = payload.kind === "analysis"
+    ? [[`lines: ${d.line_quality ?? "?"}`], [`${d.complexity ?? "?"}`], [`objects: ${d.object_count ?? "?"}`],
+       [`anatomy risk: ${d.anatomy_risk ?? "?"}`]]
+    : [[d.present ? "reference present" : "no reference"], [d.colored ? "coloured" : "line art"]];
+  return titled(payload, chips(labels), barCanvas(`m4-${payload.kind}-bars`, rows, drawUnitBar),
+    details(payload, [...fields, "measurements"]));
+}
+
+function renderLineQuality(payload) {
+  const d = payload.data || {}, th = d.thresholds || {}, scores = Array.isArray(d.scores) ? d.scores : [];
+  const failures = Array.isArray(d.failures) ? d.failures : [];
+  const rows = LINE_METRICS.filter((m) => scores.some((s) => num(s?.[m]))).map((m) => {
+    const worst = Math.max(...scores.map((s) => (num(s?.[m]) ? s[m] : 0)));
+    const limit = th[`max_${m}`], failed = failures.includes(m);
+    return { field: m, label: m, value: worst, marks: num(limit) ? [limit] : [], fill: failed ? COLOURS.fail : COLOURS.pass,
+      marked: failed, labelColour: failed ? COLOURS.fail : undefined, valueText: failed ? "FAIL" : "pass",
+      tip: `${m}: ${worst.toFixed(3)} (max ${num(limit) ? limit : "?"}): ${failed ? "fail" : "pass"}` };
+  });
+  const retry = d.retry && typeof d.retry === "object" ? d.retry : {};
+  const steps = Object.entries(retry).filter(([, v]) => num(v)).map(([k, v]) => `${k.replace(/_step$/, "")} -${v}`);
+  const verdict = d.passed ? [["PASS", "m4-pass"]] : [["FAIL", "m4-fail"]];
+  const parts = [chips(verdict), barCanvas("m4-line-quality-bars", rows, drawUnitBar)];
+  if (!d.passed) parts.push(notes([d.retried ? `retry plan: ${steps.join(", ")}` : "no retry plan (no plan given, or it is already a retry)"]));
+  return titled(payload, ...parts);
+}
+
+const RENDERERS = { plan: renderPlan, analysis: renderSignals, reference: renderSignals, line_quality: renderLineQuality };
 
 // The adaptive samplers' summary (agents/guidance/controller.py summary()): one record per model call in
 // `calls`; `steps` and `schedule` there are a count and a name.
@@ -111,17 +326,29 @@ function drawSchedule(canvas, points, label) {
   ctx.fillText(`${label}  cfg ${lo.toFixed(1)}–${hi.toFixed(1)}  green = uncond skipped`, pad, 14);
 }
 
+// Every panel node reserves its panel's height when it is created, so the bundled workflows are laid
+// out for it (scripts/build_workflows.py PANEL_HEIGHTS is the same table, kept equal by a test) and a run
+// never grows a node over its neighbours: a report taller than the reserve scrolls inside it.
+const PANEL_HEIGHTS = {
+  M4VisualAnalyst: 260, M4ReferenceCompare: 240, M4AnimationDirector: 420, M4PromptEngineer: 200,
+  M4PlanUnpack: 420, M4LineQualityAnalyzer: 180, M4AdaptiveCFG: 140, M4AdaptiveGuider: 140,
+  M4EarlyStopSampler: 140, M4AdaptiveKSampler: 270,
+};
+
 function panelFor(node) {
   if (node.m4Element) return node.m4Element;
   const el = document.createElement("div");
   el.className = "m4-panels";
+  const height = PANEL_HEIGHTS[node.type] || PANEL_HEIGHTS[node.comfyClass] || 140;
+  el.style.height = `${height}px`;
   node.m4Element = el;
   if (node.addDOMWidget) {
     node.addDOMWidget("m4_report", "m4_report", el, {
       serialize: false,
       hideOnZoom: false,
-      getMinHeight: () => node.m4Height || 40,
-      getMaxHeight: () => 480,
+      getMinHeight: () => height,
+      getMaxHeight: () => height,
+      getHeight: () => height,
     });
   }
   return el;
@@ -130,6 +357,7 @@ function panelFor(node) {
 function showPayloads(node, payloads) {
   node.m4Panel = payloads; // read by the browser tests and handy from the devtools console
   const el = panelFor(node);
+  const live = el.querySelector("canvas.m4-live");
   el.replaceChildren();
   for (const payload of payloads) {
     if (payload.kind === "schedule") {
@@ -140,22 +368,20 @@ function showPayloads(node, payloads) {
       drawSchedule(canvas, pts, payload.title || "guidance schedule");
       el.appendChild(canvas);
     } else {
-      el.appendChild(renderTable(payload));
+      el.appendChild((RENDERERS[payload.kind] || renderTable)(payload));
     }
   }
-  fitNode(node, payloads);
+  if (live) el.appendChild(live);
+  fitNode(node);
 }
 
-// The DOM widget is sized by the graph before the browser lays it out: estimate from the rows.
-function fitNode(node, payloads) {
-  let height = 8;
-  for (const p of payloads) {
-    height += p.kind === "schedule" ? 128 : 20 + 16 * Math.min(MAX_ROWS, Object.keys(p.data || {}).length);
-  }
-  if (node.m4Live?.length) height += 128;
-  node.m4Height = Math.min(480, height);
-  if (node.computeSize && node.setSize) {
-    node.setSize([Math.max(node.size?.[0] ?? 0, 340), node.computeSize()[1]]);
+// The node keeps its size: only a node smaller than its widgets need (a hand-resized one) grows.
+function fitNode(node) {
+  if (node.computeSize && node.setSize && node.size) {
+    const need = node.computeSize();
+    if (need[0] > node.size[0] || need[1] > node.size[1]) {
+      node.setSize([Math.max(node.size[0], need[0]), Math.max(node.size[1], need[1])]);
+    }
   }
   node.setDirtyCanvas?.(true, true);
 }
@@ -177,12 +403,18 @@ function liveStep(detail) {
     el.appendChild(canvas);
   }
   drawSchedule(canvas, node.m4Live, "live CFG");
-  if (detail.index === 0) fitNode(node, node.m4Panel || []);
+  if (detail.index === 0) fitNode(node);
   else node.setDirtyCanvas?.(true, true);
 }
 
 const STYLE = `
-.m4-panels { font: 11px sans-serif; color: #d6d9e0; overflow: auto; max-height: 420px; }
+.m4-panels { font: 11px sans-serif; color: #d6d9e0; overflow: auto; box-sizing: border-box; }
+.m4-bars { display: block; margin: 2px 0; }
+.m4-chips { display: flex; flex-wrap: wrap; gap: 3px; margin: 2px 0; }
+.m4-chip { background: #2a2f3a; border-radius: 3px; padding: 0 4px; }
+.m4-chip.m4-pass { background: #1f5a37; } .m4-chip.m4-fail, .m4-chip.m4-warn { background: #6a2525; }
+.m4-notes { white-space: pre-wrap; color: #9aa1b2; margin: 2px 0; } .m4-notes.m4-clamped { color: #ff8a8a; }
+.m4-panel details summary { cursor: pointer; color: #9aa1b2; }
 .m4-panel { margin: 2px 0 6px; }
 .m4-title { font-weight: 600; color: #f4c542; margin-bottom: 2px; }
 .m4-panel table { border-collapse: collapse; width: 100%; }
@@ -200,6 +432,12 @@ app.registerExtension({
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!M4_NODE_IDS.includes(String(nodeData?.name || ""))) return;
+    const created = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function () {
+      const result = created?.apply(this, arguments);
+      panelFor(this); // reserve the panel before any run (see PANEL_HEIGHTS)
+      return result;
+    };
     const previous = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       previous?.apply(this, arguments);

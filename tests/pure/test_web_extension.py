@@ -57,3 +57,29 @@ def test_every_first_field_occurs_in_the_record_the_node_sends():
         assert fields, kind
         missing = [k for k in fields if k not in record]
         assert missing == [], f"FIRST_FIELDS.{kind} names keys its record never has: {missing}"
+
+
+def test_panel_heights_are_one_table_in_the_extension_and_the_generator():
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import build_workflows
+
+    m = re.search(r"const PANEL_HEIGHTS = \{(.*?)\};", JS, re.S)
+    assert m, "web/m4_director.js has no PANEL_HEIGHTS table"
+    js = {k: int(v) for k, v in re.findall(r"(\w+):\s*(\d+)", m.group(1))}
+    assert js == build_workflows.PANEL_HEIGHTS
+    assert set(js) <= set(json.loads((REPO / "node_list.json").read_text(encoding="utf-8")))
+
+
+def test_generated_workflows_leave_no_two_nodes_overlapping():
+    """Nodes as the generator sizes them, the reserved panel included, title bar (30 px) above pos."""
+    title = 30
+    for path in sorted((REPO / "workflows").glob("*.json")):
+        nodes = json.loads(path.read_text(encoding="utf-8"))["nodes"]
+        boxes = [(n["id"], n["pos"][0], n["pos"][1] - title, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+                 for n in nodes]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                apart = a[3] <= b[1] or b[3] <= a[1] or a[4] <= b[2] or b[4] <= a[2]
+                assert apart, f"{path.stem}: nodes {a[0]} and {b[0]} overlap"
