@@ -82,7 +82,7 @@ function renderTable(payload, skip = []) {
 // ---- bars drawn on canvases (issue: the plan as a picture) -------------------------------------
 // Colours the browser tests count; keep them distinct from each other and from the dark background.
 const COLOURS = {
-  background: "#15181f", track: "#3a4050", bounds: "#4f7fc0", raw: "#c8ccd6", final: "#5fd38d",
+  background: "#15181f", track: "#3a4050", bounds: "#4f7fc0", raw: "#ffffff", final: "#5fd38d",
   clamped: "#ff5a5a", signal: "#f4c542", threshold: "#e040fb", pass: "#5fd38d", fail: "#ff5a5a", text: "#c8ccd6",
 };
 const BAR = { width: 300, row: 16, top: 4, label: 84, value: 46 }; // px; a row's bar is 10 px high
@@ -199,10 +199,10 @@ function drawRangeRow(ctx, row, x0, y, w, h) {
     ctx.fillStyle = COLOURS.clamped;
     ctx.fillRect(Math.min(xr, xf), y + h / 2 - 1, Math.abs(xr - xf), 2);
   }
-  ctx.fillStyle = COLOURS.raw;
-  ctx.fillRect(xr - 1, y - 2, 2, h + 4);
   ctx.fillStyle = row.marked ? COLOURS.clamped : COLOURS.final;
   ctx.fillRect(xf - 2, y - 2, 5, h + 4);
+  ctx.fillStyle = COLOURS.raw; // a thin line over the final marker: both show where they coincide
+  ctx.fillRect(xr, y - 3, 1, h + 6);
 }
 
 function chips(texts) {

@@ -161,3 +161,48 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{safe}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# Pixels of one colour (within `tol` per channel) in each row band of an M4 bar canvas on a node. The
+# canvas lists its row bands in data-rows ({field, y0, y1, x0, x1, marked, tip}); returns
+# {field: {count, marked, tip}} or null when the node has no such canvas.
+BAR_PIXELS_JS = """([nodeId, cls, hex, tol]) => {
+    const c = app.graph.getNodeById(nodeId)?.m4Element?.querySelector('canvas.' + cls);
+    if (!c) return null;
+    const want = [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16));
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const out = {};
+    for (const band of JSON.parse(c.dataset.rows)) {
+        let count = 0;
+        for (let y = band.y0 - 2; y < band.y1 + 2; y++) for (let x = 0; x < c.width; x++) {
+            const i = 4 * (y * c.width + x);
+            if (want.every((v, k) => Math.abs(d[i + k] - v) <= tol)) count++;
+        }
+        out[band.field] = {count, marked: band.marked, tip: band.tip};
+    }
+    return out;
+}"""
+
+
+def bar_pixels(page: Page, node_id: int, canvas_class: str, colour: str, tol: int = 12) -> dict[str, Any] | None:
+    return page.evaluate(BAR_PIXELS_JS, [node_id, canvas_class, colour, tol])
+
+
+# Every node's rectangle as the canvas draws it (title bar included), after the frontend's own layout.
+NODE_RECTS_JS = """() => app.graph._nodes.map(n => {
+    const t = LiteGraph.NODE_TITLE_HEIGHT;
+    return {id: n.id, type: n.type, rect: [n.pos[0], n.pos[1] - t, n.size[0], n.size[1] + t]};
+})"""
+
+
+def overlapping_nodes(page: Page) -> list[tuple[str, str]]:
+    """Pairs of nodes whose rectangles intersect (touching edges do not count)."""
+    rects = page.evaluate(NODE_RECTS_JS)
+    pairs = []
+    for i, a in enumerate(rects):
+        ax, ay, aw, ah = a["rect"]
+        for b in rects[i + 1:]:
+            bx, by, bw, bh = b["rect"]
+            if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
+                pairs.append((f"{a['type']} {a['id']}", f"{b['type']} {b['id']}"))
+    return pairs
