@@ -209,9 +209,21 @@ NODE_RECTS_JS = """() => app.graph._nodes.map(n => {
 })"""
 
 
+# With the new node renderer ("Nodes 2.0") each node is also a DOM element: its on-screen box counts too.
+DOM_NODE_RECTS_JS = """() => [...document.querySelectorAll('[data-node-id]')].map(el => {
+    const r = el.getBoundingClientRect();
+    return {id: el.dataset.nodeId, type: 'dom', rect: [r.left, r.top, r.width, r.height]};
+})"""
+
+
 def overlapping_nodes(page: Page) -> list[tuple[str, str]]:
-    """Pairs of nodes whose rectangles intersect (touching edges do not count)."""
-    rects = page.evaluate(NODE_RECTS_JS)
+    """Pairs of nodes whose rectangles intersect (touching edges do not count): the graph's own node
+    rectangles, and where the frontend draws nodes as DOM elements (Nodes 2.0), their boxes on screen."""
+    pairs = _overlaps(page.evaluate(NODE_RECTS_JS))
+    return pairs + _overlaps(page.evaluate(DOM_NODE_RECTS_JS))
+
+
+def _overlaps(rects: list[dict[str, Any]]) -> list[tuple[str, str]]:
     pairs = []
     for i, a in enumerate(rects):
         ax, ay, aw, ah = a["rect"]
