@@ -16,7 +16,8 @@ from agents.planning.animation_director import plan as make_plan
 from cli.inputs import read_image
 
 REPO = Path(__file__).resolve().parents[2]
-JS = (REPO / "web" / "m4_director.js").read_text(encoding="utf-8")
+# The extension (m4_director.js) and the panels it imports (m4_panels.js), read as one text.
+JS = "\n".join((REPO / "web" / name).read_text(encoding="utf-8") for name in ("m4_director.js", "m4_panels.js"))
 FIXTURES = REPO / "tests" / "fixtures"
 
 
@@ -30,7 +31,7 @@ def _js_array(name: str, text: str = JS) -> list[str]:
 
 def _first_fields(kind: str) -> list[str]:
     m = re.search(r"const FIRST_FIELDS = \{(.*?)\n\};", JS, re.S)
-    assert m, "web/m4_director.js has no FIRST_FIELDS table"
+    assert m, "web/m4_panels.js has no FIRST_FIELDS table"
     return _js_array(kind, m.group(1))
 
 
