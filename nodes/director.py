@@ -10,7 +10,8 @@ from ..agents.planning.chain import direct
 from ..agents.planning.plan_types import PLAN_UNPACK_PROMPTS as _PROMPT_OUTPUTS
 from ..agents.planning.plan_types import PLAN_UNPACK_VALUES as _VALUE_OUTPUTS
 from ..agents.planning.plan_types import driven_input
-from ..agents.policy import PROMPT_FIELDS, Policy, default_policy
+from ..agents.planning.plan_types import Plan as PlanData
+from ..agents.policy import PROMPT_FIELDS, VALUE_NAMES, Policy, default_policy
 from .plan_sockets import first_analysis, plan_input, reference_input
 from .policy_overlay import node_policy
 from .types import CATEGORY, Analysis, Plan, ReferenceReport
@@ -37,6 +38,18 @@ def _tooltips(pol: Policy) -> dict[str, str]:
         "ip2_weight": f"IP-Adapter for KS2 weight ({where('ip2_weight')}), at least {hard['ip_gap']:.2f} under "
                       f"ip1_weight and at most {hard['ip2_abs_max']:.2f}.",
     }
+
+
+def plan_panel(p: PlanData, title: str, policy: Policy | None = None) -> dict[str, Any]:
+    """The plan's m4_panel payload: the plan as data (the warnings first when there are any: inputs the
+    Director could not trust, an empty sketch), and each value's outer [limits] range (the global range
+    web/m4_director.js draws each value's bar over)."""
+    pol = policy or default_policy()
+    limits = {name: [float(x) for x in pol.value_limits(name)] for name in VALUE_NAMES}
+    warnings = list(p.diagnostics.get("warnings") or [])
+    data = {"warnings": warnings, **p.to_dict()} if warnings else p.to_dict()
+    title = f"{title}: {len(warnings)} warning(s)" if warnings else title
+    return {"kind": "plan", "title": title, "data": data, "limits": limits}
 
 
 class M4AnimationDirector(io.ComfyNode):
@@ -90,10 +103,7 @@ class M4AnimationDirector(io.ComfyNode):
             p.diagnostics["policy_overlay"] = overlay_note
         if count > 1:
             p.diagnostics["warnings"].append(f"analysis batch of {count}: planned from the first image only")
-        warnings = list(p.diagnostics.get("warnings") or [])  # inputs it could not trust, an empty sketch
-        data = {"warnings": warnings, **p.to_dict()} if warnings else p.to_dict()
-        title = f"M4 plan: {len(warnings)} warning(s)" if warnings else "M4 plan"
-        panel = {"kind": "plan", "title": title, "data": data}
+        panel = plan_panel(p, "M4 plan", policy)
         return io.NodeOutput(p, p.cfg1, p.cfg2, p.denoise1, p.denoise2, p.ip1_weight, p.ip2_weight,
                              ui={"m4_panel": [panel]})
 
@@ -135,7 +145,7 @@ class M4PlanUnpack(io.ComfyNode):
         p = plan_input(plan)
         values = [getattr(p, field_name) for _id, field_name, _k, _t in _VALUE_OUTPUTS]
         prompts = [p.prompts.get(name, "") for name in PROMPT_FIELDS]
-        return io.NodeOutput(*values, *prompts)
+        return io.NodeOutput(*values, *prompts, ui={"m4_panel": [plan_panel(p, "M4 plan (unpacked)")]})
 
 
 NODES = [M4AnimationDirector, M4PlanUnpack]

@@ -9,13 +9,21 @@ from comfy_api.v0_0_2 import io
 
 from ..agents.measure.embeddings import load_open_clip
 from ..agents.measure.reference_compare import compare
-from .convert import image_batch_to_numpy
+from ..agents.policy import default_policy
+from .convert import image_batch_to_numpy, with_mask
 from .types import CATEGORY, ReferenceReport
 
 
 def _clip_vision_embed(clip_vision: Any, image: torch.Tensor) -> torch.Tensor:
     """The CLIP_VISION model's projected embedding of the first image of a batch."""
     return clip_vision.encode_image(image[:1, :, :, :3]).image_embeds[0]
+
+
+def _panel_marks() -> dict[str, list[float]]:
+    """The policy thresholds the Director's reference mode applies, per 0..1 signal (drawn on its bar)."""
+    rm = default_policy().reference_modes
+    return {"conflict_penalty": [rm["identity_max_conflict"], rm["style_max_conflict"], rm["guarded_conflict"]],
+            "reference_final_score": [rm["off_below"], rm["identity_min_r"]]}
 
 
 class M4ReferenceCompare(io.ComfyNode):
@@ -43,6 +51,15 @@ class M4ReferenceCompare(io.ComfyNode):
                     "clip_vision", optional=True,
                     tooltip="Optional CLIP_VISION model (e.g. the one loaded for IP-Adapter): similarity then "
                     "comes from its image embeddings instead of line-structure features.",
+                ),
+                io.Mask.Input(
+                    "sketch_mask", optional=True,
+                    tooltip="Optional: the sketch's LoadImage MASK (1 = transparent); composited on white as "
+                    "`./m4 plan` does.",
+                ),
+                io.Mask.Input(
+                    "reference_mask", optional=True,
+                    tooltip="Optional: the reference's LoadImage MASK (1 = transparent); composited on white.",
                 ),
                 io.String.Input(
                     "open_clip_model", default="", optional=True,
@@ -88,9 +105,12 @@ class M4ReferenceCompare(io.ComfyNode):
         open_clip_model: str = "",
         sketch_tags: str = "",
         reference_tags: str = "",
+        sketch_mask: Any = None,
+        reference_mask: Any = None,
     ) -> io.NodeOutput:
-        s = image_batch_to_numpy(sketch, "sketch")[0]
-        r = image_batch_to_numpy(reference, "reference")[0] if reference is not None else None
+        s = with_mask(image_batch_to_numpy(sketch, "sketch")[:1], sketch_mask, "sketch_mask")[0]
+        r = (with_mask(image_batch_to_numpy(reference, "reference")[:1], reference_mask, "reference_mask")[0]
+             if reference is not None else None)
         emb_s = emb_r = None
         source = "classical"
         path = (open_clip_model or "").strip()
@@ -106,7 +126,7 @@ class M4ReferenceCompare(io.ComfyNode):
             sketch_embedding=emb_s, reference_embedding=emb_r,
             similarity_source=source if emb_s is not None else "auto",
         )
-        panel = [{"kind": "reference", "title": "Reference Compare", "data": report.to_dict()}]
+        panel = [{"kind": "reference", "title": "Reference Compare", "data": report.to_dict(), "marks": _panel_marks()}]
         return io.NodeOutput(
             report, report.similarity, report.conflict_penalty, report.style_distance,
             report.accessory_conflict, report.reference_final_score, report.colored,

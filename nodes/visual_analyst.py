@@ -8,13 +8,23 @@ from comfy_api.v0_0_2 import io
 
 from ..agents.measure.subject_tags import load_tagger
 from ..agents.measure.visual_analyst import analyse_batch
-from .convert import image_batch_to_numpy
+from ..agents.policy import default_policy
+from .convert import image_batch_to_numpy, with_mask
 from .types import CATEGORY, Analysis, PoseKeypoint
 
 
 def _notes_text(notes: dict[str, list[str]]) -> str:
     lines = [f"{kind}: {item}" for kind in ("fix", "remove", "keep") for item in notes.get(kind, [])]
     return "\n".join(lines)
+
+
+def _panel_marks() -> dict[str, list[float]]:
+    """The policy thresholds the Director applies to the analysis, per 0..1 signal (drawn on its bar)."""
+    pol = default_policy()
+    c, m = pol.classify, pol.modifiers
+    return {"line_quality_score": [m["low_lq_below"], m["high_lq_above"]],
+            "construction_lines": [c["construction_threshold"]], "complexity_score": [c["complex_threshold"]],
+            "subject_scale": [c["small_below"], c["large_above"]]}
 
 
 class M4VisualAnalyst(io.ComfyNode):
@@ -36,6 +46,11 @@ class M4VisualAnalyst(io.ComfyNode):
                     "pose_keypoint", optional=True,
                     tooltip="Optional POSE_KEYPOINT from an OpenPose/DWPose preprocessor; anatomy risk then "
                     "comes from the body keypoints instead of the drawing's structure.",
+                ),
+                io.Mask.Input(
+                    "mask", optional=True,
+                    tooltip="Optional: LoadImage's MASK (1 = transparent). The sketch is then composited on "
+                    "white as `./m4 plan` does, so a transparent file plans the same in both.",
                 ),
                 io.String.Input(
                     "subject_tags", default="", optional=True,
@@ -90,13 +105,16 @@ class M4VisualAnalyst(io.ComfyNode):
         pose_keypoint: Any = None,
         subject_tags: str = "",
         open_clip_model: str = "",
+        mask: Any = None,
     ) -> io.NodeOutput:
-        arrays = image_batch_to_numpy(image, "image")
+        arrays = with_mask(image_batch_to_numpy(image, "image"), mask, "mask")
         path = (open_clip_model or "").strip()
         tagger = load_tagger(path) if path else None
         results = analyse_batch(arrays, pose=pose_keypoint, text_tags=subject_tags, tagger=tagger)
         a = results[0]
-        panel = [{"kind": "analysis", "title": f"Visual Analyst: {r.image_name}", "data": r.to_dict()} for r in results]
+        marks = _panel_marks()
+        panel = [{"kind": "analysis", "title": f"Visual Analyst: {r.image_name}", "data": r.to_dict(), "marks": marks}
+                 for r in results]
         return io.NodeOutput(
             results, a.line_quality, a.line_quality_score, a.construction_lines, a.broken_lines,
             a.stroke_width_consistency, a.complexity, a.complexity_score, a.object_count, a.subject_scale,

@@ -46,6 +46,15 @@ KEY_A, KEY_B = "m4_key_a.png", "m4_key_b.png"  # the in-betweening example's two
 # The one node the presets add outside the template contract (the agents' and the adaptive patches' ids
 # come from the policy's [template], the same ids the API presets use).
 LINE_QUALITY = 210
+# The report panel each M4 node reserves under its widgets (web/m4_director.js PANEL_HEIGHTS, the same
+# table: a test keeps them equal), so the layout below leaves room for it and a run grows no node.
+PANEL_HEIGHTS = {
+    "M4VisualAnalyst": 260, "M4ReferenceCompare": 240, "M4AnimationDirector": 420, "M4PromptEngineer": 200,
+    "M4PlanUnpack": 420, "M4LineQualityAnalyzer": 180, "M4AdaptiveCFG": 140, "M4AdaptiveGuider": 140,
+    "M4EarlyStopSampler": 140, "M4AdaptiveKSampler": 270,
+}
+PANEL_MARGIN = 16  # the frontend's spacing around a DOM widget, with room to spare
+NODE_GAP = 60  # between a node's bottom edge and the title bar of the node stacked below it
 GROUP_COLORS = {"Inputs": "#3f789e", "M4 agents": "#8A8", "Stage 1 (structure)": "#a1309b",
                 "Stage 2 (cleanup)": "#b58b2a", "Outputs": "#444", "Example": "#3f789e"}
 
@@ -251,7 +260,16 @@ class UIGraph:
         height = 30 + 22 * max(sockets, len(self.defs[node.type]["outputs"]), 1) + 24 * len(shown) + 60 * tall
         if node.type == "LoadImage":
             height = 340
+        if node.type in PANEL_HEIGHTS:
+            height += PANEL_HEIGHTS[node.type] + PANEL_MARGIN
         return [node.width, height]
+
+    def stack_below(self, upper: int, lower: int) -> None:
+        """Move `lower` under `upper` (same x), clear of its size with the panel it reserves."""
+        top = self.nodes[upper]
+        height = self._size(top, self._inputs(top))[1]
+        node = self.nodes[lower]
+        node.pos = (top.pos[0], top.pos[1] + height + NODE_GAP)
 
     def _order(self) -> dict[int, int]:
         """Topological order (the frontend's execution order field), ties broken by id."""
@@ -321,16 +339,22 @@ class UIGraph:
 # Where each locked-template node sits: (column x, row y, group). Reads left to right:
 # inputs -> agents -> stage 1 (top row) / stage 2 (bottom row) -> outputs.
 _X = {"in1": 0, "in2": 380, "ag1": 800, "ag2": 1180, "ag3": 1520, "ag4": 1860,
-      "s1": 2260, "s2": 2640, "s3": 3020, "out": 3420, "out2": 3800}
-_S2 = 1000  # top of the stage-2 row: below stage 1 with its adaptive patch
-# Where each locked-template node sits, as data (node id -> [column, y, group]): the generator itself names no
-# template node id (they live in the policy and this file).
+      "s1": 2260, "s2": 2720, "s3": 3100, "out": 3500, "out2": 3880}
+_S2 = 1200  # top of the stage-2 row: below stage 1 with its adaptive patch and that patch's panel
+# Where each locked-template node sits, as data (node id -> [column, y, group]; "_stack": [above, below]
+# pairs placed once their sizes are known): the generator itself names no template node id (they live in
+# the policy and this file).
 TEMPLATE_LAYOUT = REPO / "scripts" / "m4_template_layout.json"
 
 
 def _template_layout() -> dict[str, tuple[str, int, str]]:
     raw = json.loads(TEMPLATE_LAYOUT.read_text(encoding="utf-8"))
     return {k: (v[0], int(v[1]), v[2]) for k, v in raw.items() if not k.startswith("_")}
+
+
+def _layout_stacks() -> list[tuple[int, int]]:
+    raw = json.loads(TEMPLATE_LAYOUT.read_text(encoding="utf-8"))
+    return [(int(a), int(b)) for a, b in raw.get("_stack", [])]
 
 
 def _api_values(node: dict[str, Any]) -> dict[str, Any]:
@@ -342,6 +366,14 @@ def _contract() -> Any:
     from agents.policy import default_policy
 
     return default_policy().template_contract
+
+
+def _wire_masks(g: UIGraph, sketch: int, reference: int, analyst: int, compare: int) -> None:
+    """LoadImage's MASK (1 - the file's alpha) into the agents, so a transparent file is composited on
+    white in the graph as `./m4 plan` does (LoadImage's IMAGE keeps the hidden colour, often black)."""
+    g.link(sketch, "MASK", analyst, "mask")
+    g.link(sketch, "MASK", compare, "sketch_mask")
+    g.link(reference, "MASK", compare, "reference_mask")
 
 
 def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[str, str]],
@@ -369,9 +401,13 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
     g.add(UNPACK, "M4PlanUnpack", (_X["ag4"], 200), "M4 agents", width=280)
     g.add(LINE_QUALITY, "M4LineQualityAnalyzer", (_X["out2"], _S2 + 340), "Outputs", title="Line quality check")
     g.link(sketch, 0, ANALYST, "image")
-    g.link(int(contract.feeds["pose_keypoint"]), "POSE_KEYPOINT", ANALYST, "pose_keypoint")
+    # No OpenPose -> Analyst link: the real OpenPose downloads its weights on first use (offline it fails), and
+    # the planning branch must run without it (as ./m4 plan and ./m4 run plan). Linking the pose
+    # preprocessor's POSE_KEYPOINT into the Analyst's optional pose_keypoint makes anatomy risk come from
+    # body keypoints.
     g.link(sketch, 0, COMPARE, "sketch")
     g.link(reference, 0, COMPARE, "reference")
+    _wire_masks(g, sketch, reference, ANALYST, COMPARE)
     g.link(ANALYST, "analysis", DIRECTOR, "analysis")
     g.link(COMPARE, "report", DIRECTOR, "reference_report")
     g.link(DIRECTOR, "plan", PROMPTS, "plan")
@@ -414,6 +450,10 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
 
     g.link(int(contract.feeds["final_image"]), 0, LINE_QUALITY, "image")
     g.link(PROMPTS, "plan", LINE_QUALITY, "plan")
+    g.stack_below(ANALYST, COMPARE)  # once every link is in: a node's size depends on its linked widgets
+    for above, below in _layout_stacks():
+        if below in g.nodes:  # a patch node exists in the adaptive preset only
+            g.stack_below(above, below)
     return g.serialise()
 
 
@@ -434,11 +474,13 @@ def _example_planning(defs: dict[str, Any]) -> UIGraph:
     g.link(1, 0, 3, "image")
     g.link(1, 0, 4, "sketch")
     g.link(2, 0, 4, "reference")
+    _wire_masks(g, 1, 2, 3, 4)
     g.link(3, "analysis", 5, "analysis")
     g.link(4, "report", 5, "reference_report")
     g.link(5, "plan", 6, "plan")
     g.link(3, "analysis", 6, "analysis")
     g.link(6, "plan", 7, "plan")
+    g.stack_below(3, 4)
     return g
 
 
@@ -503,6 +545,8 @@ def _example_adaptive_guider(defs: dict[str, Any]) -> UIGraph:
     g.link(11, 0, 14, "sampler")
     g.link(13, 0, 14, "sigmas")
     g.link(4, 0, 14, "latent_image")
+    for upper, lower in ((10, 11), (11, 12), (12, 13)):
+        g.stack_below(upper, lower)
     _decode_and_save(g, 14, 1580, "M4/adaptive_guider")
     return g
 

@@ -3,74 +3,18 @@
 // "m4.guidance" events ({node, sigma, cfg, uncond, index}) that draw the schedule live.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { RENDERERS, renderTable } from "./m4_panels.js";
 
 const PANEL = "m4_panel";
-const MAX_ROWS = 40;
 
-// Which fields each report kind shows first (the rest follow in the order the server sent them).
-const FIRST_FIELDS = {
-  analysis: ["image_name", "line_quality", "line_quality_score", "construction_lines", "broken_lines",
-    "stroke_width_consistency", "complexity", "complexity_score", "object_count", "subject_scale",
-    "anatomy_risk", "subject_tags", "notes"],
-  reference: ["present", "reason", "similarity", "conflict_penalty", "style_distance", "colored",
-    "accessory_conflict", "reference_final_score"],
-  plan: ["case", "object_scale", "signals", "reference_mode", "influence_scalar", "ks1", "ks2",
-    "union", "openpose", "ip1", "ip2", "effective_caps", "clamps"],
-  inbetween: ["mode", "length", "key_indices", "keys_exact", "unsafe_frames", "mean_chamfer_nearest_key",
-    "max_grey_share", "frames"],
-};
+// This pack's node ids (node_list.json; tests/pure/test_web_extension.py keeps the two equal). The panels
+// attach to these nodes only, never to another pack's node whose name happens to start with "M4".
+const M4_NODE_IDS = [
+  "M4VisualAnalyst", "M4ReferenceCompare", "M4AnimationDirector", "M4PromptEngineer", "M4PlanUnpack",
+  "M4LineQualityAnalyzer", "M4AdaptiveCFG", "M4AdaptiveGuider", "M4EarlyStopSampler", "M4AdaptiveKSampler",
+  "M4RunLogger", "M4RateRun", "M4KeyframeImputer", "M4InbetweenNoiseMask",
+];
 
-function fmt(value) {
-  if (value === null || value === undefined) return "—";
-  if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(3);
-  if (typeof value === "boolean") return value ? "yes" : "no";
-  if (Array.isArray(value)) {
-    if (value.every((v) => typeof v !== "object" || v === null)) return value.map(fmt).join(", ");
-    return value.map((v) => (typeof v === "object" ? compact(v) : fmt(v))).join("\n");
-  }
-  if (typeof value === "object") return compact(value);
-  return String(value);
-}
-
-function compact(obj) {
-  return Object.entries(obj).map(([k, v]) => `${k}: ${inline(v)}`).join("; ");
-}
-
-// Nested values on one line, numbers rounded (plans carry float noise such as 0.35000000000000003).
-function inline(v) {
-  if (Array.isArray(v)) return `[${v.map(inline).join(", ")}]`;
-  if (v && typeof v === "object") return `{${Object.entries(v).map(([k, x]) => `${k}: ${inline(x)}`).join(", ")}}`;
-  return fmt(v);
-}
-
-function orderedEntries(kind, data) {
-  const first = FIRST_FIELDS[kind] || [];
-  const keys = [...first.filter((k) => k in data), ...Object.keys(data).filter((k) => !first.includes(k))];
-  return keys.map((k) => [k, data[k]]);
-}
-
-// Built with DOM nodes and textContent only: report strings come from user images and prompts.
-function renderTable(payload) {
-  const box = document.createElement("div");
-  box.className = "m4-panel";
-  const title = document.createElement("div");
-  title.className = "m4-title";
-  title.textContent = payload.title || payload.kind;
-  box.appendChild(title);
-  const table = document.createElement("table");
-  const rows = orderedEntries(payload.kind, payload.data || {}).slice(0, MAX_ROWS);
-  for (const [key, value] of rows) {
-    const tr = document.createElement("tr");
-    const th = document.createElement("th");
-    th.textContent = key;
-    const td = document.createElement("td");
-    td.textContent = fmt(value);
-    tr.append(th, td);
-    table.appendChild(tr);
-  }
-  box.appendChild(table);
-  return box;
-}
 
 // The adaptive samplers' summary (agents/guidance/controller.py summary()): one record per model call in
 // `calls`; `steps` and `schedule` there are a count and a name.
@@ -104,17 +48,29 @@ function drawSchedule(canvas, points, label) {
   ctx.fillText(`${label}  cfg ${lo.toFixed(1)}–${hi.toFixed(1)}  green = uncond skipped`, pad, 14);
 }
 
+// Every panel node reserves its panel's height when it is created, so the bundled workflows are laid
+// out for it (scripts/build_workflows.py PANEL_HEIGHTS is the same table, kept equal by a test) and a run
+// never grows a node over its neighbours: a report taller than the reserve scrolls inside it.
+const PANEL_HEIGHTS = {
+  M4VisualAnalyst: 260, M4ReferenceCompare: 240, M4AnimationDirector: 420, M4PromptEngineer: 200,
+  M4PlanUnpack: 420, M4LineQualityAnalyzer: 180, M4AdaptiveCFG: 140, M4AdaptiveGuider: 140,
+  M4EarlyStopSampler: 140, M4AdaptiveKSampler: 270,
+};
+
 function panelFor(node) {
   if (node.m4Element) return node.m4Element;
   const el = document.createElement("div");
   el.className = "m4-panels";
+  const height = PANEL_HEIGHTS[node.type] || PANEL_HEIGHTS[node.comfyClass] || 140;
+  el.style.height = `${height}px`;
   node.m4Element = el;
   if (node.addDOMWidget) {
     node.addDOMWidget("m4_report", "m4_report", el, {
       serialize: false,
       hideOnZoom: false,
-      getMinHeight: () => node.m4Height || 40,
-      getMaxHeight: () => 480,
+      getMinHeight: () => height,
+      getMaxHeight: () => height,
+      getHeight: () => height,
     });
   }
   return el;
@@ -123,6 +79,7 @@ function panelFor(node) {
 function showPayloads(node, payloads) {
   node.m4Panel = payloads; // read by the browser tests and handy from the devtools console
   const el = panelFor(node);
+  const live = el.querySelector("canvas.m4-live");
   el.replaceChildren();
   for (const payload of payloads) {
     if (payload.kind === "schedule") {
@@ -133,22 +90,20 @@ function showPayloads(node, payloads) {
       drawSchedule(canvas, pts, payload.title || "guidance schedule");
       el.appendChild(canvas);
     } else {
-      el.appendChild(renderTable(payload));
+      el.appendChild((RENDERERS[payload.kind] || renderTable)(payload));
     }
   }
-  fitNode(node, payloads);
+  if (live) el.appendChild(live);
+  fitNode(node);
 }
 
-// The DOM widget is sized by the graph before the browser lays it out: estimate from the rows.
-function fitNode(node, payloads) {
-  let height = 8;
-  for (const p of payloads) {
-    height += p.kind === "schedule" ? 128 : 20 + 16 * Math.min(MAX_ROWS, Object.keys(p.data || {}).length);
-  }
-  if (node.m4Live?.length) height += 128;
-  node.m4Height = Math.min(480, height);
-  if (node.computeSize && node.setSize) {
-    node.setSize([Math.max(node.size?.[0] ?? 0, 340), node.computeSize()[1]]);
+// The node keeps its size: only a node smaller than its widgets need (a hand-resized one) grows.
+function fitNode(node) {
+  if (node.computeSize && node.setSize && node.size) {
+    const need = node.computeSize();
+    if (need[0] > node.size[0] || need[1] > node.size[1]) {
+      node.setSize([Math.max(node.size[0], need[0]), Math.max(node.size[1], need[1])]);
+    }
   }
   node.setDirtyCanvas?.(true, true);
 }
@@ -170,12 +125,18 @@ function liveStep(detail) {
     el.appendChild(canvas);
   }
   drawSchedule(canvas, node.m4Live, "live CFG");
-  if (detail.index === 0) fitNode(node, node.m4Panel || []);
+  if (detail.index === 0) fitNode(node);
   else node.setDirtyCanvas?.(true, true);
 }
 
 const STYLE = `
-.m4-panels { font: 11px sans-serif; color: #d6d9e0; overflow: auto; max-height: 420px; }
+.m4-panels { font: 11px sans-serif; color: #d6d9e0; overflow: auto; box-sizing: border-box; }
+.m4-bars { display: block; margin: 2px 0; }
+.m4-chips { display: flex; flex-wrap: wrap; gap: 3px; margin: 2px 0; }
+.m4-chip { background: #2a2f3a; border-radius: 3px; padding: 0 4px; }
+.m4-chip.m4-pass { background: #1f5a37; } .m4-chip.m4-fail, .m4-chip.m4-warn { background: #6a2525; }
+.m4-notes { white-space: pre-wrap; color: #9aa1b2; margin: 2px 0; } .m4-notes.m4-clamped { color: #ff8a8a; }
+.m4-panel details summary { cursor: pointer; color: #9aa1b2; }
 .m4-panel { margin: 2px 0 6px; }
 .m4-title { font-weight: 600; color: #f4c542; margin-bottom: 2px; }
 .m4-panel table { border-collapse: collapse; width: 100%; }
@@ -192,7 +153,13 @@ app.registerExtension({
     api.addEventListener("m4.guidance", (event) => liveStep(event.detail));
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (!String(nodeData?.name || "").startsWith("M4")) return;
+    if (!M4_NODE_IDS.includes(String(nodeData?.name || ""))) return;
+    const created = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function () {
+      const result = created?.apply(this, arguments);
+      panelFor(this); // reserve the panel before any run (see PANEL_HEIGHTS)
+      return result;
+    };
     const previous = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       previous?.apply(this, arguments);

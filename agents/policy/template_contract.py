@@ -16,7 +16,7 @@ from typing import Any
 IMAGE_ROLES = ("sketch", "reference")
 SAVE_STAGES = ("stage1", "final")
 PLANNING_ROLES = ("analyst", "compare", "director", "prompts", "unpack")
-FEED_ROLES = ("pose_keypoint", "final_image")
+FEED_ROLES = ("final_image",)
 
 
 class ContractError(ValueError):

@@ -105,12 +105,15 @@ def set_load_images(workflow: Workflow, policy: Policy | None = None, *, sketch:
 
 
 def _agent_nodes(ids: dict[str, str], sketch_node: str, reference_node: str | None, tags: str) -> Workflow:
-    """The four planning agents as API nodes reading the sketch (and reference) LoadImage nodes."""
-    compare: dict[str, Any] = {"sketch": [sketch_node, 0], "sketch_tags": tags}
+    """The four planning agents as API nodes reading the sketch (and reference) LoadImage nodes. LoadImage's
+    MASK (output 1) goes in beside each image, so a transparent file is composited on white as `./m4 plan`
+    composites it."""
+    compare: dict[str, Any] = {"sketch": [sketch_node, 0], "sketch_mask": [sketch_node, 1], "sketch_tags": tags}
     if reference_node is not None:
-        compare["reference"] = [reference_node, 0]
+        compare.update(reference=[reference_node, 0], reference_mask=[reference_node, 1])
+    analyst = {"image": [sketch_node, 0], "mask": [sketch_node, 1], "subject_tags": tags}
     return {
-        ids["analyst"]: {"class_type": "M4VisualAnalyst", "inputs": {"image": [sketch_node, 0], "subject_tags": tags}},
+        ids["analyst"]: {"class_type": "M4VisualAnalyst", "inputs": analyst},
         ids["compare"]: {"class_type": "M4ReferenceCompare", "inputs": compare},
         ids["director"]: {"class_type": "M4AnimationDirector",
                           "inputs": {"analysis": [ids["analyst"], 0], "reference_report": [ids["compare"], 0]}},

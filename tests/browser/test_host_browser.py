@@ -27,6 +27,16 @@ def test_frontend_loads_the_pack_nodes_and_its_web_extension(comfy_server, brows
     assert set(ours) <= set(registered), f"missing in the frontend: {sorted(set(ours) - set(registered))}"
     assert "KSampler" in registered
 
+    # The renderer under test is the one the page shows: Nodes 2.0 draws each node as a DOM element.
+    version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? ''")
+    assert version == comfy_server.frontend, (version, comfy_server.frontend)
+    record_property("frontend", f"{version}{' nodes2' if comfy_server.nodes2 else ''}")
+    page.evaluate("async ([p]) => { await app.loadApiJson(p, 'm4_renderer'); }",
+                  [txt2img_prompt(comfy_server.checkpoint)])
+    page.wait_for_timeout(800)
+    dom_nodes = page.evaluate("() => document.querySelectorAll('[data-node-id]').length")
+    assert (dom_nodes == 7) == comfy_server.nodes2, f"Nodes 2.0 {comfy_server.nodes2}: {dom_nodes} DOM nodes"
+
     for js in sorted((REPO / "web").rglob("*.js")):
         url = "/extensions/m4_director/" + js.relative_to(REPO / "web").as_posix()
         assert served.get(url) == 200, f"the frontend did not load {url} (got {served.get(url)})"

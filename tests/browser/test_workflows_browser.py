@@ -27,9 +27,11 @@ GENERATED = sorted(name[:-5] for name in build_workflows.build_all())
 
 _LOAD_JS = "async ([wf, name]) => { await app.loadGraphData(wf, true, true, name); }"
 # What the frontend made of the loaded graph: node types it does not know, links by input name, widgets.
-_INSPECT_JS = """() => ({
-    unknown: app.graph._nodes.filter(n => !LiteGraph.registered_node_types[n.type] || n.has_errors)
-                             .map(n => n.type),
+# Loaders whose model file (the locked M4 checkpoint and ControlNet) is not on the test server: newer
+# frontends flag them as errors on load, which says nothing about the workflow.
+_INSPECT_JS = """() => { const MODEL_LOADERS = ['CheckpointLoaderSimple', 'ControlNetLoader']; return {
+    unknown: app.graph._nodes.filter(n => !LiteGraph.registered_node_types[n.type] ||
+                                          (n.has_errors && !MODEL_LOADERS.includes(n.type))).map(n => n.type),
     nodes: app.graph._nodes.length,
     links: app.graph.serialize().links.map(l => {
         const target = app.graph.getNodeById(l[3]);
@@ -38,7 +40,7 @@ _INSPECT_JS = """() => ({
     widgets: Object.fromEntries(app.graph._nodes.map(n => [n.id, Object.fromEntries(
         (n.widgets ?? []).map(w => [w.name, w.value]))])),
     dialogs: [...document.querySelectorAll('.p-dialog')].map(d => d.innerText),
-})"""
+}; }"""
 
 
 def _load_in_page(page: Any, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -94,30 +96,30 @@ def test_the_templates_are_listed_under_browse_templates_with_thumbnails(comfy_s
     page = browser_page
     open_comfy(page, comfy_server.url)
     page.evaluate("async () => { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
-    page.wait_for_selector(".p-dialog:visible", timeout=20_000)
-    # The frontend's own template store (Pinia 'workflowTemplates') as the dialog uses it.
-    store = page.wait_for_function(
-        f"""() => {{
-            const pinia = document.querySelector('#vue-app')?.__vue_app__?.config.globalProperties.$pinia;
-            const s = pinia?._s.get('workflowTemplates');
-            if (!s?.isLoaded) return null;
-            return s.enhancedTemplates.filter(t => t.sourceModule === '{PACK_FOLDER}').map(t => t.name);
-        }}""", timeout=20_000).json_value()
-    assert set(GENERATED) <= set(store), store
+    # What the user sees, on the pinned and the newest frontend alike (both mark the dialog role=dialog).
+    dialog = page.locator("[role=dialog]:visible").first
+    dialog.wait_for(timeout=20_000)
     # The pack's category in the dialog shows its cards with thumbnails that actually decoded.
     page.get_by_text(PACK_FOLDER, exact=True).first.click()
     # The frontend fetches each thumbnail (<name>.jpg beside <name>.json) and shows it as a blob image;
-    # the grid is virtualised, so only the first cards are in the page.
+    # the grid may be virtualised, so only the first cards need be in the page.
     page.wait_for_function(
         """() => {
-            const imgs = [...document.querySelectorAll('.p-dialog img')].filter(i => i.src.startsWith('blob:'));
+            const imgs = [...document.querySelectorAll('[role=dialog] img')].filter(i => i.src.startsWith('blob:'));
             return imgs.length >= 3 && imgs.every(i => i.complete && i.naturalWidth > 100);
         }""", timeout=20_000)
-    text = page.locator(".p-dialog:visible").inner_text()
+    text = dialog.inner_text()
     shown = [name for name in GENERATED if name in text]
     assert len(shown) >= 3, text[:500]
     shot = screenshot(page, "m4_browse_templates")
     assert shot.stat().st_size > 10_000
+    # Every template can be found as a user finds one: typing its name in the dialog's search box.
+    search = dialog.locator("input[type=text]").first
+    for name in GENERATED:
+        search.fill(name)
+        page.wait_for_function(
+            "(name) => [...document.querySelectorAll('[role=dialog]')].some(d => d.innerText.includes(name))",
+            arg=name, timeout=10_000)
 
 
 def test_m4_preset_screenshot_and_its_planning_part_runs_from_the_page(comfy_server, browser_page, template_images):
@@ -155,8 +157,13 @@ def test_m4_preset_screenshot_and_its_planning_part_runs_from_the_page(comfy_ser
                              text: n.m4Element ? n.m4Element.innerText : ''}}; }}""")
     assert panel["kinds"] == ["plan"]
     assert panel["data"]["case"] in ("single_simple", "single_complex", "multi_object")
-    for label in ("cfg1", "ip2_weight", "signals"):
-        assert label in panel["text"], f"the Director panel does not show {label}"
+    # The values are drawn as range bars, one row each; the signals as small bars below them.
+    drawn = page.evaluate(
+        """(id) => Object.fromEntries([...app.graph.getNodeById(id).m4Element.querySelectorAll('canvas.m4-bars')]
+               .map(c => [c.className.split(' ')[1], JSON.parse(c.dataset.rows).map(r => r.field)]))""", director)
+    assert {"cfg1", "ip2_weight", "ip2_end_at"} <= set(drawn["m4-plan-bars"]), drawn
+    assert drawn["m4-signal-bars"] == ["S", "R", "D", "P", "H"]
+    assert "reference: " in panel["text"]
     # Nothing past the planning branch ran: the samplers got no output.
     history = requests.get(f"{comfy_server.url}/api/history?max_items=1", timeout=30).json()
     outputs = next(iter(history.values()))["outputs"]

@@ -34,6 +34,17 @@ KNOWN_FRONTEND_ERRORS = (
     # its registry look-up, blocked by the server's own Content-Security-Policy (no traffic leaves)
     re.compile(r"^console: Connecting to 'https://api\.comfy\.org/.*violates the following Content Security Policy"),
 )
+# What the newest frontend (tests/host/frontend.py NEWEST) logs by itself against a ComfyUI 0.3.75 server
+# with no custom nodes: it asks for the /api/jobs route that server predates, for subgraphs with an
+# argument the old route refuses, and its default template probes model URLs that the server's
+# Content-Security-Policy blocks (no traffic leaves). Only counted when that frontend is under test.
+NEWEST_FRONTEND_ERRORS = (
+    re.compile(_PROBE_404 + r"/api/jobs\?"),
+    re.compile(_PROBE_404 + r"/api/userdata\?dir=subgraphs&"),
+    re.compile(r"^console: (Failed to fetch queue: |\[Jobs API\] Error fetching jobs: )"
+               r"JobsApiError: Failed to fetch jobs: 404"),
+    re.compile(r"^console: (Connecting to '|Fetch API cannot load )https://huggingface\.co/.*Content Security Policy"),
+)
 READY_JS = "() => Boolean(window.app && window.app.graph && window.app.extensionManager)"
 
 
@@ -88,7 +99,10 @@ class ConsoleLog:
         self.errors.append(f"pageerror: {exc}")
 
     def unexpected(self) -> list[str]:
-        return [e for e in self.errors if not any(p.search(e) for p in KNOWN_FRONTEND_ERRORS)]
+        from . import frontend  # the frontend this session serves decides what it logs by itself
+
+        known = KNOWN_FRONTEND_ERRORS + (NEWEST_FRONTEND_ERRORS if frontend.selected() == frontend.NEWEST else ())
+        return [e for e in self.errors if not any(p.search(e) for p in known)]
 
 
 _LOGS: weakref.WeakKeyDictionary[Page, ConsoleLog] = weakref.WeakKeyDictionary()
@@ -161,3 +175,60 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{safe}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# Pixels of one colour (within `tol` per channel) in each row band of an M4 bar canvas on a node. The
+# canvas lists its row bands in data-rows ({field, y0, y1, x0, x1, marked, tip}); returns
+# {field: {count, marked, tip}} or null when the node has no such canvas.
+BAR_PIXELS_JS = """([nodeId, cls, hex, tol]) => {
+    const c = app.graph.getNodeById(nodeId)?.m4Element?.querySelector('canvas.' + cls);
+    if (!c) return null;
+    const want = [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16));
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const out = {};
+    for (const band of JSON.parse(c.dataset.rows)) {
+        let count = 0;
+        for (let y = band.y0 - 2; y < band.y1 + 2; y++) for (let x = 0; x < c.width; x++) {
+            const i = 4 * (y * c.width + x);
+            if (want.every((v, k) => Math.abs(d[i + k] - v) <= tol)) count++;
+        }
+        out[band.field] = {count, marked: band.marked, tip: band.tip};
+    }
+    return out;
+}"""
+
+
+def bar_pixels(page: Page, node_id: int, canvas_class: str, colour: str, tol: int = 12) -> dict[str, Any] | None:
+    return page.evaluate(BAR_PIXELS_JS, [node_id, canvas_class, colour, tol])
+
+
+# Every node's rectangle as the canvas draws it (title bar included), after the frontend's own layout.
+NODE_RECTS_JS = """() => app.graph._nodes.map(n => {
+    const t = LiteGraph.NODE_TITLE_HEIGHT;
+    return {id: n.id, type: n.type, rect: [n.pos[0], n.pos[1] - t, n.size[0], n.size[1] + t]};
+})"""
+
+
+# With the new node renderer ("Nodes 2.0") each node is also a DOM element: its on-screen box counts too.
+DOM_NODE_RECTS_JS = """() => [...document.querySelectorAll('[data-node-id]')].map(el => {
+    const r = el.getBoundingClientRect();
+    return {id: el.dataset.nodeId, type: 'dom', rect: [r.left, r.top, r.width, r.height]};
+})"""
+
+
+def overlapping_nodes(page: Page) -> list[tuple[str, str]]:
+    """Pairs of nodes whose rectangles intersect (touching edges do not count): the graph's own node
+    rectangles, and where the frontend draws nodes as DOM elements (Nodes 2.0), their boxes on screen."""
+    pairs = _overlaps(page.evaluate(NODE_RECTS_JS))
+    return pairs + _overlaps(page.evaluate(DOM_NODE_RECTS_JS))
+
+
+def _overlaps(rects: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    pairs = []
+    for i, a in enumerate(rects):
+        ax, ay, aw, ah = a["rect"]
+        for b in rects[i + 1:]:
+            bx, by, bw, bh = b["rect"]
+            if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
+                pairs.append((f"{a['type']} {a['id']}", f"{b['type']} {b['id']}"))
+    return pairs

@@ -7,12 +7,15 @@ as custom_nodes/m4_test_standins.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from cli.local_comfy import ComfyError, LocalComfy
+from cli.local_comfy import DEFAULT_USER_SETTINGS, ComfyError, LocalComfy
 from cli.standin_checkpoint import StandinError, cached_checkpoint
+
+from . import frontend
 
 REPO = Path(__file__).resolve().parents[2]
 STANDINS = Path(__file__).resolve().parent / "standins"
@@ -29,6 +32,8 @@ class ComfyServer:
     def __init__(self, local: LocalComfy, timings: dict[str, float]) -> None:
         self._local = local
         self.timings = timings
+        self.frontend = frontend.PINNED  # the frontend version it serves, and whether Nodes 2.0 is on
+        self.nodes2 = False
 
     @property
     def url(self) -> str:
@@ -78,6 +83,11 @@ class ComfyServer:
         self._local.stop()
 
 
+def nodes2() -> bool:
+    """M4_NODES2=1: the browser tier runs the frontend's new node renderer ("Nodes 2.0")."""
+    return os.environ.get("M4_NODES2", "") == "1"
+
+
 def start_server(base_dir: Path) -> ComfyServer:
     """Build (or reuse) the checkpoint and start the server in base_dir; raises ServerStartFailed."""
     timings: dict[str, float] = {}
@@ -88,15 +98,27 @@ def start_server(base_dir: Path) -> ComfyServer:
         raise ServerStartFailed(str(exc)) from exc
     timings["checkpoint_s"] = time.perf_counter() - t0
     extra = {STANDINS_FOLDER: STANDINS} if (STANDINS / "__init__.py").is_file() else {}
+    # The frontend under test (M4_FRONTEND, tests/host/frontend.py) and its renderer (M4_NODES2=1: the
+    # new Vue node renderer, "Nodes 2.0", through its user setting; otherwise the classic canvas).
+    try:
+        version = frontend.selected()
+        args = frontend.server_args(version)
+    except frontend.FrontendUnavailable as exc:
+        raise ServerStartFailed(str(exc)) from exc
+    settings = {**DEFAULT_USER_SETTINGS, **({"Comfy.VueNodes.Enabled": True} if nodes2() else {})}
     # One torch thread: the test process and chromium share the 2 cores with the server (see LocalComfy).
-    local = LocalComfy(base_dir, checkpoint=checkpoint, extra_custom_nodes=extra, threads=1)
+    local = LocalComfy(base_dir, checkpoint=checkpoint, extra_custom_nodes=extra, threads=1, extra_args=args,
+                       user_settings=settings)
     t1 = time.perf_counter()
     try:
         local.start()
     except ComfyError as exc:
         raise ServerStartFailed(str(exc)) from exc
     timings["server_start_s"] = time.perf_counter() - t1
-    return ComfyServer(local, timings)
+    srv = ComfyServer(local, timings)
+    srv.frontend = version
+    srv.nodes2 = nodes2()
+    return srv
 
 
 # How ComfyUI names this pack's module when the test server loads it from custom_nodes/m4_director.

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from agents.measure.imaging import load_image, to_rgb_float
+from agents.measure.visual_analyst import analyse
 
 MODULE = "m4_director.nodes.visual_analyst"
 
@@ -45,7 +46,8 @@ def test_schema_has_tooltips_everywhere_and_v1_info(node_cls):
         assert item.tooltip, item.id
     info = node_cls.INPUT_TYPES()
     assert set(info["required"]) == {"image"}
-    assert set(info["optional"]) == {"pose_keypoint", "subject_tags", "open_clip_model"}
+    assert set(info["optional"]) == {"pose_keypoint", "mask", "subject_tags", "open_clip_model"}
+    assert info["optional"]["mask"][0] == "MASK"
     assert info["optional"]["pose_keypoint"][0] == "POSE_KEYPOINT"
     assert node_cls.RETURN_TYPES[0] == "M4_ANALYSIS"
     assert tuple(node_cls.RETURN_TYPES[1:]) == ("STRING", "FLOAT", "FLOAT", "FLOAT", "FLOAT", "STRING", "FLOAT",
@@ -131,3 +133,23 @@ def test_panel_carries_the_rough_pencil_signals(node_cls, fixture_data):
     assert data["heavy_strokes"] > 0.2 and data["line_quality"] != "clean"
     for raw in ("overdrawn_share", "stroke_grain", "stroke_darkness", "hatched_share", "wobble_px", "tapered_ends"):
         assert raw in data["measurements"], raw
+
+
+def test_mask_composites_hidden_black_pixels_on_white(node_cls, fixture_data):
+    """LoadImage's form of a transparent sketch: IMAGE black where hidden, MASK = 1 - alpha (1 = hidden)."""
+    rgba = load_image(fixture_data / "sketches" / "house_line.png")
+    grey = rgba[:, :, :3].mean(axis=2).astype(np.uint8) if rgba.ndim == 3 else rgba
+    alpha = 255 - grey
+    hidden_black = np.where(alpha[:, :, None] > 0, grey[:, :, None], 0).repeat(3, axis=2)
+    image = torch.from_numpy(hidden_black.astype(np.float32) / 255.0)[None]
+    mask = 1.0 - torch.from_numpy(alpha.astype(np.float32) / 255.0)[None]
+    on_white = run(node_cls, image=image, mask=mask).result[0][0]
+    unmasked = run(node_cls, image=image).result[0][0]
+    expected = analyse(np.dstack([hidden_black, alpha]), on_white.image_name)
+    assert on_white.to_dict() == expected.to_dict()
+    assert unmasked.to_dict()["measurements"] != on_white.to_dict()["measurements"]
+    # LoadImage's placeholder for a file without alpha: an all-zero 64x64 mask changes nothing.
+    placeholder = run(node_cls, image=image, mask=torch.zeros(1, 64, 64)).result[0][0]
+    assert placeholder.to_dict() == unmasked.to_dict()
+    with pytest.raises(ValueError, match="^mask: mask 64x64 does not match the image"):
+        run(node_cls, image=image, mask=torch.ones(1, 64, 64))

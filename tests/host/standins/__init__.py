@@ -3,7 +3,9 @@
 cubiq/ComfyUI_IPAdapter_plus and Fannovel16/comfyui_controlnet_aux download weights at run time
 and need models this machine does not have. These nodes declare exactly the inputs and outputs
 those packs declare (recorded contracts: IPAdapter_plus @9d076a3, controlnet_aux
-@e8b689a) so the M4 templates validate and execute through the real ComfyUI executor. Behaviour
+@e8b689a, in real_contracts.json beside this file; tests/pure/test_standin_contracts.py holds these
+classes and scripts/object_info_snapshot.json to it) so the M4 templates validate and execute through
+the real ComfyUI executor. Behaviour
 is a pass-through: the IP-Adapter nodes return a clone of the model carrying the values they were
 given (so a test can read what arrived), the pose preprocessor returns a black pose map and an
 empty POSE_KEYPOINT frame. Nothing here says anything about image quality.
@@ -87,14 +89,16 @@ class OpenposePreprocessor:
         return {
             "required": {"image": ("IMAGE",)},
             "optional": {"detect_hand": toggle, "detect_body": toggle, "detect_face": toggle,
-                         "resolution": ("INT", {"default": 512, "min": 64, "max": 16384, "step": 64})},
+                         "resolution": ("INT", {"default": 512, "min": 64, "max": 16384, "step": 64}),
+                         "scale_stick_for_xinsr_cn": (["disable", "enable"], {"default": "disable"})},
         }
 
     RETURN_TYPES = ("IMAGE", "POSE_KEYPOINT")
     FUNCTION = "estimate_pose"
     CATEGORY = "ControlNet Preprocessors (test stand-in)"
 
-    def estimate_pose(self, image, detect_hand="enable", detect_body="enable", detect_face="enable", resolution=512):
+    def estimate_pose(self, image, detect_hand="enable", detect_body="enable", detect_face="enable",
+                      scale_stick_for_xinsr_cn="disable", resolution=512):
         b, h, w, _ = image.shape
         frames = [{"people": [], "canvas_width": int(w), "canvas_height": int(h)} for _ in range(b)]
         return (torch.zeros_like(image), frames)

@@ -1,0 +1,139 @@
+"""Tier 4: every bundled workflow, loaded and run from the page (as far as this server can run it), has no
+two nodes overlapping, before or after the run: the M4 panels reserve their height when a node is created,
+so a report never grows a node over its neighbour. The Line Quality panel draws pass/fail per measure.
+
+What runs: the planning and line-quality examples whole; the M4 presets' planning branch (the locked
+model files are not on this server); the adaptive examples on the random-weight stand-in checkpoint at
+64x64 with few steps (said here: this checks layout and drawing, not images).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+
+from host.browser import bar_pixels, fit_graph, open_comfy, overlapping_nodes, screenshot, unexpected_console_errors
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / "workflows"
+FIXTURES = REPO / "tests" / "fixtures"
+sys.path.insert(0, str(REPO / "scripts"))
+import build_workflows  # noqa: E402
+
+GENERATED = sorted(name[:-5] for name in build_workflows.build_all())
+PLANNING_OUTPUTS = ["M4VisualAnalyst", "M4ReferenceCompare", "M4AnimationDirector", "M4PromptEngineer"]
+# What each workflow's run shows: node types that must have a panel (or a live plot) afterwards.
+SHOWN = {
+    "Animation_Workflow_M4": PLANNING_OUTPUTS, "Animation_Workflow_M4_Adaptive": PLANNING_OUTPUTS,
+    "M4_Example_Planning": PLANNING_OUTPUTS, "M4_Example_Line_Quality": ["M4LineQualityAnalyzer"],
+    "M4_Example_Adaptive_CFG": ["M4AdaptiveCFG"], "M4_Example_Adaptive_KSampler": ["M4AdaptiveKSampler"],
+    "M4_Example_Adaptive_Guider_Early_Stop": [],
+}
+PASS, FAIL, THRESHOLD = "#5fd38d", "#ff5a5a", "#e040fb"
+_SIZES_JS = "() => Object.fromEntries(app.graph._nodes.map(n => [n.id, [...n.size]]))"
+
+
+@pytest.fixture(scope="module")
+def template_images(comfy_server, tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = tmp_path_factory.mktemp("layout-images")
+    for name, source in ((build_workflows.SKETCH, FIXTURES / "sketches" / "user_3.png"),
+                         (build_workflows.REFERENCE, FIXTURES / "references" / "madoka.jpg"),
+                         (build_workflows.LINEART, FIXTURES / "references" / "madoka_lineart.png")):
+        image = cv2.imread(str(source))
+        assert image is not None, source
+        cv2.imwrite(str(folder / name), image)
+        assert comfy_server.upload_image(folder / name) == name
+
+
+def _prepare(wf: dict[str, Any], comfy_server: Any) -> None:
+    """Stand-in checkpoint, 64x64 and 4 steps, fresh seeds and tags: the server's cache answers nothing."""
+    for node in wf["nodes"]:
+        values = node.get("widgets_values")
+        if node["type"] == "CheckpointLoaderSimple":
+            values[0] = comfy_server.checkpoint
+        elif node["type"] == "EmptyLatentImage":
+            values[:2] = [64, 64]
+        elif node["type"] in ("KSampler", "M4AdaptiveKSampler"):
+            values[0], values[2] = time.time_ns() % 2**31, 4
+        elif node["type"] == "RandomNoise":
+            values[0] = time.time_ns() % 2**31
+        elif node["type"] == "BasicScheduler":
+            values[1] = 4
+        elif node["type"] == "M4VisualAnalyst":
+            names = [i["name"] for i in build_workflows.load_snapshot()["M4VisualAnalyst"]["inputs"]
+                     if i["type"] in build_workflows.WIDGET_TYPES]
+            values[names.index("subject_tags")] = f"1girl, run {time.time_ns()}"
+
+
+def _queue(page: Any, name: str) -> None:
+    if name.startswith("Animation_Workflow_M4"):  # the planning branch only
+        page.evaluate(
+            """(types) => { app.canvas.deselectAll();
+                for (const n of app.graph._nodes.filter(n => types.includes(n.type)))
+                    app.canvas.selectNode(n, true); }""",
+            PLANNING_OUTPUTS)
+        page.evaluate("async () => { await app.extensionManager.command.execute('Comfy.QueueSelectedOutputNodes'); }")
+    else:
+        page.evaluate("async () => { await app.queuePrompt(0, 1); }")
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_no_two_nodes_overlap_before_or_after_a_run(comfy_server, browser_page, template_images, name):
+    page = browser_page
+    open_comfy(page, comfy_server.url)
+    wf = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
+    _prepare(wf, comfy_server)
+    page.evaluate("async ([wf, name]) => { await app.loadGraphData(wf, true, true, name); }", [wf, name])
+    page.wait_for_timeout(500)
+    assert overlapping_nodes(page) == [], f"{name}: nodes overlap as loaded"
+    before = page.evaluate(_SIZES_JS)
+
+    _queue(page, name)
+    shown = SHOWN[name]
+    page.wait_for_function(
+        """(types) => types.every(t => app.graph._nodes.some(n => n.type === t &&
+                                   (Array.isArray(n.m4Panel) || (n.m4Live?.length ?? 0) > 0)))""",
+        arg=shown, timeout=180_000)
+    if not shown:  # nothing of this pack draws here: wait for the run itself to finish
+        page.wait_for_function("() => Object.keys(app.nodeOutputs ?? {}).length > 0", timeout=180_000)
+    page.wait_for_timeout(800)  # the last events and one redraw
+    assert overlapping_nodes(page) == [], f"{name}: nodes overlap after the run"
+    after = page.evaluate(_SIZES_JS)
+    # This pack's nodes keep their size (their panels were reserved); a core node showing its output
+    # image (SaveImage, PreviewImage) may grow, as long as it covers nothing (checked above).
+    ours = set(page.evaluate("(ids) => app.graph._nodes.filter(n => ids.includes(n.type)).map(n => String(n.id))",
+                             list(build_workflows.PANEL_HEIGHTS)))
+    grown = {k: (before[k], v) for k, v in after.items()
+             if k in ours and (v[1] > before[k][1] + 0.5 or v[0] > before[k][0] + 0.5)}
+    assert grown == {}, f"{name}: a run grew these nodes: {grown}"
+    fit_graph(page)
+    screenshot(page, f"layout_{name}")
+    if name == "M4_Example_Line_Quality":
+        _check_line_quality_panel(page)
+    assert unexpected_console_errors(page) == []
+
+
+def _check_line_quality_panel(page: Any) -> None:
+    node = page.evaluate("() => app.graph._nodes.find(n => n.type === 'M4LineQualityAnalyzer').id")
+    data = page.evaluate("(id) => app.graph.getNodeById(id).m4Panel[0].data", node)
+    green = bar_pixels(page, node, "m4-line-quality-bars", PASS)
+    red = bar_pixels(page, node, "m4-line-quality-bars", FAIL)
+    ticks = bar_pixels(page, node, "m4-line-quality-bars", THRESHOLD)
+    assert green is not None and list(green) == ["broken", "dotted", "fringe", "jitter", "stray"]
+    for metric in green:
+        worst = max(s[metric] for s in data["scores"])
+        failed = metric in data["failures"]
+        colour, other = (red, green) if failed else (green, red)
+        # the bar's fill (worst x 170 px x 10 px) in the verdict's colour, none in the other one
+        assert abs(colour[metric]["count"] - worst * 1700) <= 40 + 14 * 9, (metric, worst, colour[metric])
+        assert other[metric]["count"] <= 14 * 9, (metric, other[metric])  # at most the "pass"/"FAIL" text
+        assert colour[metric]["marked"] == failed
+        assert ticks[metric]["count"] >= 20, f"{metric}: its limit is not marked"
+    text = page.evaluate("(id) => app.graph.getNodeById(id).m4Element.innerText", node)
+    assert ("PASS" if data["passed"] else "FAIL") in text

@@ -1,0 +1,62 @@
+"""A transparent PNG whose hidden pixels are black plans the same in the graph as with `./m4 plan`.
+
+ComfyUI's LoadImage puts the file's alpha into its MASK output (1 - alpha) and hands the hidden colour
+(black here) on in IMAGE; the M4 nodes' optional MASK inputs composite it on white as `./m4 plan` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from cli.demo import build_workflow, collect
+from cli.plan_cmd import plan_pair
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _transparent_black(source: Path, dest: Path) -> Path:
+    """The drawing's ink opaque, its paper fully transparent with black RGB underneath (BGRA on disk)."""
+    grey = cv2.imread(str(source), cv2.IMREAD_GRAYSCALE)
+    assert grey is not None, source
+    ink = 255 - grey  # dark strokes -> opaque
+    bgra = np.zeros((*grey.shape, 4), np.uint8)
+    bgra[:, :, :3] = np.where(ink[:, :, None] > 0, grey[:, :, None], 0)
+    bgra[:, :, 3] = ink
+    assert cv2.imwrite(str(dest), bgra)
+    return dest
+
+
+def _masked_workflow(sketch: str, reference: str, tags: str) -> dict[str, Any]:
+    wf = build_workflow(sketch, reference, tags)
+    wf["analyst"]["inputs"]["mask"] = ["sketch", 1]
+    wf["compare"]["inputs"]["sketch_mask"] = ["sketch", 1]
+    wf["compare"]["inputs"]["reference_mask"] = ["reference", 1]
+    return wf
+
+
+def _comparable(result: dict[str, Any]) -> dict[str, Any]:
+    analysis = {k: v for k, v in result["analysis"].items() if k != "image_name"}
+    plan = {k: v for k, v in result["plan"].items() if k != "prompts"}
+    return {"analysis": analysis, "reference": result["reference"], "plan": plan}
+
+
+@pytest.mark.parametrize("stem", ["house_line", "human_line"])
+def test_transparent_sketch_plans_identically_in_the_graph_and_on_the_command_line(comfy_server, tmp_path, stem):
+    sketch = _transparent_black(FIXTURES / "sketches" / f"{stem}.png", tmp_path / f"m4_transparent_{stem}.png")
+    reference = _transparent_black(FIXTURES / "references" / "madoka_lineart.png",
+                                   tmp_path / "m4_transparent_reference.png")
+    tags = "house"  # the same non-empty tags on both sides (the CLI reads "" as no tags)
+    cli = plan_pair(sketch, reference, tags)
+
+    names = comfy_server.upload_image(sketch), comfy_server.upload_image(reference)
+    served = collect(comfy_server.run(_masked_workflow(*names, tags), timeout=240))
+    assert _comparable(served) == _comparable(cli)
+
+    # Without the masks the graph sees the black hidden pixels: the plan differs (the test can fail).
+    unmasked = collect(comfy_server.run(build_workflow(*names, tags + ", unmasked"), timeout=240))
+    assert unmasked["analysis"]["measurements"] != served["analysis"]["measurements"]
