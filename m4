@@ -14,14 +14,28 @@ case "$cmd" in
     ;;
   test)
     py="$(bash "$here/scripts/bootstrap.sh" | tail -n 1)"
+    # the clean-install test's venv: ComfyUI's and the pack's requirements only
+    clean_py="$(bash "$here/scripts/bootstrap.sh" --clean | tail -n 1)"
+    export M4_CLEAN_PYTHON="$clean_py"
     cd "$here"
     echo "[m4 test] ruff"
     "$py" -m ruff check .
+    echo "[m4 test] mypy (agents/ and nodes/)"
+    "$py" scripts/typecheck.py
     echo "[m4 test] comfy node validate (Registry metadata and security checks)"
     "${M4_CACHE:-$HOME/.cache/m4-director}/comfy-cli-1.23.0/bin/comfy" --skip-prompt --no-enable-telemetry node validate
-    echo "[m4 test] pytest (tiers: pure, inprocess, server, browser)"
     cd "$here/tests"
-    M4_REQUIRE_TIERS=all exec "$py" -m pytest "$@"
+    if [ $# -gt 0 ]; then
+      M4_REQUIRE_TIERS=all exec "$py" -m pytest "$@"
+    fi
+    # The browser tier on the newest comfyui-frontend-package too, classic canvas and the Nodes 2.0 renderer;
+    # then every tier on the pinned frontend (its closing line is the run's last).
+    echo "[m4 test] browser tier on the newest frontend (classic canvas)"
+    M4_FRONTEND=newest M4_REQUIRE_TIERS=browser "$py" -m pytest -q browser
+    echo "[m4 test] browser tier on the newest frontend (Nodes 2.0)"
+    M4_FRONTEND=newest M4_NODES2=1 M4_REQUIRE_TIERS=browser "$py" -m pytest -q browser
+    echo "[m4 test] pytest (tiers: pure, inprocess, server, browser; pinned frontend)"
+    M4_REQUIRE_TIERS=all exec "$py" -m pytest
     ;;
   *)
     py="$(bash "$here/scripts/bootstrap.sh" | tail -n 1)"

@@ -111,7 +111,8 @@ class M4ReferenceCompare(io.ComfyNode):
         s = with_mask(image_batch_to_numpy(sketch, "sketch")[:1], sketch_mask, "sketch_mask")[0]
         r = (with_mask(image_batch_to_numpy(reference, "reference")[:1], reference_mask, "reference_mask")[0]
              if reference is not None else None)
-        emb_s = emb_r = None
+        emb_s: Any = None
+        emb_r: Any = None
         source = "classical"
         path = (open_clip_model or "").strip()
         if r is not None and clip_vision is not None:

@@ -97,10 +97,10 @@ def head_blobs(rgb: np.ndarray) -> HeadBlobs:
     hy1 = y0 + max(4, round(min(HEAD_SHARE * (y1 - y0 + 1), HEAD_WIDTH_CAP * (x1 - x0 + 1))))
     dark_all = to_gray(small) < DARK_LUMA
     region_mask = mask[y0:hy1, x0:x1 + 1]
-    dark = (dark_all[y0:hy1, x0:x1 + 1] & (region_mask > 0)).astype(np.uint8)
+    region_dark = (dark_all[y0:hy1, x0:x1 + 1] & (region_mask > 0)).astype(np.uint8)
     # The disc must beat both the region scale and this drawing's own stroke width (marker sketches).
-    d = max(3, round(0.03 * dark.shape[1]), round(2.5 * _stroke_width(dark_all)))
-    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)))
+    d = max(3, round(0.03 * region_dark.shape[1]), round(2.5 * _stroke_width(dark_all)))
+    dark = cv2.morphologyEx(region_dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)))
     region_area = float(dark.size)
     count, total = 0, 0.0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
