@@ -45,6 +45,14 @@ _RENDER: dict[str, tuple[float, float, bool]] = {
     "palette_lut_size": (2, 4096, True), "weight_sets": (1, 64, True), "fractal_iterations": (1, 100, True),
     "voronoi_points": (1, 256, True), "noise_grid": (2, 256, True), "flow_steps": (1, 32, True),
 }
+_FIELDS: dict[str, tuple[float, float, bool]] = {
+    "max_output_mb": (1.0, 1e6, False), "noise_scale": (0.01, 100.0, False),
+    "noise_warp_offset": (-100.0, 100.0, False),
+    "kaleido_folds": (1, 64, True), "julia_re": (-2.0, 2.0, False), "julia_im": (-2.0, 2.0, False),
+    "julia_orbit": (0.0, 1.0, False), "julia_scale": (0.01, 10.0, False), "escape_radius": (2.0, 1e3, False),
+    "trap_sharpness": (0.01, 100.0, False), "flow_dt": (0.0, 5.0, False), "voronoi_orbit": (0.0, 5.0, False),
+    "reference_colours": (2, 32, True),
+}
 _PLOT: dict[str, tuple[float, float, bool]] = {"width": (64, 4096, True), "height": (64, 4096, True)}
 _PRESET_NUM: dict[str, tuple[float, float, bool]] = {
     "zoom_gain": (-2.0, 2.0, False), "warp_gain": (-4.0, 4.0, False), "palette_gain": (-4.0, 4.0, False),
@@ -96,6 +104,7 @@ class PatternsConfig:
     smoothing: dict[str, tuple[float, float]]
     render: dict[str, float]
     plot: dict[str, float]
+    fields: dict[str, float]
     palettes: dict[str, tuple[str, ...]]
 
     def rint(self, key: str) -> int:
@@ -117,7 +126,8 @@ def _palettes(data: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 
 
 def validate_config(data: dict[str, Any]) -> PatternsConfig:
-    _no_unknown(data, {"version", "audio", "beats", "smoothing", "render", "plot", "palettes"}, "patterns")
+    _no_unknown(data, {"version", "audio", "beats", "smoothing", "render", "plot", "fields", "palettes"},
+               "patterns")
     audio = _section(data, "audio", _AUDIO)
     beats = _section(data, "beats", _BEATS)
     sm_table = _table(data, "smoothing", "smoothing")
@@ -136,7 +146,8 @@ def validate_config(data: dict[str, Any]) -> PatternsConfig:
             raise PatternsConfigError(f"patterns key {name}.{lo_key}: above {name}.{hi_key}")
     if beats["min_bpm"] >= beats["max_bpm"]:
         raise PatternsConfigError("patterns key beats.min_bpm: must be below beats.max_bpm")
-    return PatternsConfig(audio, beats, smoothing, render, _section(data, "plot", _PLOT), _palettes(data))
+    return PatternsConfig(audio, beats, smoothing, render, _section(data, "plot", _PLOT),
+                          _section(data, "fields", _FIELDS), _palettes(data))
 
 
 @dataclass(frozen=True)
