@@ -9,3 +9,4 @@ GuidanceSchedule = io.Custom("M4_GUIDANCE_SCHEDULE")  # adaptive CFG: the schedu
 PoseKeypoint = io.Custom("POSE_KEYPOINT")  # controlnet_aux's type, so its preprocessors wire in
 
 CATEGORY = "M4 Director"
+AudioFeatures = io.Custom("M4_AUDIO_FEATURES")  # agents.patterns.audio_features.AudioFeatures (one clip)
