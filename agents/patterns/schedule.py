@@ -30,9 +30,16 @@ def _switch_frames(features: AudioFeatures, preset: MappingPreset) -> np.ndarray
     return beats[every - 1::every] if beats.size else beats
 
 
-def _transitions(features: AudioFeatures, preset: MappingPreset, n_sets: int) -> tuple[np.ndarray, ...]:
-    """At each switch frame the blend ramps from the current set to the next over transition_s (smoothstep);
-    a switch arriving before the ramp ends cuts it short."""
+def _ease(ramp: np.ndarray, k: float) -> np.ndarray:
+    """0..1 -> 0..1, steepest at 0 (k > 0), a straight line as k -> 0."""
+    return ramp if k < 1e-6 else (1 - np.exp(-k * ramp)) / (1 - np.exp(-k))
+
+
+def _transitions(features: AudioFeatures, preset: MappingPreset, n_sets: int,
+                 ease: float) -> tuple[np.ndarray, ...]:
+    """At each switch frame the blend ramps from the current set to the next over transition_s, easing out
+    exponentially (render.transition_ease): the largest step lands on the beat frame itself, so the transition
+    reads as the beat, not as a change some frames later. A switch arriving before the ramp ends cuts it short."""
     n = features.n_frames
     set_a, set_b, blend = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n)
     if preset.transition == "none" or n_sets < 2:
@@ -44,7 +51,7 @@ def _transitions(features: AudioFeatures, preset: MappingPreset, n_sets: int) ->
         cur, nxt = i % n_sets, (i + 1) % n_sets
         seg_end, ramp_end = int(bounds[i + 1]), min(int(bounds[i + 1]), int(f) + length)
         ramp = (np.arange(f, ramp_end) - f + 1) / length
-        set_a[f:ramp_end], set_b[f:ramp_end], blend[f:ramp_end] = cur, nxt, ramp * ramp * (3 - 2 * ramp)
+        set_a[f:ramp_end], set_b[f:ramp_end], blend[f:ramp_end] = cur, nxt, _ease(ramp, ease)
         set_a[ramp_end:seg_end], set_b[ramp_end:seg_end] = nxt, nxt
     return set_a, set_b, blend
 
@@ -62,6 +69,7 @@ def make_schedule(features: AudioFeatures, preset: MappingPreset, config: Patter
     zoom = 1.0 + nums["zoom_gain"] * features.feature(preset.zoom_feature)
     warp = nums["warp_gain"] * features.feature(preset.warp_feature)
     pal = nums["palette_gain"] * features.feature(preset.palette_feature) + nums["palette_drift"] * seconds
-    set_a, set_b, blend = _transitions(features, preset, config.rint("weight_sets"))
+    set_a, set_b, blend = _transitions(features, preset, config.rint("weight_sets"),
+                                      config.render["transition_ease"])
     return Schedule(z, np.maximum(zoom, 0.05), warp, pal, nums["time_speed"] * seconds, set_a, set_b, blend,
                     preset.transition)
