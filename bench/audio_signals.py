@@ -32,7 +32,8 @@ def clicks(sr: int, dur: float, rng: np.random.Generator, bpm: float = 120.0) ->
 def bursts_over_sweep(sr: int, dur: float, rng: np.random.Generator) -> Signal:
     onsets = np.sort(rng.uniform(0.3, dur - 0.3, int(dur * 1.5)))
     onsets = onsets[np.concatenate([[True], np.diff(onsets) > 0.3])]
-    x = tone_bursts(onsets, rng.uniform(200, 2000, onsets.size), sr, dur) + sweep(sr, dur, amp=0.1)
+    fade_in = np.minimum(1.0, np.arange(int(round(sr * dur))) / (0.5 * sr))  # the sweep itself is no onset
+    x = tone_bursts(onsets, rng.uniform(200, 2000, onsets.size), sr, dur) + sweep(sr, dur, amp=0.1) * fade_in
     return Signal("tone bursts over a sweep", x.astype(np.float32), onsets, np.zeros(0))
 
 

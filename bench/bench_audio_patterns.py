@@ -84,12 +84,12 @@ def change(frames: np.ndarray) -> np.ndarray:
 
 
 def visual_onsets(c: np.ndarray) -> np.ndarray:
-    """Peaks of the frame change (same rule for every method): a local maximum (+-2 frames) at least twice
+    """Peaks of the frame change (same rule for every method): peaks at least 3 frames (100 ms) apart, at least twice
     the median change of the surrounding second and at least a tenth of the largest change; frame-centre times."""
     if c.max() <= 0:
         return np.zeros(0)
     local = median_filter(c, size=int(FPS) | 1, mode="nearest")
-    peaks, _ = find_peaks(np.r_[c, 0.0], height=0.1 * c.max(), distance=2)
+    peaks, _ = find_peaks(np.r_[c, 0.0], height=0.1 * c.max(), distance=3)
     peaks = peaks[(peaks < c.size) & (c[np.minimum(peaks, c.size - 1)] >= 2.0 * local[np.minimum(peaks, c.size - 1)])]
     return (peaks + 0.5) / FPS
 

@@ -43,7 +43,8 @@ _RENDER: dict[str, tuple[float, float, bool]] = {
     "max_frames": (1, 10_000_000, True), "hidden_layers": (1, 16, True), "hidden_width": (2, 256, True),
     "latent_dim": (1, 64, True), "weight_std": (0.01, 10.0, False), "coord_scale": (0.1, 10.0, False),
     "palette_lut_size": (2, 4096, True), "weight_sets": (1, 64, True), "fractal_iterations": (1, 100, True),
-    "voronoi_points": (1, 256, True), "transition_ease": (0.0, 50.0, False), "noise_grid": (2, 256, True),
+    "voronoi_points": (1, 256, True), "transition_ease": (0.0, 50.0, False),
+    "beat_snap_frames": (0, 10, True), "switch_min_onset": (0.0, 1.0, False), "noise_grid": (2, 256, True),
     "flow_steps": (1, 32, True),
 }
 _FIELDS: dict[str, tuple[float, float, bool]] = {

@@ -43,3 +43,15 @@ def sweep(sr: int, duration: float, f0: float = 100.0, f1: float = 8000.0, amp: 
     t = np.arange(int(round(sr * duration))) / sr
     k = np.log(f1 / f0) / duration
     return (amp * np.sin(2 * np.pi * f0 * (np.exp(k * t) - 1) / k)).astype(np.float32)
+
+
+def write_wav(path: object, mono: np.ndarray, sr: int, channels: int = 2) -> None:
+    """16-bit PCM WAV of a mono signal repeated on `channels` channels (the standard library's wave)."""
+    import wave
+
+    pcm = (np.clip(np.repeat(mono[:, None], channels, axis=1), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(pcm.tobytes())

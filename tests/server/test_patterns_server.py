@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "pure"))
 import build_workflows  # noqa: E402
-from patterns_signals import click_track  # noqa: E402
+from patterns_signals import click_track, write_wav  # noqa: E402
 
 SR, SECONDS = 22050, 2.0
 ONSETS = np.array([0.25, 0.75, 1.25, 1.75])
@@ -27,16 +26,6 @@ def test_core_audio_and_video_nodes_load(comfy_server):
     info = comfy_server.object_info()
     missing = {"LoadAudio", "SaveAudio", "CreateVideo", "SaveVideo", "M4AudioFeatures", "M4CPPNFrames"} - info.keys()
     assert not missing, f"nodes missing: {missing}; server log:\n{comfy_server.log_tail()}"
-
-
-def _write_wav(path: Path) -> None:
-    mono = click_track(ONSETS, SR, SECONDS)
-    pcm = (np.clip(np.stack([mono, mono], 1), -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(pcm.tobytes())
 
 
 def ui_to_api(wf: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +50,7 @@ def ui_to_api(wf: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 def test_audio_patterns_example_runs_and_saves_a_video_with_sound(comfy_server, tmp_path):
     wav = tmp_path / build_workflows.AUDIO_FILE
-    _write_wav(wav)
+    write_wav(wav, click_track(ONSETS, SR, SECONDS), SR)
     assert comfy_server.upload_image(wav) == wav.name
     wf = json.loads((REPO / "workflows" / "M4_Example_Audio_Patterns.json").read_text(encoding="utf-8"))
     prompt = ui_to_api(wf, build_workflows.load_snapshot())
