@@ -95,6 +95,10 @@ def visual_onsets(c: np.ndarray) -> np.ndarray:
 
 
 def lag_frames(c: np.ndarray, onsets: np.ndarray, max_lag: int = 10) -> int:
+    """Lag of the cross-correlation peak, searched within half the shortest inter-onset interval (a
+    periodic onset train would otherwise match one period early or late just as well)."""
+    if onsets.size > 1:
+        max_lag = max(1, min(max_lag, int(np.diff(np.sort(onsets)).min() * FPS / 2)))
     truth = np.zeros(c.size)
     truth[np.minimum((onsets * FPS).astype(int), c.size - 1)] = 1.0
     a, b = truth - truth.mean(), c - c.mean()
