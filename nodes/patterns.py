@@ -12,9 +12,17 @@ from comfy_api.v0_0_2 import io
 
 from ..agents.patterns.audio_features import SCALARS, AudioFeatures, extract_features
 from ..agents.patterns.config import PATTERNS, default_config, default_presets
+from ..agents.patterns.guided import GuideSettings, guided_weights, load_clip_target
 from ..agents.patterns.palettes import palette_from_image, palette_names
 from ..agents.patterns.plot import plot_features
-from ..agents.patterns.render import check_frame_range, frames_per_chunk, make_renderer, render_chunks, schedule_for
+from ..agents.patterns.render import (
+    Renderer,
+    check_frame_range,
+    frames_per_chunk,
+    make_renderer,
+    render_chunks,
+    schedule_for,
+)
 from .convert import image_batch_to_numpy
 from .types import CATEGORY
 from .types import AudioFeatures as AudioFeaturesType
@@ -126,18 +134,89 @@ class M4CPPNFrames(io.ComfyNode):
             lut = palette_from_image(image_batch_to_numpy(palette_image, "palette_image")[0][..., :3], seed=seed)
         r = make_renderer(preset, width, height, seed, pattern=None if pattern == FROM_PRESET else pattern,
                           palette=lut, device=mm.get_torch_device())
-        start, stop = check_frame_range(r, features.n_frames, start_frame, frame_count)
-        sched = schedule_for(r, features)
-        chunks = max(1, -(-(stop - start) // frames_per_chunk(r)))
-        bar = comfy.utils.ProgressBar(chunks)
-        out = torch.empty((stop - start, r.height, r.width, 3), dtype=torch.float32)
-        done = 0
-        for chunk in render_chunks(r, sched, start, stop):
+        return io.NodeOutput(_render_batch(r, features, start_frame, frame_count), features.fps)
+
+
+def _render_batch(r: Renderer, features: AudioFeatures, start_frame: int, frame_count: int) -> torch.Tensor:
+    """Frames in chunks into one IMAGE batch, with the progress bar and a check for Cancel per chunk."""
+    start, stop = check_frame_range(r, features.n_frames, start_frame, frame_count)
+    sched = schedule_for(r, features)
+    bar = comfy.utils.ProgressBar(max(1, -(-(stop - start) // frames_per_chunk(r))))
+    out = torch.empty((stop - start, r.height, r.width, 3), dtype=torch.float32)
+    done = 0
+    for chunk in render_chunks(r, sched, start, stop):
+        mm.throw_exception_if_processing_interrupted()
+        out[done:done + chunk.shape[0]] = chunk
+        done += chunk.shape[0]
+        bar.update(1)
+    return out
+
+
+class M4CLIPGuidedCPPN(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        cfg = default_config()
+        lo, hi = cfg.rint("min_size"), cfg.rint("max_size")
+        return io.Schema(
+            node_id="M4CLIPGuidedCPPN",
+            display_name="M4 CLIP-Guided CPPN",
+            category=f"{CATEGORY}/patterns",
+            description=(
+                "Optimises the CPPN's weight sets so its frames' open_clip image embedding approaches the prompt's "
+                "text embedding (a local model folder, nothing downloaded), with random crops, flips and noise, and "
+                "a regulariser that keeps loud and quiet frames as different as before; then renders like M4 CPPN "
+                "Frames. The optimised weights are cached by prompt, model and settings."
+            ),
+            inputs=[
+                AudioFeaturesType.Input("features", tooltip="From M4 Audio Features."),
+                io.String.Input("open_clip_model_path", default="",
+                                tooltip="Folder with open_clip_config.json and the weights (open_clip's local-dir)."),
+                io.String.Input("prompt", default="glowing blue ocean waves", multiline=True,
+                                tooltip="What the frames should look like to CLIP."),
+                io.Combo.Input("preset", options=sorted(default_presets()), default="pulse",
+                               tooltip="Mapping preset: which feature drives what, with what gain."),
+                io.Combo.Input("pattern", options=[FROM_PRESET, *PATTERNS], default=FROM_PRESET,
+                               tooltip="Pattern field; 'from preset' uses the preset's."),
+                io.Int.Input("width", default=512, min=lo, max=hi, step=8, tooltip=f"Frame width ({lo}..{hi} px)."),
+                io.Int.Input("height", default=512, min=lo, max=hi, step=8, tooltip=f"Frame height ({lo}..{hi} px)."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Initial weights, fields, crops."),
+                io.Int.Input("steps", default=60, min=1, max=5000, tooltip="Optimisation steps."),
+                io.Float.Input("lr", default=0.02, min=0.0001, max=1.0, step=0.001, tooltip="Adam learning rate."),
+                io.Int.Input("optimise_size", default=128, min=16, max=512, step=8,
+                             tooltip="Resolution the optimisation renders at (the output uses width x height)."),
+                io.Float.Input("reactivity_weight", default=1.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="How strongly the audio reactivity is kept while the look changes."),
+            ],
+            outputs=[
+                io.Image.Output("images", display_name="images", tooltip="The frames, [frames, H, W, 3]."),
+                io.Float.Output("fps", display_name="fps", tooltip="The features' frame rate, for Create Video."),
+                io.String.Output("report", display_name="report", tooltip="Loss, steps, and whether it was cached."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, features: AudioFeatures, open_clip_model_path: str, prompt: str, preset: str, pattern: str,
+                width: int, height: int, seed: int, steps: int, lr: float, optimise_size: int,
+                reactivity_weight: float) -> io.NodeOutput:
+        if not isinstance(features, AudioFeatures):
+            raise ValueError("features: expected M4_AUDIO_FEATURES from M4 Audio Features")
+        settings = GuideSettings(steps, lr, optimise_size, reactivity_weight, seed).check()
+        loss_fn, target_id = load_clip_target(open_clip_model_path, prompt, seed=seed)
+        pat = None if pattern == FROM_PRESET else pattern
+        bar = comfy.utils.ProgressBar(steps)
+        losses: list[float] = []
+
+        def on_step(i: int, value: float) -> None:
             mm.throw_exception_if_processing_interrupted()
-            out[done:done + chunk.shape[0]] = chunk
-            done += chunk.shape[0]
-            bar.update(1)
-        return io.NodeOutput(out, features.fps)
+            losses.append(value)
+            bar.update_absolute(i)
+
+        weights, cached = guided_weights(features, preset, pat, seed, target_id, lambda: loss_fn, settings, on_step)
+        r = make_renderer(preset, width, height, seed, pattern=pat, device=mm.get_torch_device(), weights=weights)
+        images = _render_batch(r, features, 0, 0)
+        report = ("cached weights (same prompt, model and settings)" if cached else
+                  f"CLIP loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} steps")
+        return io.NodeOutput(images, features.fps, report)
 
 
-NODES = [M4AudioFeatures, M4CPPNFrames]
+NODES = [M4AudioFeatures, M4CPPNFrames, M4CLIPGuidedCPPN]

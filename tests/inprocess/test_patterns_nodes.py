@@ -43,7 +43,8 @@ def features_out(mod):
 def test_schemas_have_tooltips_and_list_outputs(mod):
     for cls in mod.NODES:
         schema = cls.GET_SCHEMA()
-        assert schema.node_id in {"M4AudioFeatures", "M4CPPNFrames"} and schema.category.startswith("M4 Director")
+        assert schema.node_id in {"M4AudioFeatures", "M4CPPNFrames", "M4CLIPGuidedCPPN"}
+        assert schema.category.startswith("M4 Director")
         for item in [*schema.inputs, *schema.outputs]:
             assert item.tooltip, (schema.node_id, item.id)
     feats = mod.M4AudioFeatures
@@ -126,3 +127,30 @@ def test_cppn_frames_bad_inputs(mod, features_out):
         _frames(mod, features_out.result[0], width=8)
     with pytest.raises(ValueError, match="features: expected M4_AUDIO_FEATURES"):
         _frames(mod, {"onset": [1.0]})
+
+
+def test_clip_guided_node_with_a_tiny_local_model(mod, features_out, tmp_path):
+    import json
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    cfg = {"model_cfg": {"embed_dim": 16,
+                         "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+                         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}},
+           "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(cfg))
+    torch.manual_seed(0)
+    model = open_clip.model.CLIP(**cfg["model_cfg"])
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "open_clip_model.safetensors"))
+    args = {"features": features_out.result[0], "open_clip_model_path": str(tmp_path), "prompt": "red spirals",
+            "preset": "pulse", "pattern": "from preset", "width": 32, "height": 24, "seed": 0, "steps": 4,
+            "lr": 0.05, "optimise_size": 16, "reactivity_weight": 1.0}
+    images, fps, report = run(mod.M4CLIPGuidedCPPN, **args).result
+    assert images.shape == (features_out.result[1], 24, 32, 3) and fps == FPS and "over 4 steps" in report
+    assert torch.isfinite(images).all()
+    plain = _frames(mod, features_out.result[0], width=32, height=24, seed=0).result[0]
+    assert not torch.allclose(images, plain)  # the optimised weights, not the seed's
+    assert "cached" in run(mod.M4CLIPGuidedCPPN, **args).result[2]
+    with pytest.raises(ValueError, match="open_clip_model_path: folder not found"):
+        run(mod.M4CLIPGuidedCPPN, **(args | {"open_clip_model_path": str(tmp_path / "missing")}))
