@@ -21,7 +21,7 @@ from .errors import PatternsError
 class FieldParams:
     """Seeded random parts the fields share (noise lattice, voronoi sites)."""
 
-    noise: torch.Tensor  # [1, 2, G, G] two value-noise lattices in -1..1
+    noise: torch.Tensor  # [1, 2, G + 1, G + 1] two periodic value-noise lattices in -1..1
     sites: torch.Tensor  # [K, 2] voronoi site centres
     phases: torch.Tensor  # [K] voronoi site phases
 
@@ -31,6 +31,8 @@ def make_field_params(config: PatternsConfig, gen: torch.Generator, device: torc
     k = config.rint("voronoi_points")
     scale = config.render["coord_scale"]
     noise = torch.rand(1, 2, g, g, generator=gen) * 2 - 1
+    noise = torch.cat([noise, noise[:, :, :1]], 2)
+    noise = torch.cat([noise, noise[:, :, :, :1]], 3)  # last row/column = first: the lattice wraps seamlessly
     sites = (torch.rand(k, 2, generator=gen) * 2 - 1) * scale
     phases = torch.rand(k, generator=gen) * 2 * math.pi
     return FieldParams(noise.to(device), sites.to(device), phases.to(device))
@@ -39,8 +41,8 @@ def make_field_params(config: PatternsConfig, gen: torch.Generator, device: torc
 def _noise(params: FieldParams, p: torch.Tensor, scale: float) -> torch.Tensor:
     """Periodic value noise at points p [P, 2] -> [P, 2] (bilinear on the lattice, wraps around)."""
     q = torch.remainder(p * (scale / 4.0) + 1.0, 2.0) - 1.0  # lattice covers 4/scale units, periodic
-    out = F.grid_sample(params.noise, q[None, None], mode="bilinear", padding_mode="reflection",
-                        align_corners=False)
+    out = F.grid_sample(params.noise, q[None, None], mode="bilinear", padding_mode="border",
+                        align_corners=True)
     return out[0, :, 0].T
 
 
