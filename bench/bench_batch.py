@@ -58,7 +58,7 @@ def make_pairs(folder: Path, count: int) -> Path:
 def finished_runs(log_path: Path, batch_id: str | None = None) -> Counter[str]:
     with RunLog(log_path) as log:
         return Counter(r["pair_key"] for r in log.runs(status="done", batch_id=batch_id)
-                       if r["passed"] is None or r["passed"] or r["attempt"] > 1)
+                       if r["accepted"] is None or r["accepted"] or r["attempt"] > 1)
 
 
 def main(count: int = 50, interrupt_after: int = 15) -> int:

@@ -41,8 +41,9 @@ from PIL import Image, PngImagePlugin
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.measure.reference_cache import prefetch_reference  # noqa: E402
 from agents.runtime.run_log import RunLog  # noqa: E402
-from agents.runtime.runner import prefetch_reference, run_pair  # noqa: E402
+from agents.runtime.runner import run_pair  # noqa: E402
 from cli.run_cmd import (  # noqa: E402
     RecordingClient,
     connect,

@@ -1,11 +1,12 @@
 """The main job end to end: analyse sketch + reference, plan, and run the locked M4 template, through a
 real headless ComfyUI.
 
-Every pair runs as one API workflow on the server (LoadImage -> Visual Analyst, Reference Compare
--> Animation Director -> Prompt Engineer); the nodes' reports come back through /history. The plan is
-then applied to the static locked template (agents.runtime.apply_plan) and the template runs on the same
-server with RANDOM-WEIGHT STAND-IN models (cli.template_run), its stage-1 and final images saved
-beside plan.json + report.html per pair. --plan-only stops after planning.
+Every pair runs as one API workflow on the server (agents.runtime.apply_plan.planning_graph: LoadImage
+-> Visual Analyst, Reference Compare -> Animation Director -> Prompt Engineer); the reports come back
+through /history (planning_reports). The plan is then applied to the static locked template
+(agents.runtime.apply_plan) and the template runs on the same server with RANDOM-WEIGHT STAND-IN models
+(cli.template_run), its stage-1 and final images saved beside plan.json + report.html per pair.
+--plan-only stops after planning.
 """
 
 from __future__ import annotations
@@ -27,43 +28,6 @@ STANDIN_BANNER = ("[m4] NOTE: the template runs on RANDOM-WEIGHT STAND-IN models
                   "they are noise, not line art. Real models: see the README.")
 
 
-def build_workflow(sketch_name: str, reference_name: str | None, tags: str) -> dict[str, Any]:
-    """The planning graph in API format. Ids are local to this graph."""
-    wf: dict[str, Any] = {
-        "sketch": {"class_type": "LoadImage", "inputs": {"image": sketch_name}},
-        "analyst": {"class_type": "M4VisualAnalyst", "inputs": {"image": ["sketch", 0], "subject_tags": tags}},
-        "compare": {"class_type": "M4ReferenceCompare", "inputs": {"sketch": ["sketch", 0]}},
-        "director": {"class_type": "M4AnimationDirector",
-                     "inputs": {"analysis": ["analyst", 0], "reference_report": ["compare", 0]}},
-        "prompts": {"class_type": "M4PromptEngineer",
-                    "inputs": {"plan": ["director", 0], "analysis": ["analyst", 0], "subject_tags": tags}},
-    }
-    if reference_name is not None:
-        wf["reference"] = {"class_type": "LoadImage", "inputs": {"image": reference_name}}
-        wf["compare"]["inputs"]["reference"] = ["reference", 0]
-    return wf
-
-
-def panels(history: dict[str, Any], node: str) -> list[dict[str, Any]]:
-    return list(history.get("outputs", {}).get(node, {}).get("m4_panel", []))
-
-
-def collect(history: dict[str, Any]) -> dict[str, Any]:
-    """The four reports of one run, from the nodes' ui payloads in /history."""
-    def first(node: str, kind: str) -> dict[str, Any]:
-        for p in panels(history, node):
-            if p.get("kind") == kind:
-                return p.get("data", {})
-        raise RuntimeError(f"node '{node}' returned no '{kind}' report; outputs: {sorted(history.get('outputs', {}))}")
-
-    return {
-        "analysis": first("analyst", "analysis"),
-        "reference": first("compare", "reference"),
-        "plan": first("director", "plan"),
-        "prompts": first("prompts", "prompts"),
-    }
-
-
 def _summary_row(name: str, result: dict[str, Any]) -> str:
     a, r, p = result["analysis"], result["reference"], result["plan"]
     from cli.report import find_signals
@@ -79,14 +43,17 @@ def run_locked_template(server: Any, result: dict[str, Any], sketch_name: str, r
                         out_dir: Path, label: str) -> dict[str, Any]:
     """Apply the plan to the static template, swap in the stand-in models and run it; a summary for plan.json."""
     from agents.planning.plan_types import Plan
-    from agents.runtime.apply_plan import apply_plan, load_template
-    from cli.template_run import set_input_images, stage_printer, swap_in_standins
+    from agents.runtime.apply_plan import apply_plan, load_template, set_load_images
+    from cli.template_run import stage_printer, swap_in_standins
 
     plan = Plan.from_dict(result["plan"]).with_prompts(result["prompts"])
-    applied = set_input_images(apply_plan(load_template(TEMPLATE), plan), sketch=sketch_name,
-                               reference=reference_name)
+    applied = set_load_images(apply_plan(load_template(TEMPLATE), plan), sketch=sketch_name,
+                              reference=reference_name)
     swap = swap_in_standins(applied, checkpoint=server.checkpoint, controlnet=server.controlnet)
-    stage = {"5": "stage 1 (KS1)", "55": "stage 2 (KS2)"}
+    from agents.policy import default_policy
+
+    # the samplers, named by their role in the policy's driver map
+    stage = {node_id: d.role for node_id, d in default_policy().nodes.items() if d.class_type == "KSampler"}
 
     def say(text: str) -> None:
         print(f"{label}:   {text}", flush=True)
@@ -126,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     out_root = Path(args.out).resolve()
     out_root.mkdir(parents=True, exist_ok=True)
 
+    from agents.runtime.apply_plan import planning_graph, planning_reports
     from cli.local_comfy import LocalComfy
     from cli.report import write_report
     from cli.run_cmd import missing_node_types
@@ -153,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             label = f"[{i}/{len(pairs)}] {sketch.name}"
             print(f"{label}: uploading and queueing", flush=True)
             sketch_name = server.upload_image(sketch)
-            wf = build_workflow(sketch_name, ref_name, args.tags)
+            wf = planning_graph(sketch=sketch_name, reference=ref_name, tags=args.tags)
 
             def progress(event: dict[str, Any], label: str = label) -> None:
                 if event.get("type") == "executing" and event.get("node"):
@@ -161,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
             started = time.monotonic()
             history = server.run(wf, timeout=300, progress=progress)
-            result = collect(history)
+            result: dict[str, Any] = planning_reports(history)
             result["inputs"] = {"sketch": str(sketch), "reference": str(reference) if reference else None}
             print(f"{label}: planned in {time.monotonic() - started:.1f} s", flush=True)
             run, skipped = None, skip_reason

@@ -110,6 +110,7 @@ class LocalComfy:
         extra_custom_nodes: dict[str, Path] | None = None,
         threads: int | None = None,
         progress: ProgressCallback | None = None,
+        python: str | None = None,
     ) -> None:
         self._own_base = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="m4-comfy-"))
@@ -124,6 +125,8 @@ class LocalComfy:
         # folder name -> source: more custom-node folders linked beside the pack (the test stand-ins)
         self.extra_custom_nodes = dict(extra_custom_nodes or {})
         self.progress = progress
+        # The interpreter the server runs on (another venv, e.g. the clean-install test's); default: this one.
+        self.python = python or sys.executable
         # CPU threads for torch in the server. On a busy 2-core machine two spinning OpenMP threads ran a
         # tiny UNet 9x slower than one (1.3 vs 11.9 it/s measured here); None keeps torch's default.
         self.threads = threads
@@ -182,7 +185,7 @@ class LocalComfy:
         except StandinError as exc:
             raise ComfyStartError(str(exc)) from exc
         cmd = [
-            sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+            self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
             "--base-directory", str(self.base_dir), "--database-url", "sqlite:///:memory:",
             "--disable-api-nodes", *self.extra_args,
         ]

@@ -119,6 +119,8 @@ def write_report(out_dir: Path, *, title: str, sketch: Path, reference: Path | N
     values = {k: v for k, v in plan.items() if k not in ("diagnostics",)}
     clamps = plan.get("diagnostics", {}).get("clamps") or plan.get("clamps") or []
     clamp_rows = "".join(f"<li>{html.escape(json.dumps(c))}</li>" for c in clamps) or "<li>no value was clamped</li>"
+    warnings = plan.get("diagnostics", {}).get("warnings") or []
+    clamp_rows = "".join(f'<li class="fail">warning: {html.escape(str(w))}</li>' for w in warnings) + clamp_rows
     page = Template(TEMPLATE.read_text()).substitute(
         title=html.escape(title),
         comfy_version=html.escape(comfy_version),

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.guidance.data import EVENT
 from agents.runtime.comfyui_client import ComfyClient, ComfyClientError
 from cli.runs_cmd import DEFAULT_LOG
 
@@ -25,7 +27,7 @@ TEMPLATES = {"static": REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.j
 # The generated stand-ins' file-name stems (cli/standin_checkpoint.py): how --standins finds them on a server.
 STANDIN_CHECKPOINT_STEM = "m4-standin-sd15"
 STANDIN_CONTROLNET_STEM = "m4-standin-controlnet-sd15"
-GUIDANCE_EVENT = "m4.guidance"
+GUIDANCE_EVENT = EVENT  # the one spelling: agents.guidance.data.EVENT
 
 
 class RunInputError(ValueError):
@@ -111,7 +113,12 @@ def standin_names(info: dict[str, Any], url: str) -> tuple[str, str]:
     """The stand-in checkpoint and ControlNet file names a server offers (from its /object_info)."""
     def options(node: str, name: str) -> list[str]:
         spec = (info.get(node, {}).get("input", {}).get("required", {}) or {}).get(name) or [[]]
-        values = spec[1].get("options", []) if spec and spec[0] == "COMBO" else spec[0]
+        if not isinstance(spec, list | tuple) or not spec:
+            return []
+        if spec[0] == "COMBO":
+            values = spec[1].get("options", []) if len(spec) > 1 and isinstance(spec[1], dict) else []
+        else:
+            values = spec[0]
         return [str(v) for v in values] if isinstance(values, list) else []
 
     ckpt = [n for n in options("CheckpointLoaderSimple", "ckpt_name") if n.startswith(STANDIN_CHECKPOINT_STEM)]
@@ -202,22 +209,26 @@ def progress_printer(label: str) -> Callable[[dict[str, Any]], None]:
 def run_one(target: ServerTarget, *, sketch: Path, reference: Path, out_dir: Path, log: Any,
             template: Path | None, tags: str, batch_id: str | None = None, force_retry: bool = False,
             progress: Callable[[dict[str, Any]], None] | None = None, report: bool = True,
-            plan_on_server: bool = False) -> tuple[Any, Path | None]:
+            plan_on_server: bool = False, policy: Any = None,
+            policy_note: dict[str, Any] | None = None, adjust_plan: Any = None) -> tuple[Any, Path | None]:
     """run_pair on one server plus its report; the exceptions of run_pair pass through (the log row is marked)."""
     from agents.runtime.runner import run_pair
 
     with RecordingClient(target.url) as client:
         result = run_pair(client, sketch=sketch, reference=reference, out_dir=out_dir, log=log, template=template,
                           prepare=target.prepare, tags=tags, batch_id=batch_id, force_retry=force_retry,
-                          progress=progress, plan_on_server=plan_on_server)
+                          progress=progress, plan_on_server=plan_on_server, policy=policy,
+                          policy_note=policy_note, adjust_plan=adjust_plan)
         page = pair_report(result, client, log, sketch=sketch, reference=reference, target=target) if report else None
     return result, page
 
 
 def open_log(path: str | Path) -> Any:
-    from agents.runtime.run_log import RunLog
+    """The run log at path (created with its folder); a file that is not a run log is refused first."""
+    from agents.runtime.run_log import RunLog, check_log_file
 
     path = Path(path).expanduser().resolve()
+    check_log_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return RunLog(path)
 
@@ -234,9 +245,15 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help=f"SQLite run log (default: $M4_RUN_LOG or ./{DEFAULT_LOG})")
     parser.add_argument("--force-retry", action="store_true",
                         help="treat every first attempt as failed (shows the safer retry)")
+    parser.add_argument("--allow-blank", action="store_true",
+                        help="run a sketch the Visual Analyst finds no strokes in (blank, uniform or noise only); "
+                             "by default it is refused (run) or skipped (batch) before any generation")
     parser.add_argument("--plan-on-server", action="store_true",
                         help="let the server's M4 nodes analyse and plan inside the graph (the API twin of the "
                              "drag-and-drop preset) instead of planning here; the retry still plans here")
+    from cli.overlay_hook import add_overlay_arguments
+
+    add_overlay_arguments(parser)
 
 
 def start_local_servers(count: int) -> list[Any]:
@@ -262,7 +279,25 @@ def start_local_servers(count: int) -> list[Any]:
     return servers
 
 
+def check_server_urls(urls: list[str]) -> None:
+    """--server values are http(s)://host[:port] URLs (RunInputError naming the value otherwise)."""
+    for url in urls:
+        try:
+            ComfyClient(url).close()
+        except ValueError as exc:
+            raise RunInputError(f"--server: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    background: list[threading.Thread] = []
+    try:
+        return _main(argv, background)
+    finally:  # a thread still inside OpenCV at interpreter shutdown aborts the process (SIGABRT)
+        for thread in background:
+            thread.join()
+
+
+def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
     parser = argparse.ArgumentParser(prog="./m4 run", description=__doc__.splitlines()[0])
     parser.add_argument("--sketch", required=True, help="the sketch image")
     parser.add_argument("--reference", required=True, help="the style reference image")
@@ -271,19 +306,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.server) > 1:
         parser.error("--server: `run` takes one server (`batch` fans out across several)")
-    from cli.inputs import InputError, resolve_pairs
+    from agents.runtime.run_log import RunLogError, check_log_file
+    from cli.inputs import BLANK_HINT, InputError, blank_sketch, error_line, resolve_pairs
 
     try:
         [(sketch, reference)] = resolve_pairs([args.sketch], args.reference, False)
         template = resolve_template(args.template)
-    except (InputError, RunInputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        check_server_urls(args.server)
+        check_log_file(Path(args.log).expanduser())
+        blank = None if args.allow_blank else blank_sketch(sketch)
+        if blank:
+            raise InputError(f"--sketch {sketch.name}: {blank}: {BLANK_HINT}")
+    except (InputError, RunInputError, RunLogError) as exc:
+        print(error_line(exc), file=sys.stderr)
         return 2
     assert reference is not None  # noqa: S101  (resolve_pairs keeps the required --reference)
     if not args.plan_on_server:  # measured while the server starts or answers /object_info
-        from agents.runtime.runner import prefetch_reference
+        from agents.measure.reference_cache import prefetch_reference
 
-        prefetch_reference(reference)
+        background.append(prefetch_reference(reference))
     out_dir = Path(args.out).resolve() if args.out else Path("m4-output").resolve() / sketch.stem
     local_servers = [] if args.server else start_local_servers(1)
     try:
@@ -291,8 +332,11 @@ def main(argv: list[str] | None = None) -> int:
             url = args.server[0] if args.server else local_servers[0].url
             target = connect(url, standins=args.standins or not args.server, template=template)
         except (RunInputError, ComfyClientError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             return 2
+        from cli.overlay_hook import exploration, resolve_policy
+
+        policy, policy_note = resolve_policy(args, args.log, "m4 run")
         with open_log(args.log) as log:
             print(f"[m4 run] {sketch.name} + {reference.name} on {target.url}"
                   + (" (STAND-IN models)" if target.standins else "") + f"; log {Path(args.log).resolve()}",
@@ -301,12 +345,13 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result, page = run_one(target, sketch=sketch, reference=reference, out_dir=out_dir, log=log,
                                        template=template, tags=args.tags, force_retry=args.force_retry,
-                                       plan_on_server=args.plan_on_server,
+                                       plan_on_server=args.plan_on_server, policy=policy, policy_note=policy_note,
+                                       adjust_plan=exploration(args, policy),
                                        progress=progress_printer(f"[m4 run] {sketch.name}"))
             except (ComfyClientError, ValueError) as exc:
-                print(f"error: the run did not finish: {exc} (the log row is marked incomplete; run again to "
-                      "retry)", file=sys.stderr)
-                return 1
+                print(error_line(f"the run did not finish: {exc} (the log row is marked incomplete; run again "
+                                 "to retry)"), file=sys.stderr)
+                return 2
         verdicts = ", ".join(f"{a['label']}: {'pass' if (a.get('verdict') or {}).get('passed') else 'fail'}"
                              for a in result.attempts)
         print(f"[m4 run] {len(result.attempts)} attempt(s) ({verdicts}) in {time.monotonic() - t0:.1f} s; "

@@ -12,7 +12,7 @@ from typing import Any
 DEFAULT_LOG = Path(os.environ.get("M4_RUN_LOG") or Path("m4-output") / "m4_runs.sqlite3")
 
 STATUSES = ("done", "failed", "incomplete", "running")
-COLUMNS = ("id", "status", "stage", "attempt", "passed", "batch_id", "server", "sketch", "reference", "error")
+COLUMNS = ("id", "status", "stage", "attempt", "accepted", "batch_id", "server", "sketch", "reference", "error")
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -44,22 +44,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./m4 runs", description=__doc__.splitlines()[0])
     parser.add_argument("--log", default=str(DEFAULT_LOG),
                         help=f"SQLite run log (default: $M4_RUN_LOG or ./{DEFAULT_LOG})")
-    parser.add_argument("--status", help="only runs with this status (done, failed, incomplete, ...)")
+    parser.add_argument("--status", choices=STATUSES, help="only runs with this status")
     parser.add_argument("--batch", help="only runs of this batch id")
     parser.add_argument("--limit", type=int, help="at most this many runs (oldest first)")
     parser.add_argument("--export", help="write the selected runs to this file instead of listing them")
     parser.add_argument("--format", choices=("csv", "json"), help="export format (default: the file's suffix)")
+    parser.add_argument("--force", action="store_true", help="--export may replace an existing file (never the log)")
     args = parser.parse_args(argv)
     log_path = Path(args.log).expanduser()
+    if log_path.is_dir():
+        print(f"error: --log: {log_path.resolve()} is a folder, not a run log file", file=sys.stderr)
+        return 2
     if not log_path.is_file():
         print(f"error: --log: no run log at {log_path.resolve()} (./m4 run or ./m4 batch creates it)", file=sys.stderr)
         return 2
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
-    from agents.runtime.run_log import RunLog
+    from agents.runtime.run_log import RunLog, RunLogError, check_log_file
+    from cli.inputs import error_line
 
+    try:
+        check_log_file(log_path)
+        return _query(RunLog(log_path), args)
+    except RunLogError as exc:
+        print(error_line(exc), file=sys.stderr)
+        return 2
+
+
+def _query(opened: Any, args: argparse.Namespace) -> int:
     filters = {"status": args.status, "batch_id": args.batch, "limit": args.limit}
-    with RunLog(log_path) as log:
+    with opened as log:
         if args.export:
             target = Path(args.export)
             fmt = args.format or target.suffix.lower().lstrip(".")
@@ -67,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: --export: cannot tell the format of {target.name}; add --format csv|json",
                       file=sys.stderr)
                 return 2
-            count = log.export(target, fmt, **filters)
+            count = log.export(target, fmt, force=args.force, **filters)
             print(f"[m4 runs] {count} run(s) written to {target.resolve()} ({fmt})")
             return 0
         rows = log.runs(**filters)

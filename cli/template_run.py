@@ -26,11 +26,6 @@ log = logging.getLogger("m4.template_run")
 
 STANDIN_NOTICE = ("TEST STAND-IN MODELS: the checkpoint and the ControlNet are random-weight stand-ins "
                   "(not Animagine XL 3.1 / ControlNet Union SDXL); images show the graph runs, not what it draws")
-# The template's LoadImage file names (node "10" sketch, "11" reference in the locked templates).
-SKETCH_IMAGE = "m4_sketch.png"
-REFERENCE_IMAGE = "m4_reference.png"
-# SaveImage filename_prefix of each stage in the locked templates.
-STAGE_PREFIXES = {"stage1": "M4/stage1", "final": "M4/final"}
 STANDIN_SIZE = 64
 STANDIN_MAX_STEPS = 3
 
@@ -95,40 +90,15 @@ def swap_in_standins(template: Workflow, *, checkpoint: str, controlnet: str, si
     return swap
 
 
-def set_input_images(workflow: Workflow, *, sketch: str, reference: str) -> Workflow:
-    """A copy with the sketch / reference LoadImage nodes (found by the template's file names) set."""
-    out = copy.deepcopy(workflow)
-    found = set()
-    for node in out.values():
-        if node.get("class_type") != "LoadImage":
-            continue
-        current = node.get("inputs", {}).get("image")
-        if current == SKETCH_IMAGE:
-            node["inputs"]["image"] = sketch
-            found.add("sketch")
-        elif current == REFERENCE_IMAGE:
-            node["inputs"]["image"] = reference
-            found.add("reference")
-    missing = {"sketch", "reference"} - found
-    if missing:
-        names = {"sketch": SKETCH_IMAGE, "reference": REFERENCE_IMAGE}
-        raise TemplateError("the template has no LoadImage node for " +
-                            ", ".join(f"the {m} (image {names[m]!r})" for m in sorted(missing)))
-    return out
-
-
 def stage_nodes(workflow: Workflow) -> dict[str, str]:
-    """{stage: SaveImage node id} by the locked templates' filename prefixes."""
-    found = {}
-    for node_id, node in workflow.items():
-        if node.get("class_type") == "SaveImage":
-            for stage, prefix in STAGE_PREFIXES.items():
-                if node.get("inputs", {}).get("filename_prefix") == prefix:
-                    found[stage] = node_id
-    missing = set(STAGE_PREFIXES) - set(found)
-    if missing:
-        raise TemplateError(f"the template has no SaveImage node for stage(s) {sorted(missing)} "
-                            f"(filename_prefix {[STAGE_PREFIXES[m] for m in sorted(missing)]})")
+    """{stage: SaveImage node id}, the policy's template contract ([template.saves])."""
+    from agents.policy import default_policy
+
+    found = dict(default_policy().template_contract.saves)
+    wrong = sorted(f"{node_id} ({stage})" for stage, node_id in found.items()
+                   if workflow.get(node_id, {}).get("class_type") != "SaveImage")
+    if wrong:
+        raise TemplateError(f"the template has no SaveImage node at {', '.join(wrong)}")
     return found
 
 

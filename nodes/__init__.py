@@ -18,6 +18,7 @@ _FAMILIES = (
     "adaptive_sampler",
     "director",
     "prompt_engineer",
+    "run_logging",
     "patterns",
 )
 

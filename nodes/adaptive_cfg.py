@@ -1,361 +1,39 @@
-"""Adaptive CFG inside ComfyUI's own sampler: the MODEL patch (M4AdaptiveCFG), the GUIDER
-(M4AdaptiveGuider) and the runtime both share. The math lives in agents.guidance.
-
-Patch route: PREDICT_NOISE + OUTER_SAMPLE wrappers added with a key on a model clone (chaining-safe,
-nothing global). Per call the wrapper sets the guider's cfg to the adaptive scale and restores it
-in `finally`; a scale of exactly 1.0 takes ComfyUI's own cfg==1 path, which skips the uncond pass.
-"""
+"""M4AdaptiveCFG (a MODEL patch for any sampler) and M4AdaptiveGuider (a GUIDER for
+SamplerCustomAdvanced). Their options are declared once in nodes/adaptive_inputs.py; the runtime is
+nodes/adaptive_runtime.py; the math is agents.guidance."""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import math
-import sys
-import weakref
-from collections.abc import Callable
 from typing import Any
 
-import comfy.patcher_extension as pe
-import comfy.samplers
-import torch
 from comfy_api.v0_0_2 import io
 
-from ..agents.guidance import (
-    SCHEDULE_NAMES,
-    EarlyExitSettings,
-    GuidanceController,
-    GuidanceInputError,
-    GuidanceSettings,
-    HeuristicPromptAnalyzer,
-    ScheduleEntry,
+from ..agents.guidance import parse_options
+from .adaptive_inputs import (
+    DEFAULTS,
+    SUBCATEGORY,
+    guidance_inputs,
+    node_id_of,
+    node_settings,
+    prompt_base,
+    settings_from_inputs,
 )
-from ..agents.guidance.noise_level import NoiseLevelTable
-from .types import CATEGORY
+from .adaptive_runtime import (
+    STATE_KEY,
+    WRAPPER_KEY,
+    AdaptiveCFGGuider,
+    RunState,
+    adaptive_step,
+    check_latent,
+    make_patch_wrappers,
+    patch_model,
+    send_event,
+    sigma_to_t_norm,
+)
 
-WRAPPER_KEY = "m4_adaptive_cfg"
-STATE_KEY = "m4_adaptive_cfg_run"
-EVENT = "m4.guidance"
-
-
-_NOISE_TABLES: weakref.WeakKeyDictionary[Any, NoiseLevelTable] = weakref.WeakKeyDictionary()
-
-
-def sigma_to_t_norm(model_sampling: Any, sigma: float) -> float:
-    """1 - ComfyUI's "percent" for this sigma, so 1.0 = the model's highest noise level (a table per
-    model sampling object, built on first use from its own percent_to_sigma)."""
-    table = _NOISE_TABLES.get(model_sampling)
-    if table is None:
-        table = _NOISE_TABLES[model_sampling] = NoiseLevelTable(model_sampling.percent_to_sigma)
-    return table.t_norm(float(sigma))
-
-
-def run_progress(sample_sigmas: list[float] | None, sigma: float) -> float:
-    """0 at the run's first sigma, 1 at its last non-zero one (log scale), by noise level."""
-    if sample_sigmas is None or len(sample_sigmas) < 2:
-        return 0.0
-    s = [v for v in sample_sigmas if v > 0]
-    if len(s) < 2 or sigma <= 0:
-        return 1.0
-    top, bottom = math.log(s[0]), math.log(s[-1])
-    if top <= bottom:
-        return 1.0
-    return min(max((top - math.log(sigma)) / (top - bottom), 0.0), 1.0)
-
-
-def send_event(payload: dict) -> None:
-    """Per-call event to the UI; in-process (no server running) there is nobody to tell."""
-    server = sys.modules.get("server")
-    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
-    if instance is None:
-        return
-    try:
-        instance.send_sync(EVENT, payload, getattr(instance, "client_id", None))
-    except Exception:  # a UI message must never break sampling
-        logging.debug("m4.guidance event not sent", exc_info=True)
-
-
-class RunState:
-    """One sampling run: its controller, the sigmas it samples, and where the summary goes."""
-
-    def __init__(self, settings: GuidanceSettings, node_id: str | None, sink: Callable[[dict], None] | None):
-        self.node_id = node_id
-        self.sink = sink
-        # The run's sigmas as Python floats, read once: they may live on the GPU, and every call needs them.
-        self.sigma_values: list[float] | None = None
-        self.controller = GuidanceController(settings, on_entry=self._emit)
-
-    def _emit(self, e: ScheduleEntry) -> None:
-        if self.node_id is not None:
-            send_event({"node": self.node_id, "sigma": e.sigma, "cfg": e.cfg, "uncond": e.uncond,
-                        "index": e.index, "skipped": e.skipped})
-
-    def summary(self) -> dict:
-        out = self.controller.summary()
-        sig = self.sigma_values or []
-        steps = max(len(sig) - 1, 0)
-        out["sample_sigmas"] = [round(v, 6) for v in sig]
-        out["steps"] = steps
-        stop = self.controller.stopped_at_sigma
-        out["steps_used"] = steps if stop is None else sum(1 for v in sig[:-1] if v >= stop * (1 - 1e-6))
-        out["node"] = self.node_id
-        return out
-
-    def finish(self) -> None:
-        summary = self.summary()
-        if self.sink is not None:
-            self.sink(summary)
-        if self.node_id is not None:
-            send_event({"node": self.node_id, "final": True, "steps_used": summary["steps_used"],
-                        "steps": summary["steps"], "model_calls": summary["model_calls"],
-                        "uncond_calls": summary["uncond_calls"]})
-
-
-CallNext = Callable[[float, torch.Tensor, torch.Tensor, dict, Any], torch.Tensor]
-
-
-def adaptive_step(call_next: CallNext, state: RunState, inner_model: Any, base_cfg: float,
-                  x: torch.Tensor, timestep: torch.Tensor, model_options: dict, seed: Any) -> torch.Tensor:
-    """One model call at the adaptive scale; feeds the result back to the controller."""
-    transformer_options = model_options.get("transformer_options", {})
-    if state.sigma_values is None and transformer_options.get("sample_sigmas") is not None:
-        state.sigma_values = [float(v) for v in transformer_options["sample_sigmas"].tolist()]
-    sigma = float(timestep.flatten()[0])
-    t_norm = sigma_to_t_norm(inner_model.model_sampling, sigma)
-    progress = run_progress(state.sigma_values, sigma)
-    ctl = state.controller
-    # Another node (SAG, *_cfg_pp) may force the uncond pass: the record (and the live event) says it ran.
-    plan = ctl.begin(base_cfg, sigma, t_norm,
-                     forced_uncond=bool(model_options.get("disable_cfg1_optimization", False)))
-    if plan.frozen is not None:
-        # early exit: the converged estimate stands for every later call, no model evaluation
-        return plan.frozen.to(device=x.device, dtype=x.dtype)
-    probe: dict[str, torch.Tensor | None] = {}
-
-    def capture(args: dict) -> torch.Tensor:
-        probe["cond"] = args.get("cond_denoised")
-        probe["uncond"] = args.get("uncond_denoised") if args.get("uncond") is not None else None
-        return args["denoised"]
-
-    options = dict(model_options)
-    options["sampler_post_cfg_function"] = [*model_options.get("sampler_post_cfg_function", []), capture]
-    out = call_next(plan.cfg, x, timestep, options, seed)
-    ctl.end(x, out, probe.get("cond"), probe.get("uncond"), sigma, t_norm, progress)
-    return out
-
-
-def _state_for(guider: Any, model_options: dict, settings: GuidanceSettings, node_id: str | None,
-               sink: Callable[[dict], None] | None) -> RunState:
-    state = model_options.get("transformer_options", {}).get(STATE_KEY)
-    if state is None:
-        # No OUTER_SAMPLE wrapper ran (an unusual host path): keep a run on the guider object itself.
-        state = getattr(guider, "_m4_fallback_state", None)
-        if state is None:
-            state = RunState(settings, node_id, sink)
-            guider._m4_fallback_state = state
-    return state
-
-
-def base_from_conditioning(guider: Any) -> float:
-    """The prompt analyser's base scale read from the guider's positive conditioning tensor."""
-    positive = getattr(guider, "original_conds", {}).get("positive") or []
-    emb = positive[0].get("cross_attn") if positive else None
-    if emb is None:
-        raise GuidanceInputError("base_source: 'prompt analysis' needs prompt text or a positive conditioning "
-                                 "with a cross-attention tensor")
-    return HeuristicPromptAnalyzer().analyze(None, emb).base_guidance
-
-
-def make_patch_wrappers(settings: GuidanceSettings, node_id: str | None,
-                        sink: Callable[[dict], None] | None = None,
-                        conditioning_base: bool = False) -> tuple[Callable, Callable]:
-    """(outer_sample wrapper, predict_noise wrapper) for ModelPatcher.add_wrapper_with_key."""
-
-    def outer_sample(executor, *args, **kwargs):
-        guider = executor.class_obj
-        run_settings = settings
-        if conditioning_base:
-            run_settings = dataclasses.replace(settings, base_override=base_from_conditioning(guider))
-        state = RunState(run_settings, node_id, sink)
-        guider.model_options.setdefault("transformer_options", {})[STATE_KEY] = state
-        try:
-            return executor(*args, **kwargs)
-        finally:
-            guider.model_options.get("transformer_options", {}).pop(STATE_KEY, None)
-            state.finish()
-
-    def predict_noise(executor, x, timestep, model_options={}, seed=None):  # noqa: B006  (host's signature)
-        guider = executor.class_obj
-        if getattr(guider, "m4_adaptive", False):
-            return executor(x, timestep, model_options, seed)  # the adaptive guider already adapts
-        state = _state_for(guider, model_options, settings, node_id, sink)
-        base = float(guider.cfg)
-
-        def call_next(cfg, x_, t_, mo, seed_):
-            guider.cfg = cfg
-            try:
-                return executor(x_, t_, mo, seed_)
-            finally:
-                guider.cfg = base
-
-        return adaptive_step(call_next, state, guider.inner_model, base, x, timestep, model_options, seed)
-
-    return outer_sample, predict_noise
-
-
-def patch_model(model: Any, settings: GuidanceSettings, node_id: str | None = None,
-                sink: Callable[[dict], None] | None = None, conditioning_base: bool = False) -> Any:
-    """A clone of `model` whose samplers use adaptive CFG; the original stays untouched."""
-    m = model.clone()
-    outer, predict = make_patch_wrappers(settings, node_id, sink, conditioning_base)
-    m.remove_wrappers_with_key(pe.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)  # re-patching replaces, never stacks
-    m.remove_wrappers_with_key(pe.WrappersMP.PREDICT_NOISE, WRAPPER_KEY)
-    m.add_wrapper_with_key(pe.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, outer)
-    m.add_wrapper_with_key(pe.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, predict)
-    return m
-
-
-class AdaptiveCFGGuider(comfy.samplers.CFGGuider):
-    """CFGGuider whose predict_noise uses the adaptive scale (base = the cfg it was given)."""
-
-    m4_adaptive = True
-
-    def __init__(self, model_patcher: Any, settings: GuidanceSettings, node_id: str | None = None,
-                 sink: Callable[[dict], None] | None = None):
-        super().__init__(model_patcher)
-        self.settings = settings
-        self.node_id = node_id
-        self.sink = sink
-        self._state: RunState | None = None
-
-    def outer_sample(self, *args, **kwargs):
-        self._state = RunState(self.settings, self.node_id, self.sink)
-        try:
-            return super().outer_sample(*args, **kwargs)
-        finally:
-            state, self._state = self._state, None
-            state.finish()
-
-    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006  (host's signature)
-        state = self._state or _state_for(self, model_options, self.settings, self.node_id, self.sink)
-
-        def call_next(cfg, x_, t_, mo, seed_):
-            return comfy.samplers.sampling_function(self.inner_model, x_, t_, self.conds.get("negative", None),
-                                                    self.conds.get("positive", None), cfg, model_options=mo,
-                                                    seed=seed_)
-
-        return adaptive_step(call_next, state, self.inner_model, float(self.cfg), x, timestep, model_options, seed)
-
-
-def check_latent(samples: Any, input_name: str = "latent_image") -> None:
-    if not isinstance(samples, torch.Tensor) or samples.ndim not in (4, 5):
-        shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
-        raise GuidanceInputError(f"{input_name}: expected a LATENT [B,C,H,W] or [B,C,T,H,W], got {shape}")
-    if samples.numel() == 0:
-        raise GuidanceInputError(f"{input_name}: the latent is empty")
-    if not torch.isfinite(samples).all():
-        raise GuidanceInputError(f"{input_name}: the latent contains NaN or infinite values")
-
-
-# ---------------------------------------------------------------- node inputs shared by the family
-SUBCATEGORY = f"{CATEGORY}/guidance"
-BASE_SOURCES = ("sampler cfg", "prompt analysis")
-
-# Defaults chosen on bench/bench_guidance_gmm.py's evidence (tuned on one configuration, checked on
-# held-out ones); the table and the reasoning are in web/docs/M4AdaptiveCFG.md.
-DEFAULTS = {
-    "schedule": "linear_up",
-    "cfg_min": 1.0,
-    "cfg_max": 12.0,
-    "skip_below": 1.5,
-    "quality_adjust": False,
-    "agreement_cutoff": 0.0,
-    "interval_sigma_lo": 0.28,
-    "interval_sigma_hi": 5.42,
-    "early_stop": True,
-    "early_stop_tolerance": 0.02,
-}
-
-
-def guidance_inputs() -> list:
-    """The adaptive options every route takes (same names, same meaning)."""
-    d = DEFAULTS
-    return [
-        io.Combo.Input("schedule", options=list(SCHEDULE_NAMES), default=d["schedule"],
-                       tooltip="How guidance follows the noise level. linear_up (default): off at the highest "
-                               "noise, rising to 2x the base at the end (best on the pack's exact-score benchmark). "
-                               "cosine_up likewise; s_curve strong early/weak late (the seed's curve); constant; "
-                               "linear/cosine down; interval (guidance only for sigma in (interval_sigma_lo, "
-                               "interval_sigma_hi])."),
-        io.Float.Input("cfg_min", default=d["cfg_min"], min=0.0, max=100.0, step=0.1,
-                       tooltip="Lower bound for the effective CFG (applied before skip_below)."),
-        io.Float.Input("cfg_max", default=d["cfg_max"], min=0.0, max=100.0, step=0.1,
-                       tooltip="Upper bound for the effective CFG."),
-        io.Float.Input("skip_below", default=d["skip_below"], min=0.0, max=100.0, step=0.05,
-                       tooltip="Effective CFG under this becomes exactly 1.0: ComfyUI then skips the "
-                               "unconditional pass (about half the model work of that step). With linear_up this "
-                               "is what turns guidance off at the start."),
-        io.Boolean.Input("quality_adjust", default=d["quality_adjust"],
-                         tooltip="Nudge the scale by -30%..+20% from cond/uncond agreement and spikes in the "
-                                 "denoised estimate (a heuristic; off by default: on the benchmark it cost class "
-                                 "precision now and then; see the docs)."),
-        io.Float.Input("agreement_cutoff", default=d["agreement_cutoff"], min=0.0, max=1.0, step=0.0005,
-                       tooltip="0 = off. Otherwise turn guidance off for the rest of the run once the cosine "
-                               "between cond and uncond predictions reaches this (Adaptive Guidance)."),
-        io.Float.Input("interval_sigma_lo", default=d["interval_sigma_lo"], min=0.0, max=1000.0, step=0.01,
-                       tooltip="interval schedule only: guidance is on for sigma in (lo, hi]."),
-        io.Float.Input("interval_sigma_hi", default=d["interval_sigma_hi"], min=0.0, max=1000.0, step=0.01,
-                       tooltip="interval schedule only: upper sigma of the guided interval."),
-        io.Boolean.Input("early_stop", default=d["early_stop"],
-                         tooltip="Stop evaluating the model once the denoised estimate stops changing (on by "
-                                 "default; never before half of the run); the converged estimate stands for the "
-                                 "remaining steps. Turn off for bit-exact full-length runs."),
-        io.Float.Input("early_stop_tolerance", default=d["early_stop_tolerance"], min=0.0001, max=1.0,
-                       step=0.0005, tooltip="Relative change of the denoised estimate counted as converged."),
-        io.Combo.Input("base_source", options=list(BASE_SOURCES), default="sampler cfg",
-                       tooltip="Base scale: the sampler's cfg, or the prompt analyser's estimate (5.5 simple "
-                               ".. 9.5 complex) from `prompt` (or from the conditioning when prompt is empty)."),
-        io.String.Input("prompt", default="", multiline=True, optional=True,
-                        tooltip="Prompt text for base_source = prompt analysis (optional)."),
-        io.Boolean.Input("cap_at_base", default=False, optional=True,
-                         tooltip="Never above the base scale: the schedule may only lower guidance (and skip "
-                                 "the unconditional pass). On in the M4 adaptive preset, so the Director's CFG "
-                                 "and the policy's hard rules stay upper limits."),
-    ]
-
-
-def node_id_of(cls: type[io.ComfyNode]) -> str | None:
-    """The executing node's id (None when called outside the executor, e.g. in-process tests)."""
-    return getattr(cls.hidden, "unique_id", None)
-
-
-def settings_from_inputs(schedule: str, cfg_min: float, cfg_max: float, skip_below: float, quality_adjust: bool,
-                         agreement_cutoff: float, interval_sigma_lo: float, interval_sigma_hi: float,
-                         early_stop: bool, early_stop_tolerance: float, base_override: float | None = None,
-                         cap_at_base: bool = False) -> GuidanceSettings:
-    return GuidanceSettings(
-        schedule=schedule, cfg_min=cfg_min, cfg_max=cfg_max, skip_below=skip_below,
-        quality_adjust=quality_adjust, agreement_cutoff=agreement_cutoff,
-        interval_sigma_lo=interval_sigma_lo, interval_sigma_hi=interval_sigma_hi,
-        base_override=base_override,
-        early_exit=EarlyExitSettings(tolerance=early_stop_tolerance) if early_stop else None,
-        cap_at_base=bool(cap_at_base),
-    )
-
-
-def prompt_base(base_source: str, prompt: str | None, conditioning: Any = None) -> float | None:
-    """None = use the sampler's cfg; otherwise the analyser's base scale."""
-    if base_source not in BASE_SOURCES:
-        raise GuidanceInputError(f"base_source: unknown value {base_source!r}; choose one of {BASE_SOURCES}")
-    if base_source == "sampler cfg":
-        return None
-    emb = None
-    if conditioning:
-        emb = conditioning[0][0] if isinstance(conditioning[0], (list, tuple)) else None
-    if not (prompt and prompt.strip()) and emb is None:
-        raise GuidanceInputError("prompt: base_source is 'prompt analysis' but neither prompt text nor "
-                                 "conditioning is available (type the prompt into the node)")
-    return HeuristicPromptAnalyzer().analyze(prompt, emb).base_guidance
+__all__ = ["DEFAULTS", "NODES", "STATE_KEY", "SUBCATEGORY", "WRAPPER_KEY", "AdaptiveCFGGuider", "M4AdaptiveCFG",
+           "M4AdaptiveGuider", "RunState", "adaptive_step", "check_latent", "guidance_inputs", "make_patch_wrappers",
+           "patch_model", "prompt_base", "send_event", "settings_from_inputs", "sigma_to_t_norm"]
 
 
 class M4AdaptiveCFG(io.ComfyNode):
@@ -375,14 +53,14 @@ class M4AdaptiveCFG(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff,
-                interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                base_source="sampler cfg", prompt="", cap_at_base=False) -> io.NodeOutput:
-        from_conditioning = base_source == "prompt analysis" and not (prompt and prompt.strip())
-        base = None if from_conditioning else prompt_base(base_source, prompt)
-        settings = settings_from_inputs(schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff,
-                                        interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                                        base_override=base, cap_at_base=cap_at_base)
+    def execute(cls, model: Any, **options: Any) -> io.NodeOutput:
+        opts = parse_options(options)
+        # prompt analysis without prompt text: the base is read from the sampler's conditioning at run time
+        from_conditioning = opts["base_source"] == "prompt analysis" and not opts["prompt"].strip()
+        if from_conditioning:
+            settings = settings_from_inputs(dict(opts, base_source="sampler cfg"))
+        else:
+            settings, _ = node_settings(opts)
         return io.NodeOutput(patch_model(model, settings, node_id=node_id_of(cls),
                                          conditioning_base=from_conditioning))
 
@@ -408,13 +86,8 @@ class M4AdaptiveGuider(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, cfg, schedule, cfg_min, cfg_max, skip_below, quality_adjust,
-                agreement_cutoff, interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                base_source="sampler cfg", prompt="", cap_at_base=False) -> io.NodeOutput:
-        base = prompt_base(base_source, prompt, positive)
-        settings = settings_from_inputs(schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff,
-                                        interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                                        base_override=base, cap_at_base=cap_at_base)
+    def execute(cls, model: Any, positive: Any, negative: Any, cfg: float, **options: Any) -> io.NodeOutput:
+        settings, _ = node_settings(options, positive)
         guider = AdaptiveCFGGuider(model, settings, node_id=node_id_of(cls))
         guider.set_conds(positive, negative)
         guider.set_cfg(cfg)

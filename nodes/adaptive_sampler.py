@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import comfy.samplers
 import numpy as np
@@ -13,26 +14,25 @@ from comfy.k_diffusion import sampling as kds
 from comfy_api.v0_0_2 import io
 
 from ..agents.guidance import EarlyExit, EarlyExitSettings, GuidanceInputError
-from .adaptive_cfg import (
-    SUBCATEGORY,
-    check_latent,
-    guidance_inputs,
-    patch_model,
-    prompt_base,
-    settings_from_inputs,
-)
+from ..agents.guidance.data import EARLY_STOP_RULES, guidance_data, tunable
+from ..agents.guidance.schedule_plot import plot_schedule_rgb
+from .adaptive_inputs import SUBCATEGORY, guidance_inputs, node_settings
+from .adaptive_runtime import check_latent, patch_model
 from .types import GuidanceSchedule
+
+_TOL = guidance_data().options["early_stop_tolerance"]
 
 
 def sample_early_stop(model, x, sigmas, extra_args=None, callback=None, disable=None, ancestral=False, eta=1.0,
-                      s_noise=1.0, tolerance=0.02, patience=2, min_fraction=0.5, report=None):
+                      s_noise=1.0, tolerance=None, patience=None, min_fraction=None, report=None,
+                      rule="denoised change"):
     """Euler (or Euler ancestral) that stops once the denoised estimate stops changing.
 
     On a stop the remaining steps are reported to the callback as skipped (so progress bars end at
     100%) and the current denoised estimate is returned as the result.
     """
     extra_args = {} if extra_args is None else extra_args
-    rule = EarlyExit(EarlyExitSettings(tolerance=tolerance, patience=int(patience), min_fraction=min_fraction))
+    rule = EarlyExit(_stop_settings(tolerance, patience, min_fraction, rule))
     seed = extra_args.get("seed", None)
     noise_sampler = kds.default_noise_sampler(x, seed=seed) if ancestral else None
     s_in = x.new_ones([x.shape[0]])
@@ -43,7 +43,7 @@ def sample_early_stop(model, x, sigmas, extra_args=None, callback=None, disable=
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
-        if i < n - 1 and rule.update(denoised, float(sigmas[i]), i / max(n - 1, 1)):
+        if i < n - 1 and rule.update(denoised, float(sigmas[i]), i / max(n - 1, 1), x):
             report.update(steps_used=i + 1, stopped_at_step=i, last_change=rule.last_change)
             logging.info("M4EarlyStopSampler: converged at step %d of %d, %d steps skipped", i + 1, n, n - i - 1)
             if callback is not None:
@@ -65,12 +65,21 @@ def sample_early_stop(model, x, sigmas, extra_args=None, callback=None, disable=
     return x
 
 
-def early_stop_sampler(ancestral: bool = False, tolerance: float = 0.02, patience: int = 2,
-                       min_fraction: float = 0.5, eta: float = 1.0, s_noise: float = 1.0,
-                       report: dict | None = None) -> comfy.samplers.KSAMPLER:
-    EarlyExitSettings(tolerance=tolerance, patience=int(patience), min_fraction=min_fraction)  # validate now
-    opts = {"ancestral": ancestral, "tolerance": tolerance, "patience": int(patience), "min_fraction": min_fraction,
-            "eta": eta, "s_noise": s_noise, "report": {} if report is None else report}
+def _stop_settings(tolerance: float | None, patience: int | None, min_fraction: float | None,
+                   rule: str) -> EarlyExitSettings:
+    d = EarlyExitSettings()  # the data file's defaults
+    return EarlyExitSettings(tolerance=d.tolerance if tolerance is None else tolerance,
+                             patience=d.patience if patience is None else int(patience),
+                             min_fraction=d.min_fraction if min_fraction is None else min_fraction, rule=rule)
+
+
+def early_stop_sampler(ancestral: bool = False, tolerance: float | None = None, patience: int | None = None,
+                       min_fraction: float | None = None, eta: float = 1.0, s_noise: float = 1.0,
+                       report: dict | None = None, rule: str = "denoised change") -> comfy.samplers.KSAMPLER:
+    st = _stop_settings(tolerance, patience, min_fraction, rule)  # validate now, naming the input
+    opts = {"ancestral": ancestral, "tolerance": st.tolerance, "patience": st.patience,
+            "min_fraction": st.min_fraction, "eta": eta, "s_noise": s_noise,
+            "report": {} if report is None else report, "rule": st.rule}
     return comfy.samplers.KSAMPLER(sample_early_stop, extra_options=opts)
 
 
@@ -85,57 +94,44 @@ class M4EarlyStopSampler(io.ComfyNode):
                         "it; the progress bar reports the remaining steps as skipped.",
             inputs=[
                 io.Boolean.Input("ancestral", default=False, tooltip="Euler ancestral (adds noise each step)."),
-                io.Float.Input("tolerance", default=0.02, min=0.0001, max=1.0, step=0.0005,
-                               tooltip="Relative change of the denoised estimate counted as converged."),
-                io.Int.Input("patience", default=2, min=1, max=100,
+                io.Float.Input("tolerance", default=_TOL.default, min=_TOL.lo, max=_TOL.hi, step=_TOL.step,
+                               tooltip="Relative change counted as converged (see rule)."),
+                io.Int.Input("patience", default=int(tunable("early_stop_patience")), min=1, max=100,
                              tooltip="Consecutive converged steps needed before stopping."),
-                io.Float.Input("min_fraction", default=0.5, min=0.0, max=1.0, step=0.05,
-                               tooltip="Never stop before this fraction of the steps."),
+                io.Float.Input("min_fraction", default=tunable("early_stop_min_fraction"), min=0.0, max=1.0,
+                               step=0.05, tooltip="Never stop before this fraction of the steps."),
                 io.Float.Input("eta", default=1.0, min=0.0, max=100.0, step=0.01,
                                tooltip="Ancestral only: noise amount."),
                 io.Float.Input("s_noise", default=1.0, min=0.0, max=100.0, step=0.01,
                                tooltip="Ancestral only: noise scale."),
+                io.Combo.Input("rule", options=list(EARLY_STOP_RULES), default=EARLY_STOP_RULES[0], optional=True,
+                               tooltip="'denoised change' (the original rule): the estimate stops changing between "
+                                       "steps, which injected noise prevents; 'residual': every batch item is within "
+                                       "the tolerance of its own denoised estimate (robust to ancestral noise)."),
             ],
             outputs=[io.Sampler.Output(tooltip="Wire into SamplerCustom / SamplerCustomAdvanced.")],
         )
 
     @classmethod
-    def execute(cls, ancestral, tolerance, patience, min_fraction, eta, s_noise) -> io.NodeOutput:
-        return io.NodeOutput(early_stop_sampler(ancestral, tolerance, patience, min_fraction, eta, s_noise))
+    def execute(cls, ancestral, tolerance, patience, min_fraction, eta, s_noise,
+                rule: str = EARLY_STOP_RULES[0]) -> io.NodeOutput:
+        return io.NodeOutput(early_stop_sampler(ancestral, tolerance, patience, min_fraction, eta, s_noise,
+                                                rule=rule))
 
 
 def plot_schedule(summary: dict, width: int = 640, height: int = 320) -> torch.Tensor:
-    """The schedule as an IMAGE [1, H, W, 3] (matplotlib Agg)."""
-    import matplotlib
+    """The schedule as an IMAGE [1, H, W, 3] (drawn with OpenCV, agents.guidance.schedule_plot)."""
+    rgb = plot_schedule_rgb(summary, width, height)
+    return torch.from_numpy(rgb.astype(np.float32) / 255.0).unsqueeze(0)
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
-    calls = summary.get("calls", [])
-    fig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
-    try:
-        idx = [c["index"] for c in calls]
-        cfg = [c["cfg"] for c in calls]
-        ax.plot(idx, cfg, color="#3366cc", lw=1.5, label="effective CFG")
-        for c in calls:
-            colour = "#999999" if c["skipped"] else ("#3366cc" if c["uncond"] else "#e07b00")
-            ax.scatter([c["index"]], [c["cfg"]], color=colour, s=14, zorder=3)
-        ax.scatter([], [], color="#e07b00", s=14, label="uncond skipped (cfg 1)")
-        if any(c["skipped"] for c in calls):
-            ax.scatter([], [], color="#999999", s=14, label="early stop (no model call)")
-        ax.set_xlabel("model call")
-        ax.set_ylabel("CFG")
-        ax.set_title(f"{summary.get('schedule', '')}: {summary.get('model_calls', 0)} calls, "
-                     f"{summary.get('uncond_calls', 0)} with uncond, steps used {summary.get('steps_used')}"
-                     f"/{summary.get('steps')}", fontsize=9)
-        ax.legend(fontsize=7, loc="upper right")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.canvas.draw()
-        rgba = np.asarray(fig.canvas.buffer_rgba())
-    finally:
-        plt.close(fig)
-    return torch.from_numpy(rgba[..., :3].astype(np.float32) / 255.0).unsqueeze(0)
+def combo_problem(sampler_name: object, scheduler: object) -> str | None:
+    """What is wrong with a sampler_name / scheduler value (not one of ComfyUI's), or None."""
+    for name, value, options in (("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS),
+                                 ("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)):
+        if value not in options:
+            return f"{name}: {value!r} is not one of ComfyUI's {len(options)} {name.split('_')[0]}s"
+    return None
 
 
 class M4AdaptiveKSampler(io.ComfyNode):
@@ -176,28 +172,32 @@ class M4AdaptiveKSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, sampler_name: str, scheduler: str) -> bool | str:
+        """ComfyUI 0.3.75 checks combo values only for V1-style option lists; a V3 Combo is declared as
+        ("COMBO", {"options": ...}), so /prompt accepted any sampler_name. Refused here, by name."""
+        return combo_problem(sampler_name, scheduler) or True
+
+    @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
-                schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff, interval_sigma_lo,
-                interval_sigma_hi, early_stop, early_stop_tolerance, base_source="sampler cfg",
-                prompt="", cap_at_base=False) -> io.NodeOutput:
+                **options) -> io.NodeOutput:
         import nodes  # ComfyUI's own nodes.py: common_ksampler is exactly what KSampler runs
 
         if not isinstance(steps, int) or steps < 1:
             raise GuidanceInputError(f"steps: must be an integer >= 1, got {steps!r}")
+        problem = combo_problem(sampler_name, scheduler)
+        if problem:
+            raise GuidanceInputError(problem)
         if not (0.0 <= denoise <= 1.0):
             raise GuidanceInputError(f"denoise: must be in [0, 1], got {denoise}")
         if not isinstance(latent_image, dict) or "samples" not in latent_image:
             raise GuidanceInputError("latent_image: expected a LATENT dict with 'samples'")
         check_latent(latent_image["samples"])
-        base = prompt_base(base_source, prompt, positive)
-        settings = settings_from_inputs(schedule, cfg_min, cfg_max, skip_below, quality_adjust, agreement_cutoff,
-                                        interval_sigma_lo, interval_sigma_hi, early_stop, early_stop_tolerance,
-                                        base_override=base, cap_at_base=cap_at_base)
+        settings, base = node_settings(options, positive)
         runs: list[dict] = []
         patched = patch_model(model, settings, node_id=None, sink=runs.append)
         (latent,) = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                           latent_image, denoise=denoise)
-        summary = runs[-1] if runs else {"calls": [], "steps": 0, "steps_used": 0, "model_calls": 0}
+        summary: dict[str, Any] = runs[-1] if runs else {"calls": [], "steps": 0, "steps_used": 0, "model_calls": 0}
         summary["base_cfg"] = base if base is not None else cfg
         text = json.dumps(summary)
         panel = {"kind": "schedule", "title": "Adaptive CFG schedule", "data": summary}

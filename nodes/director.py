@@ -6,49 +6,43 @@ from typing import Any
 
 from comfy_api.v0_0_2 import io
 
-from ..agents.measure.analysis_types import ReferenceReport as ReferenceReportData
-from ..agents.measure.analysis_types import VisualAnalysis
-from ..agents.planning.animation_director import plan as make_plan
+from ..agents.planning.chain import direct
 from ..agents.planning.plan_types import PLAN_UNPACK_PROMPTS as _PROMPT_OUTPUTS
 from ..agents.planning.plan_types import PLAN_UNPACK_VALUES as _VALUE_OUTPUTS
-from ..agents.planning.plan_types import Plan as PlanData
-from ..agents.policy import PROMPT_FIELDS
+from ..agents.planning.plan_types import driven_input
+from ..agents.policy import PROMPT_FIELDS, Policy, default_policy
+from .plan_sockets import first_analysis, plan_input, reference_input
+from .policy_overlay import node_policy
 from .types import CATEGORY, Analysis, Plan, ReferenceReport
 
 AUTO_INTENT = -1.0
 
 
-def first_analysis(analysis: Any) -> tuple[VisualAnalysis, int]:
-    """The Analysis socket carries one VisualAnalysis per batch item: plan from the first."""
-    items = analysis if isinstance(analysis, list | tuple) else [analysis]
-    if not items:
-        raise ValueError("analysis: the analysis list is empty (did the Visual Analyst get an image?)")
-    if not isinstance(items[0], VisualAnalysis):
-        raise ValueError(f"analysis: expected an M4 Visual Analyst output, got {type(items[0]).__name__}")
-    return items[0], len(items)
+def _tooltips(pol: Policy) -> dict[str, str]:
+    """Tooltips that state a policy number say the policy's number (never prose that could drift)."""
+    cfg, hard = pol.cfg, pol.hard_rules
 
+    def where(field: str) -> str:
+        return driven_input(field, pol)
 
-def _reference(reference: Any) -> ReferenceReportData:
-    if reference is None:
-        return ReferenceReportData.absent()
-    if isinstance(reference, list | tuple):
-        if not reference:
-            return ReferenceReportData.absent("the reference report list is empty")
-        reference = reference[0]
-    if not isinstance(reference, ReferenceReportData):
-        raise ValueError(f"reference_report: expected an M4 Reference Compare output, got {type(reference).__name__}")
-    return reference
-
-
-def _plan_input(plan: Any) -> PlanData:
-    if not isinstance(plan, PlanData):
-        raise ValueError(f"plan: expected an M4 plan (from M4 Animation Director), got {type(plan).__name__}")
-    return plan
+    return {
+        "intent": f"How hard the prompt should be followed, 0..1 (base CFG = {cfg['base_offset']:g} + "
+                  f"{cfg['base_span']:g} x this). -1 = derive it from the sketch's structure confidence and the "
+                  "reference reliability.",
+        "ks1_cfg": f"KSampler 1 cfg ({where('cfg1')}).",
+        "ks2_cfg": f"KSampler 2 cfg ({where('cfg2')}), never above ks1_cfg.",
+        "ks1_denoise": f"KSampler 1 denoise ({where('denoise1')}).",
+        "ks2_denoise": f"KSampler 2 denoise ({where('denoise2')}), at most {hard['denoise2_max']:.2f}.",
+        "ip1_weight": f"IP-Adapter for KS1 weight ({where('ip1_weight')}).",
+        "ip2_weight": f"IP-Adapter for KS2 weight ({where('ip2_weight')}), at least {hard['ip_gap']:.2f} under "
+                      f"ip1_weight and at most {hard['ip2_abs_max']:.2f}.",
+    }
 
 
 class M4AnimationDirector(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        tips = _tooltips(default_policy())
         return io.Schema(
             node_id="M4AnimationDirector",
             is_output_node=True,  # shows its report on the node even with nothing wired downstream
@@ -69,25 +63,19 @@ class M4AnimationDirector(io.ComfyNode):
                 ),
                 io.Float.Input(
                     "intent_strength", default=AUTO_INTENT, min=AUTO_INTENT, max=1.0, step=0.01, optional=True,
-                    tooltip="How hard the prompt should be followed, 0..1 (base CFG = 7.2 + 1.8 x this). "
-                    "-1 = derive it from the sketch's structure confidence and the reference reliability.",
+                    tooltip=tips["intent"],
                 ),
             ],
             outputs=[
                 Plan.Output("plan", display_name="plan",
                             tooltip="The full plan (values, signals, bounds, diagnostics) for M4 Prompt "
                             "Engineer and M4 Plan Unpack."),
-                io.Float.Output("ks1_cfg", display_name="ks1_cfg", tooltip="KSampler 1 (node 5) cfg."),
-                io.Float.Output("ks2_cfg", display_name="ks2_cfg",
-                                tooltip="KSampler 2 (node 55) cfg, never above ks1_cfg."),
-                io.Float.Output("ks1_denoise", display_name="ks1_denoise", tooltip="KSampler 1 (node 5) denoise."),
-                io.Float.Output("ks2_denoise", display_name="ks2_denoise",
-                                tooltip="KSampler 2 (node 55) denoise, at most 0.60."),
-                io.Float.Output("ip1_weight", display_name="ip1_weight",
-                                tooltip="IP-Adapter for KS1 (node 66) weight."),
-                io.Float.Output("ip2_weight", display_name="ip2_weight",
-                                tooltip="IP-Adapter for KS2 (node 105) weight, at least 0.10 under "
-                                "ip1_weight and at most 0.55."),
+                io.Float.Output("ks1_cfg", display_name="ks1_cfg", tooltip=tips["ks1_cfg"]),
+                io.Float.Output("ks2_cfg", display_name="ks2_cfg", tooltip=tips["ks2_cfg"]),
+                io.Float.Output("ks1_denoise", display_name="ks1_denoise", tooltip=tips["ks1_denoise"]),
+                io.Float.Output("ks2_denoise", display_name="ks2_denoise", tooltip=tips["ks2_denoise"]),
+                io.Float.Output("ip1_weight", display_name="ip1_weight", tooltip=tips["ip1_weight"]),
+                io.Float.Output("ip2_weight", display_name="ip2_weight", tooltip=tips["ip2_weight"]),
             ],
         )
 
@@ -96,10 +84,16 @@ class M4AnimationDirector(io.ComfyNode):
                 intent_strength: float | None = AUTO_INTENT) -> io.NodeOutput:
         first, count = first_analysis(analysis)
         intent = None if intent_strength is None or intent_strength < 0 else float(intent_strength)
-        p = make_plan(first, _reference(reference_report), intent_strength=intent)
+        policy, overlay_note = node_policy()  # the calibrated overlay in the user folder, when there is one
+        p = direct(first, reference_input(reference_report), policy, intent_strength=intent)
+        if overlay_note is not None:
+            p.diagnostics["policy_overlay"] = overlay_note
         if count > 1:
             p.diagnostics["warnings"].append(f"analysis batch of {count}: planned from the first image only")
-        panel = {"kind": "plan", "title": "M4 plan", "data": p.to_dict()}
+        warnings = list(p.diagnostics.get("warnings") or [])  # inputs it could not trust, an empty sketch
+        data = {"warnings": warnings, **p.to_dict()} if warnings else p.to_dict()
+        title = f"M4 plan: {len(warnings)} warning(s)" if warnings else "M4 plan"
+        panel = {"kind": "plan", "title": title, "data": data}
         return io.NodeOutput(p, p.cfg1, p.cfg2, p.denoise1, p.denoise2, p.ip1_weight, p.ip2_weight,
                              ui={"m4_panel": [panel]})
 
@@ -110,12 +104,15 @@ _NO_PROMPTS = " Empty when the plan did not pass through M4 Prompt Engineer."
 class M4PlanUnpack(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        pol = default_policy()
         outputs: list[io.Output] = []
-        for out_id, _field, kind, tip in _VALUE_OUTPUTS:
+        for out_id, field_name, kind, tip in _VALUE_OUTPUTS:
             socket = io.Int if kind == "int" else io.Float
-            outputs.append(socket.Output(out_id, display_name=out_id, tooltip=tip))
+            outputs.append(socket.Output(out_id, display_name=out_id,
+                                         tooltip=f"{tip} Feeds {driven_input(field_name, pol)}."))
         outputs += [io.String.Output(out_id, display_name=out_id,
-                                     tooltip=tip + _NO_PROMPTS) for out_id, tip in _PROMPT_OUTPUTS]
+                                     tooltip=f"{tip} Feeds {driven_input(out_id, pol)}.{_NO_PROMPTS}")
+                    for out_id, tip in _PROMPT_OUTPUTS]
         return io.Schema(
             node_id="M4PlanUnpack",
             display_name="M4 Plan Unpack",
@@ -135,7 +132,7 @@ class M4PlanUnpack(io.ComfyNode):
 
     @classmethod
     def execute(cls, plan: Any) -> io.NodeOutput:
-        p = _plan_input(plan)
+        p = plan_input(plan)
         values = [getattr(p, field_name) for _id, field_name, _k, _t in _VALUE_OUTPUTS]
         prompts = [p.prompts.get(name, "") for name in PROMPT_FIELDS]
         return io.NodeOutput(*values, *prompts)

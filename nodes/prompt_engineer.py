@@ -6,14 +6,17 @@ from typing import Any
 
 from comfy_api.v0_0_2 import io
 
-from ..agents.planning.prompt_engineer import build_prompts, parse_tags
-from .director import _plan_input, first_analysis
+from ..agents.planning.chain import write_prompts
+from ..agents.planning.plan_types import driven_input
+from ..agents.policy import default_policy
+from .plan_sockets import first_analysis, plan_input
 from .types import CATEGORY, Analysis, Plan
 
 
 class M4PromptEngineer(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        pol = default_policy()
         return io.Schema(
             node_id="M4PromptEngineer",
             is_output_node=True,  # shows its report on the node even with nothing wired downstream
@@ -42,23 +45,21 @@ class M4PromptEngineer(io.ComfyNode):
                             tooltip="The same plan with the four prompts attached: wire it to M4 Plan "
                             "Unpack to get values and prompts together."),
                 io.String.Output("ks1_positive", display_name="ks1_positive",
-                                 tooltip="Stage 1 positive prompt (node 2 text)."),
+                                 tooltip=f"Stage 1 positive prompt ({driven_input('ks1_positive', pol)})."),
                 io.String.Output("ks1_negative", display_name="ks1_negative",
-                                 tooltip="Stage 1 negative prompt (node 3 text)."),
+                                 tooltip=f"Stage 1 negative prompt ({driven_input('ks1_negative', pol)})."),
                 io.String.Output("ks2_positive", display_name="ks2_positive",
-                                 tooltip="Stage 2 positive prompt (node 77 text)."),
+                                 tooltip=f"Stage 2 positive prompt ({driven_input('ks2_positive', pol)})."),
                 io.String.Output("ks2_negative", display_name="ks2_negative",
-                                 tooltip="Stage 2 negative prompt (node 76 text)."),
+                                 tooltip=f"Stage 2 negative prompt ({driven_input('ks2_negative', pol)})."),
             ],
         )
 
     @classmethod
     def execute(cls, plan: Any, analysis: Any, subject_tags: str | None = "") -> io.NodeOutput:
-        p = _plan_input(plan)
+        p = plan_input(plan)
         first, _count = first_analysis(analysis)
-        tags = parse_tags(subject_tags) if subject_tags and subject_tags.strip() else None
-        stage = build_prompts(p, first, tags)
-        with_prompts = p.with_prompts(stage.prompts())
+        with_prompts, stage = write_prompts(p, first, subject_tags)
         panel = {"kind": "prompts", "title": "M4 prompts", "data": stage.to_dict()}
         return io.NodeOutput(with_prompts, stage.ks1_positive, stage.ks1_negative, stage.ks2_positive,
                              stage.ks2_negative, ui={"m4_panel": [panel]})

@@ -2,8 +2,9 @@
 
 Offline and deterministic: the UI graphs come from
   - workflows/api/Animation_Workflow_M4_Api.json (the locked template: node ids, classes, values),
-  - agents/m4_policy.toml [nodes.*] (which plan field drives which node input: one link each),
-  - agents/plan_types.py's M4PlanUnpack output table (plan field -> output name),
+  - agents/policy/m4_policy.toml [nodes.*] (which plan field drives which node input: one link each) and
+    [template] (the agents', patches' and image nodes' ids), scripts/m4_template_layout.json (placement),
+  - agents/planning/plan_types.py's M4PlanUnpack output table (plan field -> output name),
   - scripts/object_info_snapshot.json (input/output order and types of every node used).
 
     python scripts/build_workflows.py                     # (re)write the workflows/*.json UI files
@@ -41,9 +42,9 @@ ADAPTIVE_API_TEMPLATE = WORKFLOWS / "api" / "Animation_Workflow_M4_Adaptive_Api.
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CHECKPOINT = "animagine-xl-3.1.safetensors"
 SKETCH, REFERENCE, LINEART = "m4_sketch.png", "m4_reference.png", "m4_lineart.png"
-# Ids of the nodes this generator adds; the locked template's ids stay as they are.
-ANALYST, COMPARE, DIRECTOR, PROMPTS, UNPACK, LINE_QUALITY = 200, 201, 202, 203, 204, 210
-ADAPTIVE_KS1, ADAPTIVE_KS2 = 110, 111  # the same ids the adaptive API preset gives its two patches
+# The one node the presets add outside the template contract (the agents' and the adaptive patches' ids
+# come from the policy's [template], the same ids the API presets use).
+LINE_QUALITY = 210
 GROUP_COLORS = {"Inputs": "#3f789e", "M4 agents": "#8A8", "Stage 1 (structure)": "#a1309b",
                 "Stage 2 (cleanup)": "#b58b2a", "Outputs": "#444", "Example": "#3f789e"}
 
@@ -328,65 +329,70 @@ class UIGraph:
 _X = {"in1": 0, "in2": 380, "ag1": 800, "ag2": 1180, "ag3": 1520, "ag4": 1860,
       "s1": 2260, "s2": 2640, "s3": 3020, "out": 3420, "out2": 3800}
 _S2 = 1000  # top of the stage-2 row: below stage 1 with its adaptive patch
-_TEMPLATE_LAYOUT: dict[str, tuple[str, int, str]] = {
-    "4": ("in1", 0, "Inputs"), "10": ("in1", 200, "Inputs"), "11": ("in1", 620, "Inputs"),
-    "20": ("in1", 1040, "Inputs"), "30": ("in1", 1180, "Inputs"),
-    "12": ("in2", 200, "Inputs"), "13": ("in2", 420, "Inputs"), "14": ("in2", 560, "Inputs"),
-    "21": ("in2", 860, "Inputs"), "22": ("in2", 1000, "Inputs"), "40": ("in2", 1140, "Inputs"),
-    "2": ("s1", 0, "Stage 1 (structure)"), "3": ("s1", 140, "Stage 1 (structure)"),
-    "66": ("s1", 280, "Stage 1 (structure)"),
-    "103": ("s2", 0, "Stage 1 (structure)"), "104": ("s2", 260, "Stage 1 (structure)"),
-    "5": ("s3", 0, "Stage 1 (structure)"),
-    "77": ("s1", _S2, "Stage 2 (cleanup)"), "76": ("s1", _S2 + 140, "Stage 2 (cleanup)"),
-    "105": ("s1", _S2 + 280, "Stage 2 (cleanup)"), "55": ("s3", _S2, "Stage 2 (cleanup)"),
-    "50": ("out", 0, "Outputs"), "51": ("out2", 0, "Outputs"),
-    "8": ("out", _S2, "Outputs"), "9": ("out2", _S2, "Outputs"),
-}
+# Where each locked-template node sits, as data (node id -> [column, y, group]): the generator itself names no
+# template node id (they live in the policy and this file).
+TEMPLATE_LAYOUT = REPO / "scripts" / "m4_template_layout.json"
+
+
+def _template_layout() -> dict[str, tuple[str, int, str]]:
+    raw = json.loads(TEMPLATE_LAYOUT.read_text(encoding="utf-8"))
+    return {k: (v[0], int(v[1]), v[2]) for k, v in raw.items() if not k.startswith("_")}
 
 
 def _api_values(node: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
 
 
+def _contract() -> Any:
+    _import_agents()
+    from agents.policy import default_policy
+
+    return default_policy().template_contract
+
+
 def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[str, str]],
              unpack_outputs: dict[str, str], adaptive: bool = False) -> dict[str, Any]:
     name = "Animation_Workflow_M4_Adaptive" if adaptive else "Animation_Workflow_M4"
     g = UIGraph(name, defs)
-    unplaced = sorted(set(api) - set(_TEMPLATE_LAYOUT))
+    layout, contract = _template_layout(), _contract()
+    unplaced = sorted(set(api) - set(layout))
     if unplaced:
-        raise SystemExit(f"template nodes {unplaced} have no place in the layout: add them to _TEMPLATE_LAYOUT")
+        raise SystemExit(f"template nodes {unplaced} have no place in the layout: add them to {TEMPLATE_LAYOUT.name}")
     for node_id, node in api.items():
-        col, y, group = _TEMPLATE_LAYOUT[node_id]
+        col, y, group = layout[node_id]
         width = 400 if node["class_type"] == "CLIPTextEncode" else 320
         g.add(int(node_id), node["class_type"], (_X[col], y), group, node.get("_meta", {}).get("title"),
               _api_values(node), width)
 
     # The agents read the same sketch and reference the template loads.
+    ANALYST, COMPARE, DIRECTOR, PROMPTS, UNPACK = (int(contract.planning[r]) for r in
+                                                  ("analyst", "compare", "director", "prompts", "unpack"))
+    sketch, reference = int(contract.images["sketch"]), int(contract.images["reference"])
     g.add(ANALYST, "M4VisualAnalyst", (_X["ag1"], 200), "M4 agents", width=320)
     g.add(COMPARE, "M4ReferenceCompare", (_X["ag1"], 700), "M4 agents", width=320)
     g.add(DIRECTOR, "M4AnimationDirector", (_X["ag2"], 200), "M4 agents", width=300)
     g.add(PROMPTS, "M4PromptEngineer", (_X["ag3"], 200), "M4 agents", width=300)
     g.add(UNPACK, "M4PlanUnpack", (_X["ag4"], 200), "M4 agents", width=280)
     g.add(LINE_QUALITY, "M4LineQualityAnalyzer", (_X["out2"], _S2 + 340), "Outputs", title="Line quality check")
-    g.link(10, 0, ANALYST, "image")
-    g.link(14, "POSE_KEYPOINT", ANALYST, "pose_keypoint")
-    g.link(10, 0, COMPARE, "sketch")
-    g.link(11, 0, COMPARE, "reference")
+    g.link(sketch, 0, ANALYST, "image")
+    g.link(int(contract.feeds["pose_keypoint"]), "POSE_KEYPOINT", ANALYST, "pose_keypoint")
+    g.link(sketch, 0, COMPARE, "sketch")
+    g.link(reference, 0, COMPARE, "reference")
     g.link(ANALYST, "analysis", DIRECTOR, "analysis")
     g.link(COMPARE, "report", DIRECTOR, "reference_report")
     g.link(DIRECTOR, "plan", PROMPTS, "plan")
     g.link(ANALYST, "analysis", PROMPTS, "analysis")
     g.link(PROMPTS, "plan", UNPACK, "plan")
 
-    if adaptive:  # the adaptive-CFG patch between each IP-Adapter and its sampler
+    model_feeds: dict[str, int] = {}
+    if adaptive:  # the adaptive-CFG patch between each sampler and whatever feeds its model (its IP-Adapter)
         twin = json.loads(ADAPTIVE_API_TEMPLATE.read_text(encoding="utf-8"))
-        g.add(ADAPTIVE_KS1, "M4AdaptiveCFG", (_X["s2"], 480), "Stage 1 (structure)", "Adaptive CFG (KS1)",
-              values=_api_values(twin[str(ADAPTIVE_KS1)]))
-        g.add(ADAPTIVE_KS2, "M4AdaptiveCFG", (_X["s2"], _S2 + 280), "Stage 2 (cleanup)", "Adaptive CFG (KS2)",
-              values=_api_values(twin[str(ADAPTIVE_KS2)]))
-        model_feeds = {"5": (ADAPTIVE_KS1, "66"), "55": (ADAPTIVE_KS2, "105")}
-    else:
-        model_feeds = {}
+        places = [((_X["s2"], 480), "Stage 1 (structure)", "Adaptive CFG (KS1)"),
+                  ((_X["s2"], _S2 + 280), "Stage 2 (cleanup)", "Adaptive CFG (KS2)")]
+        samplers = sorted(contract.adaptive.items(), key=lambda kv: int(kv[0]))
+        for (sampler, patch), (pos, group, title) in zip(samplers, places, strict=True):
+            g.add(int(patch), "M4AdaptiveCFG", pos, group, title, values=_api_values(twin[patch]))
+            model_feeds[sampler] = int(patch)
 
     # The template's own links, except the values the plan drives.
     driven = {(node_id, inp) for node_id, inputs in drivers.items() for inp in inputs}
@@ -396,9 +402,9 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
                 continue
             src, slot = value
             if inp == "model" and node_id in model_feeds:
-                patch, expected_src = model_feeds[node_id]
-                if src != expected_src:
-                    raise SystemExit(f"template node {node_id}.model comes from {src}, expected {expected_src}")
+                patch = model_feeds[node_id]
+                if twin[node_id]["inputs"]["model"] != [str(patch), 0]:
+                    raise SystemExit(f"the adaptive API preset's node {node_id} is not fed by patch {patch}")
                 g.link(int(src), slot, patch, "model")
                 g.link(patch, 0, int(node_id), "model")
                 continue
@@ -412,7 +418,7 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
                 raise SystemExit(f"M4PlanUnpack has no output for plan field {plan_field!r}")
             g.link(UNPACK, unpack_outputs[plan_field], int(node_id), inp)
 
-    g.link(8, 0, LINE_QUALITY, "image")
+    g.link(int(contract.feeds["final_image"]), 0, LINE_QUALITY, "image")
     g.link(PROMPTS, "plan", LINE_QUALITY, "plan")
     return g.serialise()
 

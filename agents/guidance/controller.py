@@ -14,29 +14,35 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
+from .data import guidance_data, tunable
 from .early_exit import EarlyExit, EarlyExitSettings
 from .errors import GuidanceInputError
 from .quality import HeuristicQualityPredictor, QualityPredictor, measure
 from .schedules import Schedule, make_schedule
 
+_D = guidance_data().defaults()
+
 
 @dataclass(frozen=True)
 class GuidanceSettings:
-    """Defaults follow the exact-score benchmark (web/docs/M4AdaptiveCFG.md): an increasing schedule
-    with no quality nudge. Early exit stays opt-in here; the nodes turn it on by default."""
+    """Defaults are the node options' defaults in guidance.toml (chosen on the exact-score benchmark,
+    web/docs/M4AdaptiveCFG.md). Early exit is a separate object: None here (a bare controller never
+    stops early); `from_options` builds it as the nodes do (on by default)."""
 
-    schedule: str = "linear_up"
-    cfg_min: float = 1.0
-    cfg_max: float = 12.0
-    skip_below: float = 1.5
-    skip_epsilon: float = 0.05
-    quality_adjust: bool = False
-    agreement_cutoff: float = 0.0  # > 0: Adaptive Guidance, CFG off once cos(eps_c, eps_u) >= this
-    interval_sigma_lo: float = 0.0
-    interval_sigma_hi: float = math.inf
+    schedule: str = _D["schedule"]
+    cfg_min: float = _D["cfg_min"]
+    cfg_max: float = _D["cfg_max"]
+    skip_below: float = _D["skip_below"]
+    skip_epsilon: float = tunable("skip_epsilon")
+    quality_adjust: bool = _D["quality_adjust"]
+    agreement_cutoff: float = _D["agreement_cutoff"]  # > 0: Adaptive Guidance, CFG off once cos(eps_c, eps_u) >= this
+    interval_sigma_lo: float = _D["interval_sigma_lo"]
+    interval_sigma_hi: float = _D["interval_sigma_hi"]
+    gap_cutoff: float = _D["gap_cutoff"]  # > 0: guidance off once the gap has risen to this and fallen below it
     base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
     early_exit: EarlyExitSettings | None = None
     frames_in_batch: bool = False  # treat the batch as the frames of one clip (temporal signals)
@@ -51,6 +57,7 @@ class GuidanceSettings:
             raise GuidanceInputError(
                 f"cfg_min/cfg_max: bounds are inverted (cfg_min {self.cfg_min} > cfg_max {self.cfg_max})"
             )
+        guidance_data().options["gap_cutoff"].check(self.gap_cutoff)  # names gap_cutoff and its range
         if not (0.0 <= self.agreement_cutoff <= 1.0):
             raise GuidanceInputError(f"agreement_cutoff: must be in [0, 1] (0 = off), got {self.agreement_cutoff}")
         if self.base_override is not None and not (math.isfinite(self.base_override) and self.base_override >= 0):
@@ -59,6 +66,19 @@ class GuidanceSettings:
 
     def make_schedule(self) -> Schedule:
         return make_schedule(self.schedule, self.interval_sigma_lo, self.interval_sigma_hi)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], base_override: float | None = None) -> GuidanceSettings:
+        """Settings from checked node options (agents.guidance.data.parse_options), the one path every
+        guidance node takes."""
+        o = options
+        early = EarlyExitSettings(tolerance=o["early_stop_tolerance"], rule=o["early_stop_rule"]) \
+            if o["early_stop"] else None
+        return cls(schedule=o["schedule"], cfg_min=o["cfg_min"], cfg_max=o["cfg_max"], skip_below=o["skip_below"],
+                   quality_adjust=o["quality_adjust"], agreement_cutoff=o["agreement_cutoff"],
+                   interval_sigma_lo=o["interval_sigma_lo"], interval_sigma_hi=o["interval_sigma_hi"],
+                   gap_cutoff=o["gap_cutoff"], base_override=base_override, early_exit=early,
+                   cap_at_base=bool(o["cap_at_base"]))
 
 
 @dataclass
@@ -95,7 +115,9 @@ class GuidanceController:
         self.on_entry = on_entry
         self.entries: list[ScheduleEntry] = []
         self._adjustment = 0.0
-        self._guidance_off = False  # Adaptive Guidance latch
+        self._guidance_off = False  # Adaptive Guidance / guidance-gap latch
+        self._gap_armed = False  # the guidance gap has reached gap_cutoff once
+        self.last_gap: float | None = None
         self.stopped_at_sigma: float | None = None
         self._frozen: torch.Tensor | None = None
 
@@ -151,9 +173,20 @@ class GuidanceController:
         cut = self.settings.agreement_cutoff
         if cut > 0 and signals.agreement is not None and signals.agreement >= cut:
             self._guidance_off = True
-        if self.early is not None and self.early.update(denoised, sigma, progress):
+        if self.settings.gap_cutoff > 0 and cond_denoised is not None and uncond_denoised is not None:
+            self._gap_latch(guidance_gap(x, cond_denoised, uncond_denoised))
+        if self.early is not None and self.early.update(denoised, sigma, progress, x):
             self._frozen = denoised.detach().clone()
             self.stopped_at_sigma = float(sigma)
+
+    def _gap_latch(self, gap: float) -> None:
+        """Arm once the gap reaches the cutoff (guidance matters: the class is being decided); once armed,
+        a gap under the cutoff turns guidance off for the rest of the run."""
+        self.last_gap = gap
+        if gap >= self.settings.gap_cutoff:
+            self._gap_armed = True
+        elif self._gap_armed:
+            self._guidance_off = True
 
     def _record(self, entry: ScheduleEntry) -> None:
         self.entries.append(entry)
@@ -172,6 +205,16 @@ class GuidanceController:
             "skipped_calls": len(self.entries) - len(calls),
             "stopped_at_sigma": self.stopped_at_sigma,
         }
+
+
+def guidance_gap(x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor) -> float:
+    """Batch mean of ||D_cond - D_uncond|| / ||x - D_cond||: how much guidance moves this step relative to the
+    step itself (near 0 at very high noise, where both estimates are the data mean, and again once the sample
+    sits where cond and uncond agree). One number per call: ComfyUI's cfg is one scale for the batch."""
+    c = cond.detach().float().flatten(1)
+    gap = (c - uncond.detach().float().flatten(1)).norm(dim=1)
+    step = (x.detach().float().flatten(1) - c).norm(dim=1).clamp_min(1e-12)
+    return float((gap / step).mean())
 
 
 def _entry_dict(e: ScheduleEntry) -> dict:

@@ -19,11 +19,12 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .data import tunable
 from .errors import GuidanceInputError
 
-# The seed's ranges: simple prompts ~5.5, complex ones ~9.5.
-BASE_SIMPLE = 5.5
-BASE_COMPLEX = 9.5
+# The seed's ranges: simple prompts ~5.5, complex ones ~9.5 (guidance.toml).
+BASE_SIMPLE = tunable("prompt_base_simple")
+BASE_COMPLEX = tunable("prompt_base_complex")
 
 _RELATIONS = frozenset(
     "with and holding wearing behind beside between under over above below while near next".split()

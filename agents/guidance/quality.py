@@ -20,10 +20,11 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .data import tunable
 from .errors import GuidanceInputError
 
-ADJ_MIN = -0.3
-ADJ_MAX = 0.2
+ADJ_MIN = tunable("quality_adj_min")
+ADJ_MAX = tunable("quality_adj_max")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def measure(
 class HeuristicQualityPredictor:
     """Agreement ramp plus spike penalty; running averages are kept per run (one instance per run)."""
 
-    def __init__(self, agree_lo: float = 0.90, agree_hi: float = 0.99, spike_tol: float = 0.25, ema: float = 0.5):
+    def __init__(self, agree_lo: float = tunable("quality_agree_lo"), agree_hi: float = tunable("quality_agree_hi"),
+                 spike_tol: float = tunable("quality_spike_tol"), ema: float = tunable("quality_ema")):
         if not 0.0 <= agree_lo < agree_hi <= 1.0:
             raise GuidanceInputError(f"agreement bounds: need 0 <= lo < hi <= 1, got lo={agree_lo}, hi={agree_hi}")
         self.agree_lo = agree_lo

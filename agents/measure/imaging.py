@@ -7,32 +7,56 @@ into one canonical form, or fails with a message that names the image.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-MIN_SIDE = 16  # below this no stroke statistic means anything
+from .image_header import ImageHeaderError, check_header, check_image_file, image_limits
+
+MIN_SIDE = image_limits().min_side  # below this no stroke statistic means anything (image_limits.toml)
 
 
 class ImageInputError(ValueError):
     """Raised for an image that cannot be analysed; the message names the image and the problem."""
 
 
+class ImageValueWarning(UserWarning):
+    """Pixel values that were read in a way the caller may not expect (the message says how)."""
+
+
+def check_image(path: str | Path) -> None:
+    """The cheap check before any decoding: the file exists and its header declares a size inside the
+    limits of image_limits.toml (ImageInputError naming the file and its size otherwise)."""
+    try:
+        check_image_file(path)
+    except ImageHeaderError as exc:
+        raise ImageInputError(str(exc)) from None
+
+
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB(A) uint8, with a clear error for missing or unreadable files."""
+    """Read an image file as RGB(A) uint8, with a clear error for missing, unreadable or oversized files
+    (the header is checked before the file is read whole or decoded)."""
     p = Path(path)
-    if not p.is_file():
-        raise ImageInputError(f"image file not found: {p}")
+    check_image(p)
     return decode_image(p.read_bytes(), p.name)
 
 
 def decode_image(data: bytes, name: str) -> np.ndarray:
-    """An image file's bytes as RGB(A) uint8 (see load_image); errors name `name`."""
+    """An image file's bytes as RGB(A) uint8 (see load_image); errors name `name`. The header's declared
+    size is checked against image_limits.toml before anything is decoded."""
+    try:
+        check_header(data[:1 << 20], name, len(data))
+    except ImageHeaderError as exc:
+        raise ImageInputError(str(exc)) from None
     buf = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    except cv2.error:
+        img = None
     if img is None:
-        raise ImageInputError(f"cannot read {name}: not an image format OpenCV can decode")
+        raise ImageInputError(f"cannot read {name}: its pixel data is truncated or corrupt")
     if img.dtype == np.uint16:
         img = (img / 257.0).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 4:
@@ -71,12 +95,22 @@ def _float01(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
     if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
+        return arr.astype(np.float32) / uint16_full_scale(arr, name)
     if np.issubdtype(arr.dtype, np.floating):
         f = arr.astype(np.float32, copy=False)
         _check_float(f, name)
         return np.clip(f, 0.0, 1.0)  # always a copy: callers may write to it, never to the caller's image
     raise ImageInputError(f"{name}: unsupported pixel type {arr.dtype}")
+
+
+def uint16_full_scale(arr: np.ndarray, name: str) -> float:
+    """What a uint16 array's white is: 65535, or 255 when no value exceeds 255 (8-bit values stored in a
+    16-bit array would otherwise read as near-black); the second case is said in an ImageValueWarning."""
+    if arr.size and int(arr.max()) <= 255:
+        warnings.warn(f"{name}: a uint16 image whose values all lie in 0..255 is read as 8-bit (255 = white)",
+                      ImageValueWarning, stacklevel=3)
+        return 255.0
+    return 65535.0
 
 
 def _canonical_rgb(f: np.ndarray) -> np.ndarray:
@@ -129,13 +163,15 @@ def to_rgb_float_within(image: np.ndarray, max_side: int, name: str = "image") -
     if arr.shape[2] in (2, 4):
         return fit_within(to_rgb_float(image, name), max_side)
     planes = np.ascontiguousarray(arr if arr.shape[2] == 3 else arr[:, :, 0])
+    if arr.dtype == np.uint16 and uint16_full_scale(arr, name) == 255.0:
+        planes = planes * np.uint16(257)  # 8-bit values in a 16-bit array: the uint8 route's widening
     if arr.dtype in (np.uint8, np.uint16):
         if arr.dtype == np.uint8 and max(arr.shape[:2]) > max_side:
             # v * 257 / 65535 == v / 255: widening is exact, and the area filter then rounds its
             # averages to 1/65535 instead of 1/255, so thresholds downstream see float-route values.
             planes = planes.astype(np.uint16) * np.uint16(257)
         small, scale = fit_within(planes, max_side)
-        f = _float01(small, name)
+        f = small.astype(np.float32) / 255.0 if small.dtype == np.uint8 else small.astype(np.float32) / 65535.0
     elif np.issubdtype(arr.dtype, np.floating):
         f32 = planes.astype(np.float32, copy=False)  # cv2.resize takes neither float16 nor (here) float64
         _check_float(f32, name)
@@ -157,9 +193,10 @@ def max_channel_distance(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Per pixel max over channels of |rgb - colour|; plane by plane, because numpy's reduction over a
     length-3 last axis is several times slower than the arithmetic itself."""
     planes = cv2.split(rgb)
-    out = cv2.absdiff(planes[0], float(colour[0]))
+    # OpenCV takes a scalar as the second operand; its type stubs only list arrays.
+    out = cv2.absdiff(planes[0], float(colour[0]))  # type: ignore[call-overload]
     for plane, value in zip(planes[1:], colour[1:], strict=True):
-        out = cv2.max(out, cv2.absdiff(plane, float(value)))
+        out = cv2.max(out, cv2.absdiff(plane, float(value)))  # type: ignore[call-overload]
     return out
 
 

@@ -42,7 +42,7 @@ from .image_features import (
     working_gray,
 )
 from .imaging import border_colour, fit_within, max_channel_distance, to_rgb_float_within
-from .tag_conflict import text_conflict
+from .tag_conflict import check_tags, text_conflict
 
 CR_THRESHOLD = 0.15
 IMAGE_CONFLICT_WEIGHT = 0.75
@@ -140,11 +140,13 @@ def compare(
 
     Either image may be given as its ImageMeasures (measure_image) instead of pixels: same result.
     """
+    check_tags(sketch_tags, "sketch_tags")
+    check_tags(reference_tags, "reference_tags")
     s_rgb = None if isinstance(sketch, ImageMeasures) else to_rgb_float_within(sketch, WORK_SIDE, "sketch")[0]
     source = _pick_source(similarity_source, sketch_embedding, reference_embedding)
     if reference is None:
         return ReferenceReport.absent()
-    s_m = sketch if isinstance(sketch, ImageMeasures) else _measure_rgb(s_rgb, colour=False)
+    s_m = sketch if isinstance(sketch, ImageMeasures) else _measure_rgb(s_rgb, colour=False)  # type: ignore[arg-type]
     r_m = reference if isinstance(reference, ImageMeasures) else measure_image(reference, "reference")
     if r_m.saturation is None or r_m.content_share is None:
         raise ReferenceInputError("reference: measured without colour; use measure_image(..., colour=True)")

@@ -50,6 +50,17 @@ class TagConflict:
     reasons: list[str] = field(default_factory=list)
 
 
+def check_tags(value: object, name: str) -> None:
+    """ValueError naming the argument unless value is None, a text or an iterable of texts."""
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, bytes | bytearray) or not isinstance(value, Iterable):
+        raise ValueError(f"{name}: expected a comma-separated text or a list of tags, got {type(value).__name__}")
+    bad = [type(t).__name__ for t in value if not isinstance(t, str)] if isinstance(value, list | tuple | set) else []
+    if bad:  # other iterables are checked as parse_tags reads them (reading one here would use it up)
+        raise ValueError(f"{name}: expected tags as text, got a {bad[0]} among them")
+
+
 def parse_tags(text: str | Iterable[str] | None) -> list[str]:
     """Normalise a tag string or list: lower case, underscores to spaces, prompt weights stripped."""
     if text is None:

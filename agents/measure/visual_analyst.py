@@ -213,6 +213,9 @@ def analyse_batch(
     if n == 0:
         raise ValueError("image: the batch is empty")
     labels = list(names) if names is not None else [f"image {i + 1} of {n}" for i in range(n)]
+    if len(labels) != n or not all(isinstance(label, str) for label in labels):
+        raise ValueError(f"names: expected {n} image names (one per image), got {len(labels)}"
+                         + ("" if len(labels) != n else " with a name that is not text"))
     return [
         analyse(img, labels[i], frame_for(pose, i, n), text_tags, tagger) for i, img in enumerate(images)
     ]

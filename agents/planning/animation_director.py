@@ -24,6 +24,7 @@ from .director_signals import (
     compute_signals,
     sanitise_inputs,
 )
+from .input_warnings import input_warnings
 from .plan_types import Plan
 
 __all__ = ["PlanInputError", "RuleViolation", "plan", "plan_violations", "safer_retry"]
@@ -141,7 +142,8 @@ def _clamp_to_bounds(raw: dict[str, float], bounds: Bounds) -> tuple[dict[str, f
 
 
 # ---- assembly ------------------------------------------------------------------------------------
-def _finish(values: dict[str, float]) -> dict[str, float | int]:
+def _finish(values: dict[str, float]) -> dict[str, Any]:
+    """The values as the Plan's fields take them (Any: each name goes to its own int or float field)."""
     return {n: int(round(values[n])) if VALUE_KINDS[n][1] else float(values[n]) for n in VALUE_NAMES}
 
 
@@ -189,7 +191,7 @@ def plan(analysis: VisualAnalysis, reference: ReferenceReport, policy: Policy | 
         "modifiers": modifier_log,
         "clamps": clamps,
         "sanitised": inputs.sanitised,
-        "warnings": ["the sketch is empty: planned as a single simple object"] if inputs.empty else [],
+        "warnings": input_warnings(inputs.sanitised, empty=inputs.empty),
         "retry": None,
     }
     return Plan(case=case, object_scale=scale, **final,

@@ -17,27 +17,37 @@ from ..policy import PROMPT_FIELDS, VALUE_KINDS, VALUE_NAMES, Policy, default_po
 # output names, and scripts/build_workflows.py wires the policy's driver map through them: never rename.
 PLAN_UNPACK_VALUES: tuple[tuple[str, str, str, str], ...] = (
     # (output id, plan field, socket kind, tooltip)
-    ("ks1_steps", "steps1", "int", "KSampler 1 (node 5) steps."),
-    ("ks1_cfg", "cfg1", "float", "KSampler 1 (node 5) cfg."),
-    ("ks1_denoise", "denoise1", "float", "KSampler 1 (node 5) denoise."),
-    ("ks2_steps", "steps2", "int", "KSampler 2 (node 55) steps."),
-    ("ks2_cfg", "cfg2", "float", "KSampler 2 (node 55) cfg."),
-    ("ks2_denoise", "denoise2", "float", "KSampler 2 (node 55) denoise."),
-    ("union_strength", "union_strength", "float", "ControlNet Union apply (node 103) strength."),
-    ("union_end_percent", "union_end", "float", "ControlNet Union apply (node 103) end_percent."),
-    ("openpose_strength", "pose_strength", "float", "OpenPose apply (node 104) strength."),
-    ("openpose_end_percent", "pose_end", "float", "OpenPose apply (node 104) end_percent."),
-    ("ip1_weight", "ip1_weight", "float", "IP-Adapter for KS1 (node 66) weight."),
-    ("ip1_end_at", "ip1_end_at", "float", "IP-Adapter for KS1 (node 66) end_at."),
-    ("ip2_weight", "ip2_weight", "float", "IP-Adapter for KS2 (node 105) weight."),
-    ("ip2_end_at", "ip2_end_at", "float", "IP-Adapter for KS2 (node 105) end_at."),
+    ("ks1_steps", "steps1", "int", "KSampler 1 steps."),
+    ("ks1_cfg", "cfg1", "float", "KSampler 1 cfg."),
+    ("ks1_denoise", "denoise1", "float", "KSampler 1 denoise."),
+    ("ks2_steps", "steps2", "int", "KSampler 2 steps."),
+    ("ks2_cfg", "cfg2", "float", "KSampler 2 cfg."),
+    ("ks2_denoise", "denoise2", "float", "KSampler 2 denoise."),
+    ("union_strength", "union_strength", "float", "ControlNet Union apply strength."),
+    ("union_end_percent", "union_end", "float", "ControlNet Union apply end_percent."),
+    ("openpose_strength", "pose_strength", "float", "OpenPose apply strength."),
+    ("openpose_end_percent", "pose_end", "float", "OpenPose apply end_percent."),
+    ("ip1_weight", "ip1_weight", "float", "IP-Adapter for KS1 weight."),
+    ("ip1_end_at", "ip1_end_at", "float", "IP-Adapter for KS1 end_at."),
+    ("ip2_weight", "ip2_weight", "float", "IP-Adapter for KS2 weight."),
+    ("ip2_end_at", "ip2_end_at", "float", "IP-Adapter for KS2 end_at."),
 )
 PLAN_UNPACK_PROMPTS: tuple[tuple[str, str], ...] = (
-    ("ks1_positive", "Stage 1 positive prompt (node 2 text)."),
-    ("ks1_negative", "Stage 1 negative prompt (node 3 text)."),
-    ("ks2_positive", "Stage 2 positive prompt (node 77 text)."),
-    ("ks2_negative", "Stage 2 negative prompt (node 76 text)."),
+    ("ks1_positive", "Stage 1 positive prompt."),
+    ("ks1_negative", "Stage 1 negative prompt."),
+    ("ks2_positive", "Stage 2 positive prompt."),
+    ("ks2_negative", "Stage 2 negative prompt."),
 )
+
+
+def driven_input(plan_field: str, policy: Policy | None = None) -> str:
+    """Where the policy's driver map sends a plan field, said for a tooltip (node id, its role, the input)."""
+    pol = policy or default_policy()
+    for node_id, driver in pol.nodes.items():
+        for input_name, field_name in driver.drives.items():
+            if field_name == plan_field:
+                return f"template node {node_id} ({driver.role}), input {input_name}"
+    return "no template node (not in the driver map)"
 
 
 @dataclass

@@ -16,6 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .template_contract import ContractError, TemplateContract, parse_template_contract
+from .tunables import TunableError, parse_tunables
+
 DEFAULT_POLICY_PATH = Path(__file__).with_name("m4_policy.toml")
 
 CASES = ("single_simple", "single_complex", "multi_object")
@@ -78,7 +81,8 @@ _PROMPT_LISTS = ("quality", "base_negative", "ks1_structure", "ks1_negative", "k
                  "ks2_strong_negative", "ks2_colored_negative", "ks2_style", "ks2_only", "style_modes")
 _PROMPT_NUMBERS = {"pose_guard_p": _UNIT, "strong_negative_h": _UNIT, "style_max_conflict": _UNIT}
 _KS1_LISTS = ("ks1_structure", "ks1_negative", "ks1_pose_guard", "ks1_pose_guard_negative", "ks1_multi_negative")
-_TOP_LEVEL = {"version", "model", "nodes", "cases", "limits", "raw_drivers", "prompts", *_SCHEMA}
+_TOP_LEVEL = {"version", "model", "nodes", "template", "cases", "limits", "raw_drivers", "prompts", "tunable",
+              *_SCHEMA}
 
 
 class PolicyError(ValueError):
@@ -169,6 +173,7 @@ class Policy:
     checkpoint: str
     template: str
     nodes: Mapping[str, NodeDriver]
+    template_contract: TemplateContract
     cfg: Mapping[str, float]
     intent: Mapping[str, float]
     classify: Mapping[str, float]
@@ -180,8 +185,9 @@ class Policy:
     raw_drivers: Mapping[str, str]
     hard_rules: Mapping[str, float]
     sanitise: Mapping[str, float]
-    line_quality: dict[str, float]
+    line_quality: Mapping[str, float]
     prompts: Mapping[str, Any]
+    tunables: Mapping[str, tuple[float, float]]  # dotted key -> the range calibration may move it in
     source: str
 
     def value_limits(self, name: str) -> tuple[float, float]:
@@ -222,8 +228,8 @@ def _parse_nodes(raw: Mapping[str, Any]) -> dict[str, NodeDriver]:
     return nodes
 
 
-def _parse_cases(raw: Mapping[str, Any], cfg: Mapping[str, float],
-                 limits: Mapping[str, tuple[float, float]]) -> dict[str, CaseProfile]:
+def _parse_cases(raw: Mapping[str, Any], cfg: Mapping[str, float], limits: Mapping[str, tuple[float, float]],
+                 ip_gap: float) -> dict[str, CaseProfile]:
     cases_raw = _table(raw, "cases", "cases")
     _no_unknown(cases_raw, CASES, "cases")
     g_lo, g_hi = cfg["global_min"], cfg["global_max"]
@@ -237,9 +243,9 @@ def _parse_cases(raw: Mapping[str, Any], cfg: Mapping[str, float],
             lo, hi = limits[kind]
             bounds[value_name] = _bounds(entry, value_name, f"{path}.{value_name}", lo, hi, integer)
         ip1_lo, ip2_lo = bounds["ip1_weight"][0], bounds["ip2_weight"][0]
-        if ip2_lo > ip1_lo - 0.10 + 1e-9:
-            raise PolicyError(f"policy key {path}.ip2_weight: lower bound {ip2_lo:g} must be at least 0.10 under "
-                              f"the ip1_weight lower bound {ip1_lo:g} (hard rule ip2 <= ip1 - 0.10)")
+        if ip2_lo > ip1_lo - ip_gap + 1e-9:  # the hard rule's gap, read from [hard_rules]
+            raise PolicyError(f"policy key {path}.ip2_weight: lower bound {ip2_lo:g} must be at least {ip_gap:.2f} "
+                              f"under the ip1_weight lower bound {ip1_lo:g} (hard rule ip2 <= ip1 - {ip_gap:.2f})")
         cases[name] = CaseProfile(
             name=name,
             cfg1_eff_max=_number(entry, "cfg1_eff_max", f"{path}.cfg1_eff_max", g_lo, g_hi),
@@ -325,16 +331,24 @@ def parse_policy(raw: Mapping[str, Any], source: str = "<dict>") -> Policy:
 
     model = _table(raw, "model", "model")
     _no_unknown(model, ("checkpoint", "template"), "model")
-    line_quality = dict(sections["line_quality"])
+    nodes = _parse_nodes(raw)
+    ranges = {f"{sec}.{k}": r for sec, spec in _SCHEMA.items() for k, r in spec.items()}
+    ranges.update({f"cases.{c}.{v}": limits[VALUE_KINDS[v][0]] for c in CASES for v in VALUE_NAMES})
+    try:
+        contract = parse_template_contract(_table(raw, "template", "template"), nodes)
+        tunables = parse_tunables(raw, ranges)
+    except (ContractError, TunableError) as exc:
+        raise PolicyError(str(exc)) from None
     return Policy(
         version=_string(raw, "version", "version"),
         checkpoint=_string(model, "checkpoint", "model.checkpoint"),
         template=_string(model, "template", "model.template"),
-        nodes=MappingProxyType(_parse_nodes(raw)),
+        nodes=MappingProxyType(nodes),
+        template_contract=contract,
         cfg=MappingProxyType(cfg),
         intent=MappingProxyType(sections["intent"]),
         classify=MappingProxyType(cl),
-        cases=MappingProxyType(_parse_cases(raw, cfg, limits)),
+        cases=MappingProxyType(_parse_cases(raw, cfg, limits, sections["hard_rules"]["ip_gap"])),
         limits=MappingProxyType(limits),
         modifiers=MappingProxyType(sections["modifiers"]),
         signals=MappingProxyType(sections["signals"]),
@@ -342,14 +356,22 @@ def parse_policy(raw: Mapping[str, Any], source: str = "<dict>") -> Policy:
         raw_drivers=MappingProxyType(drivers),
         hard_rules=MappingProxyType(sections["hard_rules"]),
         sanitise=MappingProxyType(sections["sanitise"]),
-        line_quality=line_quality,
+        line_quality=MappingProxyType(sections["line_quality"]),
         prompts=MappingProxyType(_parse_prompts(raw)),
+        tunables=MappingProxyType(tunables),
         source=source,
     )
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """Read and validate a policy file (the shipped one when path is None)."""
+def load_policy(path: str | Path | None = None, overlay: str | Path | None = None) -> Policy:
+    """Read and validate a policy file (the shipped one when path is None).
+
+    overlay: a calibrated overlay file applied on top (agents/policy/overlay.py); an absent or invalid
+    overlay leaves the locked policy in force (load_with_overlay says why)."""
+    if overlay is not None:
+        from .overlay import load_with_overlay
+
+        return load_with_overlay(overlay, path).policy
     p = Path(path) if path is not None else DEFAULT_POLICY_PATH
     try:
         with p.open("rb") as fh:

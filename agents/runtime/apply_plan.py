@@ -86,12 +86,53 @@ def template_diff(before: Workflow, after: Workflow) -> list[tuple[str, str, Any
     return diffs
 
 
-# Node ids of the planning nodes wire_planning adds (outside the seed's ids and the adaptive 110/111).
-PLANNING_NODES = {"analyst": "200", "compare": "201", "director": "202", "prompts": "203", "unpack": "204"}
+def set_load_images(workflow: Workflow, policy: Policy | None = None, *, sketch: str,
+                    reference: str | None) -> Workflow:
+    """A copy with the template contract's LoadImage nodes (policy [template.images]) pointed at uploaded
+    images; reference None leaves the reference node as it is (a planning graph without one has none)."""
+    pol = policy or default_policy()
+    out = {k: dict(v, inputs=dict(v.get("inputs", {}))) for k, v in workflow.items()}
+    for role, name in (("sketch", sketch), ("reference", reference)):
+        if name is None:
+            continue
+        node_id = pol.template_contract.images[role]
+        node = out.get(node_id)
+        if node is None or node.get("class_type") != "LoadImage":
+            raise TemplateError(f"template node '{node_id}' ({role}): expected a LoadImage node, "
+                                f"found {None if node is None else node.get('class_type')!r}")
+        node["inputs"]["image"] = name
+    return out
 
 
-def wire_planning(template: Workflow, policy: Policy | None = None, *, sketch_node: str, reference_node: str,
-                  tags: str = "") -> Workflow:
+def _agent_nodes(ids: dict[str, str], sketch_node: str, reference_node: str | None, tags: str) -> Workflow:
+    """The four planning agents as API nodes reading the sketch (and reference) LoadImage nodes."""
+    compare: dict[str, Any] = {"sketch": [sketch_node, 0], "sketch_tags": tags}
+    if reference_node is not None:
+        compare["reference"] = [reference_node, 0]
+    return {
+        ids["analyst"]: {"class_type": "M4VisualAnalyst", "inputs": {"image": [sketch_node, 0], "subject_tags": tags}},
+        ids["compare"]: {"class_type": "M4ReferenceCompare", "inputs": compare},
+        ids["director"]: {"class_type": "M4AnimationDirector",
+                          "inputs": {"analysis": [ids["analyst"], 0], "reference_report": [ids["compare"], 0]}},
+        ids["prompts"]: {"class_type": "M4PromptEngineer",
+                         "inputs": {"plan": [ids["director"], 0], "analysis": [ids["analyst"], 0],
+                                    "subject_tags": tags}},
+    }
+
+
+def planning_graph(policy: Policy | None = None, *, sketch: str, reference: str | None, tags: str = "") -> Workflow:
+    """The planning graph alone (LoadImage -> the four agents), with the template contract's node ids:
+    `./m4 demo` plans through it; planning_reports() reads its answer."""
+    pol = policy or default_policy()
+    images, ids = pol.template_contract.images, dict(pol.template_contract.planning)
+    wf: Workflow = {images["sketch"]: {"class_type": "LoadImage", "inputs": {"image": sketch}}}
+    if reference is not None:
+        wf[images["reference"]] = {"class_type": "LoadImage", "inputs": {"image": reference}}
+    wf.update(_agent_nodes(ids, images["sketch"], images["reference"] if reference is not None else None, tags))
+    return wf
+
+
+def wire_planning(template: Workflow, policy: Policy | None = None, *, tags: str = "") -> Workflow:
     """The template with the M4 agent nodes planning inside the graph: every driven input becomes a
     link from M4 Plan Unpack (the API twin of the drag-and-drop preset), so the server does the analysis.
 
@@ -99,24 +140,15 @@ def wire_planning(template: Workflow, policy: Policy | None = None, *, sketch_no
     """
     pol = policy or default_policy()
     check_template(template, pol)
-    for node_id, role in ((sketch_node, "sketch"), (reference_node, "reference")):
+    images, ids = pol.template_contract.images, dict(pol.template_contract.planning)
+    for role, node_id in images.items():
         if template.get(node_id, {}).get("class_type") != "LoadImage":
             raise TemplateError(f"template node '{node_id}' ({role}): expected a LoadImage node")
-    taken = sorted(set(PLANNING_NODES.values()) & set(template))
+    taken = sorted(set(ids.values()) & set(template))
     if taken:
         raise TemplateError(f"template nodes {taken} already exist: they are the planning nodes' ids")
-    ids = PLANNING_NODES
     out = copy.deepcopy(template)
-    out[ids["analyst"]] = {"class_type": "M4VisualAnalyst",
-                           "inputs": {"image": [sketch_node, 0], "subject_tags": tags}}
-    out[ids["compare"]] = {"class_type": "M4ReferenceCompare",
-                           "inputs": {"sketch": [sketch_node, 0], "reference": [reference_node, 0],
-                                      "sketch_tags": tags}}
-    out[ids["director"]] = {"class_type": "M4AnimationDirector",
-                            "inputs": {"analysis": [ids["analyst"], 0], "reference_report": [ids["compare"], 0]}}
-    out[ids["prompts"]] = {"class_type": "M4PromptEngineer",
-                           "inputs": {"plan": [ids["director"], 0], "analysis": [ids["analyst"], 0],
-                                      "subject_tags": tags}}
+    out.update(_agent_nodes(ids, images["sketch"], images["reference"], tags))
     out[ids["unpack"]] = {"class_type": "M4PlanUnpack", "inputs": {"plan": [ids["prompts"], 0]}}
     slot = {plan_field: i for i, (_id, plan_field, _kind, _tip) in enumerate(PLAN_UNPACK_VALUES)}
     slot.update({out_id: len(PLAN_UNPACK_VALUES) + i for i, (out_id, _tip) in enumerate(PLAN_UNPACK_PROMPTS)})
@@ -126,8 +158,10 @@ def wire_planning(template: Workflow, policy: Policy | None = None, *, sketch_no
     return out
 
 
-def planning_reports(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The four reports a wire_planning graph returns in /history (the nodes' m4_panel payloads)."""
+def planning_reports(entry: dict[str, Any], policy: Policy | None = None) -> dict[str, dict[str, Any]]:
+    """The four reports a planning_graph / wire_planning graph returns in /history (the nodes' m4_panel
+    payloads)."""
+    ids = (policy or default_policy()).template_contract.planning
     outputs = entry.get("outputs") or {}
 
     def report(node: str, kind: str) -> dict[str, Any]:
@@ -136,14 +170,14 @@ def planning_reports(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 return panel.get("data") or {}
         raise TemplateError(f"node '{node}' returned no '{kind}' report in /history")
 
-    return {"analysis": report(PLANNING_NODES["analyst"], "analysis"),
-            "reference": report(PLANNING_NODES["compare"], "reference"),
-            "plan": report(PLANNING_NODES["director"], "plan"),
-            "prompts": report(PLANNING_NODES["prompts"], "prompts")}
+    return {"analysis": report(ids["analyst"], "analysis"),
+            "reference": report(ids["compare"], "reference"),
+            "plan": report(ids["director"], "plan"),
+            "prompts": report(ids["prompts"], "prompts")}
 
 
 def plan_from_reports(reports: dict[str, dict[str, Any]]) -> Plan:
     """The plan with its prompts, rebuilt from planning_reports()."""
     prompts = reports["prompts"]
     plan = Plan.from_dict(reports["plan"])
-    return plan.with_prompts({out_id: prompts.get(out_id) for out_id, _tip in PLAN_UNPACK_PROMPTS})
+    return plan.with_prompts({out_id: str(prompts.get(out_id) or "") for out_id, _tip in PLAN_UNPACK_PROMPTS})

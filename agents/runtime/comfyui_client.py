@@ -5,136 +5,57 @@
     entry = client.run(api_prompt, progress=print)       # submit + follow /ws, returns the /history entry
     files = client.download_outputs(entry, out_dir)      # only inside out_dir, under checked names
 
-Failures come back as ComfyClientError subclasses whose message names the node: PromptRejected (HTTP 400
-node_errors), ExecutionFailed (execution_error), Interrupted, RunTimeout, ServerUnavailable.
+Failures come back as ComfyClientError subclasses whose message names the node: PromptRejected (HTTP 400,
+or any node_errors in an accepted prompt), ExecutionFailed (execution_error), Interrupted, RunTimeout,
+ServerUnavailable, UnsafeFilename and BadDownload (agents/runtime/comfy_errors.py). Downloads stream to a
+temporary file under a size cap (agents/runtime/comfy_outputs.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
 import websocket
+
+from .comfy_errors import (  # noqa: F401  (re-exported: callers import the errors and types from here)
+    BadDownload,
+    ComfyClientError,
+    ExecutionFailed,
+    Interrupted,
+    MessageCallback,
+    Progress,
+    ProgressCallback,
+    PromptRejected,
+    RunTimeout,
+    ServerUnavailable,
+    UnsafeFilename,
+    describe_node_errors,
+    execution_error,
+    interrupted,
+)
+from .comfy_http import UPLOAD_SUBFOLDER, ComfyHTTP, json_object  # noqa: F401  (re-exported)
+from .comfy_outputs import (  # noqa: F401  (re-exported)
+    CHUNK_BYTES,
+    OUTPUT_KINDS,
+    OUTPUT_TYPES,
+    Planned,
+    max_download_bytes,
+    plan_downloads,
+    safe_filename,
+    write_stream,
+)
 
 # How often /history is asked while the websocket is quiet: a missed final message costs at most this.
 HISTORY_POLL_S = 5.0
 POLL_S = 0.25
-OUTPUT_KINDS = ("images", "gifs", "videos", "audio")
-OUTPUT_TYPES = ("output", "temp", "input")
-UPLOAD_SUBFOLDER = "m4"  # upload_input's folder inside the server's input folder
-
-
-class ComfyClientError(RuntimeError):
-    """Anything that went wrong talking to the server or running a prompt on it."""
-
-
-class PromptRejected(ComfyClientError, ValueError):
-    """POST /prompt answered 400: the workflow is invalid. node_errors maps node id -> errors."""
-
-    def __init__(self, message: str, error: dict[str, Any] | None = None,
-                 node_errors: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.error = error or {}
-        self.node_errors = node_errors or {}
-
-
-class ExecutionFailed(ComfyClientError):
-    """A node raised while the prompt ran (websocket execution_error or a history status of error)."""
-
-    def __init__(self, message: str, node_id: str | None = None, node_type: str | None = None) -> None:
-        super().__init__(message)
-        self.node_id = node_id
-        self.node_type = node_type
-
-
-class ServerUnavailable(ComfyClientError):
-    """The server did not answer (refused, reset, or timed out on a plain request)."""
-
-
-class RunTimeout(ComfyClientError):
-    """The prompt did not finish within the run's time limit."""
-
-
-class Interrupted(ExecutionFailed):
-    """The prompt was interrupted (on the server, or by Ctrl-C here) before it finished."""
-
-
-class UnsafeFilename(ComfyClientError, ValueError):
-    """A server-given file name or folder that cannot be written locally as it is."""
-
-
-class Progress(TypedDict):
-    """One progress report, shaped like the websocket message it comes from.
-
-    type: 'executing' when a node starts, 'progress' for a sampler step (value of max), 'cached' for a
-    node whose result was reused.
-    """
-
-    type: str
-    node: str | None
-    class_type: str | None
-    value: int
-    max: int
-
-
-ProgressCallback = Callable[[Progress], None]
-# (message type, data) for every JSON websocket message of a prompt, custom events included (m4.guidance).
-MessageCallback = Callable[[str, dict[str, Any]], None]
-
-
-def safe_filename(name: str) -> str:
-    """A server-given file name made safe to write locally: no folders, no '..', no control characters."""
-    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(ch for ch in base if ch.isprintable()).replace("..", "_").strip()
-    if not base or base in {".", "_"}:
-        raise UnsafeFilename(f"the server gave an unusable file name: {name!r}")
-    return base
-
-
-def _safe_subfolder(subfolder: str) -> str:
-    """The server's output subfolder, only ever sent back to /view; traversal means a crafted entry."""
-    sub = str(subfolder)
-    parts = sub.replace("\\", "/").split("/")
-    if sub.startswith(("/", "\\")) or ".." in parts or any(not ch.isprintable() for ch in sub) or ":" in sub:
-        raise UnsafeFilename(f"the server gave an unsafe subfolder: {subfolder!r}")
-    return sub
-
-
-def describe_node_errors(node_errors: dict[str, Any], prompt: dict[str, Any]) -> str:
-    """'node 4 (CheckpointLoaderSimple): Value not in list (ckpt_name: ...)' for every rejected input."""
-    parts = []
-    for node_id, info in sorted(node_errors.items()):
-        info = info if isinstance(info, dict) else {}
-        class_type = info.get("class_type") or prompt.get(node_id, {}).get("class_type", "?")
-        errors = info.get("errors") or [{"message": "error"}]
-        for err in errors:
-            detail = f" ({err['details']})" if err.get("details") else ""
-            parts.append(f"node {node_id} ({class_type}): {err.get('message', 'error')}{detail}")
-    return "; ".join(parts)
-
-
-def _execution_error(data: dict[str, Any]) -> ExecutionFailed:
-    node_id = data.get("node_id")
-    node_id = None if node_id is None else str(node_id)
-    return ExecutionFailed(
-        f"node {node_id} ({data.get('node_type')}) failed: {data.get('exception_type', 'error')}: "
-        f"{str(data.get('exception_message', '')).strip()}", node_id, data.get("node_type"))
-
-
-def _interrupted(data: dict[str, Any]) -> Interrupted:
-    node_id = data.get("node_id")
-    return Interrupted(f"the prompt was interrupted at node {node_id} ({data.get('node_type')})",
-                       None if node_id is None else str(node_id), data.get("node_type"))
 
 
 def _close_quietly(ws: Any) -> None:
@@ -154,31 +75,17 @@ class _Socket:
     client_id: str
 
 
-class ComfyClient:
+class ComfyClient(ComfyHTTP):
     """One server, one client id (the websocket sees only the prompts this client submitted)."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, client_id: str | None = None,
                  alive_check: Callable[[], None] | None = None) -> None:
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"url: expected http(s)://host:port, got {url!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout: must be > 0 seconds, got {timeout!r}")
-        self.url = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-        self.ws_url = urlunsplit(("wss" if parts.scheme == "https" else "ws", parts.netloc,
-                                  parts.path.rstrip("/") + "/ws", "", ""))
-        self.timeout = float(timeout)
+        super().__init__(url, timeout=timeout)
+        parts = urlsplit(self.url)
+        self.ws_url = urlunsplit(("wss" if parts.scheme == "https" else "ws", parts.netloc, parts.path + "/ws", "", ""))
         self.client_id = client_id or uuid.uuid4().hex
         # A launcher that owns the server process passes a check that raises when it died.
         self.alive_check = alive_check
-        self._http = requests.Session()
-        # requests re-reads proxies, CA bundle and netrc from the environment on every call (a walk over
-        # os.environ per request, ~2 ms a run here); read them once for this server, then stop the lookup.
-        env = self._http.merge_environment_settings(self.url, {}, None, None, None)
-        self._http.proxies.update(env["proxies"])
-        self._http.verify = env["verify"]
-        self._http.auth = requests.utils.get_netrc_auth(self.url)
-        self._http.trust_env = False
         self._prompts: dict[str, dict[str, Any]] = {}  # prompt_id -> submitted graph, for class_type in progress
         # The websocket is kept between prompts (a connect is ~2 ms of a run's overhead here); one thread
         # uses it at a time, another thread running a prompt meanwhile opens its own.
@@ -192,103 +99,10 @@ class ComfyClient:
         with self._ws_lock:
             _close_quietly(self._ws)
             self._ws = None
-        self._http.close()
+        super().close()
 
     def __enter__(self) -> ComfyClient:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ---- plain HTTP ----
-
-    def _request(self, method: str, route: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout)
-        try:
-            return self._http.request(method, self.url + route, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ServerUnavailable(f"ComfyUI at {self.url} did not answer {method} {route}: {exc}") from exc
-
-    def _json(self, method: str, route: str, **kwargs: Any) -> Any:
-        resp = self._request(method, route, **kwargs)
-        if resp.status_code >= 400:
-            raise ComfyClientError(f"{method} {route} answered HTTP {resp.status_code}: {resp.text[:300]}")
-        try:
-            return resp.json()
-        except ValueError as exc:
-            raise ComfyClientError(f"{method} {route} did not answer JSON: {resp.text[:200]!r}") from exc
-
-    def get_json(self, route: str) -> Any:
-        return self._json("GET", route)
-
-    def object_info(self) -> dict[str, Any]:
-        return self._json("GET", "/object_info")
-
-    def queue_remaining(self) -> int:
-        """Prompts running plus pending on the server (GET /queue)."""
-        data = self._json("GET", "/queue")
-        return len(data.get("queue_running") or []) + len(data.get("queue_pending") or [])
-
-    def history(self, prompt_id: str) -> dict[str, Any] | None:
-        data = self._json("GET", f"/history/{prompt_id}")
-        return data.get(prompt_id) if isinstance(data, dict) else None
-
-    def upload_image(self, path: Path | str, *, subfolder: str = "", overwrite: bool = True) -> str:
-        """Upload a local image into the server's input folder; returns the name LoadImage takes."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"image: {path} is not a file")
-        return self._post_image(path.name, path.read_bytes(), subfolder=subfolder, overwrite=overwrite)
-
-    def _post_image(self, name: str, payload: bytes, *, subfolder: str, overwrite: bool) -> str:
-        data = {"overwrite": "true" if overwrite else "false", "type": "input", "subfolder": subfolder}
-        info = self._json("POST", "/upload/image", files={"image": (name, payload)}, data=data,
-                          timeout=max(self.timeout, 60.0))
-        return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else str(info["name"])
-
-    def input_exists(self, name: str, subfolder: str = "") -> bool:
-        """Whether the server's input folder holds subfolder/name (HEAD /view: no file is sent)."""
-        resp = self._request("HEAD", "/view", params={"filename": name, "subfolder": subfolder, "type": "input"})
-        if resp.status_code in (200, 404):
-            return resp.status_code == 200
-        raise ComfyClientError(f"HEAD /view {subfolder}/{name} (input) answered HTTP {resp.status_code}")
-
-    def upload_input(self, path: Path | str, *, subfolder: str = UPLOAD_SUBFOLDER) -> str:
-        """Upload a local image under a name made from its content, unless the server already has it;
-        returns the name LoadImage takes ('m4/<stem>-<16 hex digits of its SHA-256><suffix>').
-
-        The same bytes always get the same name, so a batch sends a shared reference to each server
-        once (later runs find it with a HEAD), and a file of the user's that happens to have the same
-        name in the input folder is never overwritten.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"image: {path} is not a file")
-        payload = path.read_bytes()
-        stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in path.stem)[:60] or "image"
-        name = f"{stem}-{hashlib.sha256(payload).hexdigest()[:16]}{path.suffix.lower()}"
-        if self.input_exists(name, subfolder):
-            return f"{subfolder}/{name}" if subfolder else name
-        return self._post_image(name, payload, subfolder=subfolder, overwrite=True)  # same name = same bytes
-
-    def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:  # noqa: A002  (the API's name)
-        resp = self._request("GET", "/view", params={"filename": filename, "subfolder": subfolder, "type": type},
-                             timeout=max(self.timeout, 60.0))
-        if resp.status_code >= 400:
-            raise ComfyClientError(f"GET /view {subfolder}/{filename} ({type}) answered HTTP {resp.status_code}")
-        return resp.content
-
-    def interrupt(self, prompt_id: str | None = None) -> None:
-        """Stop the running prompt: only prompt_id when given (the server skips it if another one runs)."""
-        body = {"prompt_id": prompt_id} if prompt_id else {}
-        resp = self._request("POST", "/interrupt", json=body)
-        if resp.status_code >= 400:
-            raise ComfyClientError(f"POST /interrupt answered HTTP {resp.status_code}")
-
-    def cancel(self, prompt_id: str) -> None:
-        """Take prompt_id off the queue if it waits there, and interrupt it if it runs."""
-        self._request("POST", "/queue", json={"delete": [prompt_id]})
-        self.interrupt(prompt_id)
 
     # ---- prompts ----
 
@@ -317,7 +131,19 @@ class ComfyClient:
                                  error, node_errors)
         if resp.status_code >= 400:
             raise ComfyClientError(f"POST /prompt answered HTTP {resp.status_code}: {resp.text[:300]}")
-        prompt_id = str(resp.json()["prompt_id"])
+        try:
+            data = json_object(resp.json(), "POST /prompt")
+        except ValueError:
+            raise ComfyClientError(f"POST /prompt did not answer JSON: {resp.text[:200]!r}") from None
+        if not isinstance(data.get("prompt_id"), str | int) or isinstance(data.get("prompt_id"), bool):
+            raise ComfyClientError(f"POST /prompt answered without a prompt_id: {str(data)[:200]!r}")
+        prompt_id = str(data["prompt_id"])
+        if data.get("node_errors"):
+            # Accepted with some outputs invalid: the server runs the rest. That is not the graph we sent.
+            self._cancel_quietly(prompt_id)
+            nodes = describe_node_errors(data["node_errors"], prompt)
+            raise PromptRejected(f"ComfyUI accepted the prompt only in part (cancelled it): {nodes}", {},
+                                 data["node_errors"] if isinstance(data["node_errors"], dict) else {})
         self._prompts[prompt_id] = prompt
         return prompt_id
 
@@ -425,12 +251,19 @@ class ComfyClient:
             return None
         # The server writes history only when the prompt ended, so an entry is final.
         status = entry.get("status") or {}
+        if not isinstance(status, dict):
+            raise ComfyClientError(f"GET /history/{prompt_id}: the status is a {type(status).__name__}, not an object")
         if status.get("status_str") == "error" or status.get("completed") is False:
-            for name, data in status.get("messages", []):
+            raw_messages = status.get("messages")
+            messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
+            for message in messages:
+                if not (isinstance(message, list | tuple) and len(message) == 2 and isinstance(message[1], dict)):
+                    continue
+                name, data = message
                 if name == "execution_error":
-                    raise _execution_error(data)
+                    raise execution_error(data)
                 if name == "execution_interrupted":
-                    raise _interrupted(data)
+                    raise interrupted(data)
             raise ExecutionFailed(f"prompt {prompt_id} ended with an error (status {status})")
         return entry
 
@@ -469,15 +302,17 @@ class ComfyClient:
                 msg = json.loads(raw)
             except ValueError:
                 continue
+            if not isinstance(msg, dict):
+                continue
             kind, data = str(msg.get("type")), msg.get("data") or {}
             if not isinstance(data, dict) or data.get("prompt_id") not in (None, prompt_id):
                 continue
             if on_message is not None:
                 on_message(kind, data)
             if kind == "execution_error":
-                raise _execution_error(data)
+                raise execution_error(data)
             if kind == "execution_interrupted":
-                raise _interrupted(data)
+                raise interrupted(data)
             if kind in ("execution_success",) or (
                     kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id):
                 return self._history_after_end(prompt_id, deadline)
@@ -504,62 +339,3 @@ class ComfyClient:
                 raise RunTimeout(f"prompt {prompt_id} ended but /history has no entry for it on {self.url}")
             time.sleep(pause)
             pause = min(pause * 2, POLL_S)
-
-    # ---- outputs ----
-
-    def download_outputs(self, entry: dict[str, Any], dest: Path, *,
-                         node_ids: Iterable[str] | None = None) -> list[Path]:
-        """Save the files a history entry lists into dest (only there); see download_by_node."""
-        return [path for paths in self.download_by_node(entry, dest, node_ids=node_ids).values() for path in paths]
-
-    def download_by_node(self, entry: dict[str, Any], dest: Path, *,
-                         node_ids: Iterable[str] | None = None) -> dict[str, list[Path]]:
-        """Save the files a history entry lists into dest (only there), under their checked names;
-        returns {output node id: its saved files} in the entry's order.
-
-        A name or subfolder with folders, '..', control characters or a drive is refused
-        (UnsafeFilename, a ComfyClientError) before anything is fetched or written: the server
-        never gives such names, so one means the entry was crafted or corrupted.
-        """
-        dest = Path(dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        root = dest.resolve()
-        wanted = None if node_ids is None else {str(n) for n in node_ids}
-        outputs = entry.get("outputs") or {}
-        if wanted is not None and wanted - set(outputs):
-            raise ComfyClientError(f"the history entry has no outputs for node(s) {sorted(wanted - set(outputs))}")
-        plan: list[tuple[str, str, str, str, Path]] = []
-        taken: set[str] = set()
-        for node_id, output in outputs.items():
-            if wanted is not None and str(node_id) not in wanted:
-                continue
-            for kind in OUTPUT_KINDS:
-                for item in (output or {}).get(kind) or []:
-                    if not isinstance(item, dict) or "filename" not in item:
-                        continue
-                    name = str(item["filename"])
-                    try:
-                        if safe_filename(name) != name:
-                            raise UnsafeFilename(f"refusing the server file name {name!r}")
-                        subfolder = _safe_subfolder(item.get("subfolder", ""))
-                    except UnsafeFilename as exc:
-                        raise UnsafeFilename(f"node {node_id}: {exc}") from None
-                    kind_type = str(item.get("type", "output"))
-                    if kind_type not in OUTPUT_TYPES:
-                        raise UnsafeFilename(f"node {node_id}: unknown output type {kind_type!r}")
-                    local = name
-                    stem, dot, ext = name.rpartition(".")
-                    n = 2
-                    while local in taken:  # same name from two subfolders: keep both
-                        local = f"{stem}-{n}.{ext}" if dot else f"{name}-{n}"
-                        n += 1
-                    taken.add(local)
-                    target = (root / local).resolve()
-                    if target.parent != root:
-                        raise UnsafeFilename(f"node {node_id}: {name!r} would be written outside {root}")
-                    plan.append((str(node_id), name, subfolder, kind_type, target))
-        by_node: dict[str, list[Path]] = {}
-        for node_id, name, subfolder, kind_type, target in plan:
-            target.write_bytes(self.view(name, subfolder, kind_type))
-            by_node.setdefault(node_id, []).append(target)
-        return by_node

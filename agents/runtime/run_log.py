@@ -13,7 +13,6 @@ and opening an older file applies the rest in order.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -23,16 +22,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .run_log_export import ExportError, export_target, write_atomically, write_rows
+
 STATUSES = ("running", "done", "failed", "incomplete")
 FINISH_STATUSES = ("done", "failed", "incomplete")
 JSON_FIELDS = ("plan", "diagnostics", "prompts", "workflow", "timings", "metrics", "verdict", "images")
 TEXT_FIELDS = ("tags", "out_dir", "label")
 ENV_PATH = "M4_RUN_LOG"
 FILE_NAME = "m4_runs.sqlite3"
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+RATINGS = ("good", "bad")
 
 
 class RunLogError(ValueError):
-    """A bad argument to the run log (unknown field, unknown run, bad status or format)."""
+    """A bad argument to the run log (unknown field, unknown run, bad status or format), or a file that
+    is not a readable run log."""
+
+
+def unreadable(path: Path, exc: BaseException) -> str:
+    return f"the run log {path} cannot be read ({exc}): not a run log, or cut short or corrupt"
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -68,8 +76,43 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_batch ON runs(batch_id)")
 
 
+def _accepted_column(db: sqlite3.Connection) -> None:
+    # The column `passed` held whether the feedback pass accepted the attempt (the judge's pass, unless the
+    # caller forced a retry), not the judge's verdict (that is verdict.passed): it is called accepted now.
+    db.execute("ALTER TABLE runs RENAME COLUMN passed TO accepted")
+
+
+def _claims_table(db: sqlite3.Connection) -> None:
+    # A batch process claims a pair before running it, so two processes on one log share the work; a
+    # claim not renewed before expires_at is free again (its process died). See pair_claims.py.
+    db.execute("""
+        CREATE TABLE claims (
+            batch_id TEXT NOT NULL,
+            pair_key TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (batch_id, pair_key)
+        )""")
+
+
+def _ratings_table(db: sqlite3.Connection) -> None:
+    # A person's rating of a run, kept apart from the automatic verdict (runs.accepted, verdict); the newest
+    # rating of a run is the one that counts, older ones stay as history.
+    db.execute("""
+        CREATE TABLE ratings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            created_at REAL NOT NULL,
+            rating TEXT NOT NULL CHECK (rating IN ('good', 'bad')),
+            note TEXT,
+            source TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX ratings_run ON ratings(run_id, id)")
+
+
 # Ordered; entry i takes the schema from version i to i + 1. Only ever append.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _accepted_column, _claims_table,
+                                                       _ratings_table]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -109,21 +152,45 @@ def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     return max(current, target)
 
 
+def check_log_file(path: Path) -> None:
+    """Refuse a path that holds something other than an SQLite file (opening it would write the schema
+    into someone's file). Call it before this process opens any connection to the file: closing a file
+    descriptor drops every POSIX lock the process holds on it, SQLite's included (that corrupts the log),
+    so RunLog itself never opens the file directly."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunLogError(f"the run log {path} is a folder, not a file")
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as fh:
+            if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                raise RunLogError(f"the run log {path} is not an SQLite file (a run log or nothing goes there)")
+
+
 class RunLog:
     """The run log file. Not shared between threads; open one per process (WAL lets them coexist)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise RunLogError(f"the run log {self.path} is a folder, not a file")
         # isolation_level=None: autocommit, so each statement is durable the moment it returns.
         self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RunLogError(f"the run log {self.path} could not switch to WAL mode (got {mode!r})")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
-        self._db.execute("PRAGMA foreign_keys=ON")
-        migrate(self._db)
+        try:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RunLogError(f"the run log {self.path} could not switch to WAL mode (got {mode!r})")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+            self._db.execute("PRAGMA foreign_keys=ON")
+            migrate(self._db)
+            self._db.execute("SELECT COUNT(*) FROM runs").fetchone()  # a cut-short file fails here, not later
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise RunLogError(unreadable(self.path, exc)) from None
+        except BaseException:
+            self._db.close()
+            raise
 
     @staticmethod
     def default_path(comfy_user_dir: Path | None = None) -> Path:
@@ -150,6 +217,11 @@ class RunLog:
     @property
     def schema_version(self) -> int:
         return schema_version(self._db)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The log's SQLite connection (autocommit), for the modules that own a table of it (pair_claims)."""
+        return self._db
 
     @property
     def journal_mode(self) -> str:
@@ -186,6 +258,21 @@ class RunLog:
              str(ref.resolve()) if ref is not None else None, ref_sha, key))
         return int(cur.lastrowid or 0)
 
+    def start_hashed_run(self, *, sketch_name: str, sketch_sha256: str, reference_name: str | None,
+                         reference_sha256: str | None, server: str) -> int:
+        """A row for a run whose inputs are pixels, not files (a ComfyUI canvas run): named and hashed by
+        the caller (sha256 of the pixel bytes); the pair key uses the same formula as start_run."""
+        for label, sha in (("sketch_sha256", sketch_sha256), ("reference_sha256", reference_sha256)):
+            if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
+                raise RunLogError(f"{label}: expected a sha256 hex digest, got {sha!r}")
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT INTO runs (created_at, updated_at, attempt, server, sketch_path, sketch_sha256, reference_path, "
+            "reference_sha256, pair_key, stage, status) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'started', 'running')",
+            (now, now, server, str(sketch_name), sketch_sha256, reference_name, reference_sha256,
+             _pair_key(sketch_sha256, reference_sha256)))
+        return int(cur.lastrowid or 0)
+
     def _require(self, run_id: int) -> None:
         if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise RunLogError(f"run_id: no run {run_id!r} in {self.path}")
@@ -203,7 +290,8 @@ class RunLog:
 
     def record(self, run_id: int, **fields: Any) -> None:
         """Store fields: JSON ones (plan, diagnostics, prompts, workflow, timings, metrics, verdict, images),
-        text ones (tags, out_dir, label) and passed (bool)."""
+        text ones (tags, out_dir, label) and accepted (bool: the feedback pass accepted the attempt;
+        `passed`, its old name, is taken as the same field)."""
         columns: dict[str, Any] = {}
         for name, value in fields.items():
             if name in JSON_FIELDS:
@@ -214,10 +302,10 @@ class RunLog:
                     raise RunLogError(f"{name}: not storable as JSON ({exc})") from None
             elif name in TEXT_FIELDS:
                 columns[name] = None if value is None else str(value)
-            elif name == "passed":
-                columns[name] = None if value is None else int(bool(value))
+            elif name in ("accepted", "passed"):
+                columns["accepted"] = None if value is None else int(bool(value))
             else:
-                known = ", ".join((*JSON_FIELDS, *TEXT_FIELDS, "passed"))
+                known = ", ".join((*JSON_FIELDS, *TEXT_FIELDS, "accepted"))
                 raise RunLogError(f"record: unknown field {name!r} (known: {known})")
         if columns:
             self._update(run_id, columns)
@@ -227,23 +315,49 @@ class RunLog:
             raise RunLogError(f"status: expected one of {FINISH_STATUSES}, got {status!r}")
         self._update(run_id, {"status": status, "error": error})
 
+    def rate(self, run_id: int, rating: str, *, note: str | None = None, source: str = "cli") -> int:
+        """Store a person's rating ('good' or 'bad') of a run; returns the rating's id."""
+        if rating not in RATINGS:
+            raise RunLogError(f"rating: expected one of {RATINGS}, got {rating!r}")
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            raise RunLogError(f"run_id: expected an integer, got {run_id!r}")
+        self._require(run_id)
+        cur = self._db.execute("INSERT INTO ratings (run_id, created_at, rating, note, source) VALUES (?, ?, ?, ?, ?)",
+                               (run_id, time.time(), rating, note, str(source)))
+        return int(cur.lastrowid or 0)
+
+    def ratings(self, run_id: int | None = None) -> dict[int, dict[str, Any]]:
+        """{run id: its newest rating row} (rating, note, source, created_at)."""
+        sql = ("SELECT r.* FROM ratings r JOIN (SELECT run_id, MAX(id) AS last FROM ratings GROUP BY run_id) m "
+               "ON r.id = m.last")
+        params: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " WHERE r.run_id = ?"
+            params = (run_id,)
+        return {int(row["run_id"]): dict(row) for row in self._db.execute(sql, params)}
+
     # ---- reading ----
 
-    def done_pairs(self, batch_id: str | None = None) -> set[str]:
+    def done_pairs(self, batch_id: str | None = None, *, pair_key: str | None = None) -> set[str]:
         """Pair keys whose last attempt finished 'done': a passing first attempt, an unjudged one, or a
-        finished retry. A first attempt that failed the judge is not enough: its retry must finish too."""
+        finished retry. A first attempt that failed the judge is not enough: its retry must finish too.
+        pair_key: only ask about that pair."""
         sql = ("SELECT DISTINCT pair_key FROM runs WHERE status = 'done' "
-               "AND (passed IS NULL OR passed = 1 OR attempt > 1)")
-        params: tuple[Any, ...] = ()
+               "AND (accepted IS NULL OR accepted = 1 OR attempt > 1)")
+        params: list[Any] = []
         if batch_id is not None:
             sql += " AND batch_id = ?"
-            params = (batch_id,)
+            params.append(batch_id)
+        if pair_key is not None:
+            sql += " AND pair_key = ?"
+            params.append(pair_key)
         return {row[0] for row in self._db.execute(sql, params)}
 
     def runs(self, *, status: str | None = None, batch_id: str | None = None, limit: int | None = None,
              run_id: int | None = None) -> list[dict[str, Any]]:
-        """Rows as dicts (JSON columns decoded, passed as bool), oldest first."""
-        where, params = [], []
+        """Rows as dicts (JSON columns decoded, accepted as bool), oldest first."""
+        where: list[str] = []
+        params: list[Any] = []
         if status is not None:
             if status not in STATUSES:
                 raise RunLogError(f"status: expected one of {STATUSES}, got {status!r}")
@@ -261,7 +375,12 @@ class RunLog:
             if not isinstance(limit, int) or limit < 0:
                 raise RunLogError(f"limit: expected an integer >= 0, got {limit!r}")
             sql += f" LIMIT {int(limit)}"
-        return [self._decode(row) for row in self._db.execute(sql, params)]
+        try:
+            return [self._decode(row) for row in self._db.execute(sql, params)]
+        except sqlite3.DatabaseError as exc:
+            raise RunLogError(unreadable(self.path, exc)) from None
+        except ValueError as exc:  # a JSON cell that is not JSON
+            raise RunLogError(f"the run log {self.path} holds a cell that is not JSON ({exc})") from None
 
     def get(self, run_id: int) -> dict[str, Any]:
         rows = self.runs(run_id=run_id)
@@ -275,28 +394,26 @@ class RunLog:
         for name in JSON_FIELDS:
             if out.get(name) is not None:
                 out[name] = json.loads(out[name])
-        if out.get("passed") is not None:
-            out["passed"] = bool(out["passed"])
+        if out.get("accepted") is not None:
+            out["accepted"] = bool(out["accepted"])
         return out
 
-    def export(self, path: Path, fmt: str = "json", **filters: Any) -> int:
+    def export(self, path: Path, fmt: str = "json", *, force: bool = False, **filters: Any) -> int:
         """Write the runs matching filters (as runs() takes them) to CSV or JSON; returns the row count.
 
-        CSV keeps one column per field; JSON columns are written as JSON text in their cells.
+        CSV keeps one column per field; JSON columns are written as JSON text in their cells. Nothing is
+        destroyed: the run log itself (or its -wal/-shm files) is refused, an existing file or a symlink
+        only with force (a symlink is then replaced, never followed), the folder must exist, and the rows
+        go to a temporary file renamed into place (a full disk leaves the target as it was).
         """
         if fmt not in ("csv", "json"):
             raise RunLogError(f"fmt: expected 'csv' or 'json', got {fmt!r}")
-        rows = self.runs(**filters)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "json":
-            path.write_text(json.dumps(rows, indent=2, sort_keys=True, default=str))
-            return len(rows)
-        columns = [r[1] for r in self._db.execute("PRAGMA table_info(runs)")]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: json.dumps(v, sort_keys=True) if k in JSON_FIELDS and v is not None else v
-                                 for k, v in row.items()})
+        try:
+            target = export_target(Path(path), self.path, force=force)
+            rows = self.runs(**filters)
+            columns = [r[1] for r in self._db.execute("PRAGMA table_info(runs)")]
+            write_atomically(target, lambda fh: write_rows(fh, rows, fmt, columns, JSON_FIELDS))
+        except ExportError as exc:
+            raise RunLogError(str(exc)) from None
         return len(rows)
+

@@ -8,26 +8,19 @@ Each attempt is its own run-log row (the retry's parent_run is the first), updat
 
 from __future__ import annotations
 
-import hashlib
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..measure.image_features import WORK_SIDE as COMPARE_SIDE
-from ..measure.imaging import ImageInputError, decode_image, load_image, to_rgb_float_within
+from ..measure.imaging import load_image
 from ..measure.line_quality import judge, retry_steps, score_line_art
-from ..measure.reference_compare import ImageMeasures, compare, measure_image
-from ..measure.strokes import WORK_SIDE as ANALYSIS_SIDE
-from ..measure.visual_analyst import analyse
-from ..planning.animation_director import plan as make_plan
+from ..measure.reference_cache import reference_measures
 from ..planning.animation_director import plan_violations, safer_retry
+from ..planning.chain import plan_pair, write_prompts
 from ..planning.plan_types import Plan
-from ..planning.prompt_engineer import build_prompts, parse_tags
 from ..policy import Policy, default_policy
 from .apply_plan import (
     TemplateError,
@@ -36,16 +29,13 @@ from .apply_plan import (
     load_template,
     plan_from_reports,
     planning_reports,
+    set_load_images,
     wire_planning,
 )
 from .comfyui_client import ComfyClient, ProgressCallback
 from .run_log import RunLog
 
 REPO = Path(__file__).resolve().parents[2]
-# LoadImage node ids of the locked templates.
-SKETCH_NODE = "10"
-REFERENCE_NODE = "11"
-FINAL_STAGE = "final"
 ATTEMPT_LABELS = ("attempt 1", "retry")
 ATTEMPT_DIRS = ("attempt-1", "retry")
 
@@ -70,88 +60,9 @@ def default_template(policy: Policy) -> Path:
     return path if path.is_absolute() else REPO / path
 
 
-def set_load_images(workflow: Workflow, *, sketch: str, reference: str) -> Workflow:
-    """Point the template's LoadImage nodes ("10" sketch, "11" reference) at uploaded images."""
-    out = {k: dict(v, inputs=dict(v.get("inputs", {}))) for k, v in workflow.items()}
-    for node_id, role, name in ((SKETCH_NODE, "sketch", sketch), (REFERENCE_NODE, "reference", reference)):
-        node = out.get(node_id)
-        if node is None or node.get("class_type") != "LoadImage":
-            raise TemplateError(f"template node '{node_id}' ({role}): expected a LoadImage node, "
-                                f"found {None if node is None else node.get('class_type')!r}")
-        node["inputs"]["image"] = name
-    return out
-
-
 def stage_of(prefix: Any, node_id: str) -> str:
     """'M4/final' -> 'final'; a SaveImage without a text prefix is named by its node id."""
     return str(prefix).replace("\\", "/").rsplit("/", 1)[-1] if isinstance(prefix, str) and prefix else node_id
-
-
-# One style reference usually serves a whole batch of sketches: its measurements (a few KB) are kept by
-# the file's content hash, so each further pair skips decoding and measuring it again (~45 ms here).
-# Entries are futures: a second thread asking for a reference being measured waits for that result.
-_REFERENCE_CACHE_SIZE = 8
-_reference_cache: OrderedDict[str, Future[ImageMeasures]] = OrderedDict()
-_reference_lock = threading.Lock()  # batch runs pairs on several threads
-
-
-def reference_measures(path: Path) -> ImageMeasures:
-    """Reference Compare's measurements of the reference file at `path`, from the cache when its bytes
-    were measured (or are being measured) before in this process."""
-    if not path.is_file():
-        raise ImageInputError(f"image file not found: {path}")
-    data = path.read_bytes()
-    key = hashlib.sha256(data).hexdigest()
-    owner = False
-    with _reference_lock:
-        pending = _reference_cache.get(key)
-        if pending is not None:
-            _reference_cache.move_to_end(key)
-        else:
-            pending = _reference_cache[key] = Future()
-            owner = True
-            while len(_reference_cache) > _REFERENCE_CACHE_SIZE:
-                _reference_cache.popitem(last=False)
-    if owner:
-        try:
-            pending.set_result(measure_image(decode_image(data, path.name), path.name))
-        except BaseException as exc:
-            pending.set_exception(exc)
-            with _reference_lock:  # a failure is not kept: the next call tries again
-                if _reference_cache.get(key) is pending:
-                    del _reference_cache[key]
-    return pending.result()
-
-
-def prefetch_reference(path: Path) -> None:
-    """Start measuring a reference on a background thread (the CLI does while it connects to the server);
-    run_pair then finds it done or waits for it. Errors surface in run_pair, named, not here."""
-    def measure() -> None:
-        try:
-            reference_measures(path)
-        except Exception:  # noqa: S110  (run_pair reports it with the stage it failed in)
-            pass
-
-    threading.Thread(target=measure, name="m4-reference-prefetch", daemon=True).start()
-
-
-def clear_reference_cache() -> None:
-    """Forget every cached reference measurement."""
-    with _reference_lock:
-        _reference_cache.clear()
-
-
-def _plan_request(sketch: Path, reference: Path | Future[ImageMeasures], tags: str,
-                  pol: Policy) -> tuple[Any, Any, Plan]:
-    """Analyse, compare, plan. `reference` may be a future of its measurements, taken on another thread
-    while the sketch is analysed here (the pixel work releases the GIL, so two cores share it)."""
-    # Both agents shrink to a fixed working size first: convert and shrink the sketch once, not per agent.
-    side = max(COMPARE_SIDE, ANALYSIS_SIDE)
-    sketch_img, _ = to_rgb_float_within(load_image(sketch), side, sketch.name)
-    analysis = analyse(sketch_img, name=sketch.name, text_tags=tags or None)
-    measured = reference.result() if isinstance(reference, Future) else reference_measures(reference)
-    report = compare(sketch_img, measured, sketch_tags=tags or None)
-    return analysis, report, make_plan(analysis, report, pol)
 
 
 def _upload_pair(client: ComfyClient, sketch: Path, reference: Path) -> dict[str, str]:
@@ -188,7 +99,9 @@ class _Attempt:
 def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Path, log: RunLog,
              template: Path | None = None, prepare: Callable[[dict], dict] | None = None, tags: str = "",
              batch_id: str | None = None, force_retry: bool = False, progress: ProgressCallback | None = None,
-             policy: Policy | None = None, timeout: float = 600, plan_on_server: bool = False) -> PairResult:
+             policy: Policy | None = None, timeout: float = 600, plan_on_server: bool = False,
+             policy_note: dict[str, Any] | None = None,
+             adjust_plan: Callable[[Plan], Plan] | None = None) -> PairResult:
     """Run one pair; on a failed verdict (or force_retry) run the one safer retry. See the module doc.
 
     plan_on_server: the first attempt sends the template with the M4 agent nodes wired in
@@ -196,7 +109,10 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
     for the log and the retry. Otherwise the agents plan here and the values go in as literals.
 
     On any exception the current attempt's row is marked 'incomplete' at the stage it reached (its
-    error text saved) and the exception is re-raised.
+    error text saved) and the exception is re-raised. policy_note (which policy overlay is in force)
+    goes into the locally made plan's diagnostics as `policy_overlay`. adjust_plan (e.g. calibration's
+    exploration) may change the locally made first plan before its prompts are built; it must keep the
+    hard rules (the plan is checked after it).
     """
     pol = policy or default_policy()
     sketch, reference, out_dir = Path(sketch), Path(reference), Path(out_dir)
@@ -221,22 +137,29 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
         uploads = pool.submit(_upload_pair, client, sketch, reference)
         if not plan_on_server:
             t = current.stage_start("planning")
-            analysis, report, first = _plan_request(sketch, pool.submit(reference_measures, reference), tags, pol)
-            prompts = build_prompts(first, analysis, parse_tags(tags) if tags else None, pol)
-            first = first.with_prompts(prompts.prompts())
-            current.log_plan(first, {**prompts.prompts(), "notes": prompts.notes},
-                             analysis=analysis.to_dict(), reference=report.to_dict())
+            planned = plan_pair(load_image(sketch), pool.submit(reference_measures, reference), name=sketch.name,
+                                tags=tags, policy=pol)
+            first, stage_prompts = planned.plan, planned.prompts
+            if adjust_plan is not None:  # e.g. calibration's exploration; the prompts follow the new values
+                first = adjust_plan(first)
+                bad = plan_violations(first, pol)
+                if bad:
+                    raise RuntimeError(f"the adjusted plan breaks {bad}")
+                first, stage_prompts = write_prompts(first, planned.analysis, tags, pol)
+            if policy_note is not None:
+                first.diagnostics["policy_overlay"] = policy_note
+            current.log_plan(first, {**stage_prompts.prompts(), "notes": stage_prompts.notes},
+                             analysis=planned.analysis.to_dict(), reference=planned.reference.to_dict())
             current.stage_done("planning", t)
 
         t = current.stage_start("uploading")
         names = uploads.result()
         current.stage_done("uploading", t)
         if plan_on_server:
-            workflow = wire_planning(template_wf, pol, sketch_node=SKETCH_NODE, reference_node=REFERENCE_NODE,
-                                     tags=tags)
+            workflow = wire_planning(template_wf, pol, tags=tags)
         else:
             workflow = apply_plan(template_wf, first, pol)
-        attempt, entry = _run_attempt(client, current, set_load_images(workflow, **names),
+        attempt, entry = _run_attempt(client, current, set_load_images(workflow, pol, **names),
                                       out_dir / ATTEMPT_DIRS[0], pol, prepare, progress, timeout,
                                       label=ATTEMPT_LABELS[0], force_fail=force_retry)
         if plan_on_server:  # the server's agents planned: read their reports back for the log and the retry
@@ -265,7 +188,7 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
         log.record(current.run_id, plan=retry_plan.to_dict(), diagnostics=retry_plan.diagnostics,
                    prompts=dict(retry_plan.prompts))
         attempt, _entry = _run_attempt(client, current, set_load_images(apply_plan(template_wf, retry_plan, pol),
-                                                                       **names),
+                                                                       pol, **names),
                                        out_dir / ATTEMPT_DIRS[1], pol, prepare, progress, timeout,
                                        label=ATTEMPT_LABELS[1], force_fail=False)
         attempt["plan"] = retry_plan.to_dict()
@@ -317,7 +240,9 @@ def _run_attempt(client: ComfyClient, row: _Attempt, workflow: Workflow, dest: P
     row.stage_done("downloading", t)
 
     t = row.stage_start("judging")
-    final = images.get(FINAL_STAGE) or images[list(save_nodes.values())[-1]]
+    # The contract's final SaveImage is judged; a prepared workflow without it falls back to the last one.
+    final_node = pol.template_contract.saves["final"]
+    final = images[save_nodes[final_node]] if final_node in save_nodes else images[list(save_nodes.values())[-1]]
     scores = score_line_art(load_image(final))
     verdict = judge(scores, pol.line_quality)
     verdict_d = verdict.to_dict()
@@ -326,9 +251,9 @@ def _run_attempt(client: ComfyClient, row: _Attempt, workflow: Workflow, dest: P
         if not verdict.retry:  # a passing image still needs the policy's steps to retry with
             verdict_d["retry"] = retry_steps(pol.line_quality)
     accepted = verdict.passed and not force_fail
-    # passed = accepted by the feedback pass; a first attempt with passed = 0 is not a finished pair.
+    # accepted by the feedback pass; a first attempt with accepted = 0 is not a finished pair.
     row.metrics.update(line_quality=scores.to_dict(), final_image=str(final))
-    log.record(row.run_id, verdict=verdict_d, passed=accepted, metrics=row.metrics)
+    log.record(row.run_id, verdict=verdict_d, accepted=accepted, metrics=row.metrics)
     row.stage_done("judging", t)
     prompt_id = entry.get("prompt", [None, None])[1] if isinstance(entry.get("prompt"), list) else None
     return {"label": label, "verdict": verdict_d, "images": images, "accepted": accepted, "run_id": row.run_id,

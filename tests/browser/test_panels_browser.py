@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 
-from cli.demo import build_workflow
+from agents.runtime.apply_plan import planning_graph
 from host.browser import fit_graph, open_comfy, screenshot, unexpected_console_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -19,7 +19,7 @@ def test_analysis_and_plan_panels_render_on_the_nodes(comfy_server, browser_page
     reference = comfy_server.upload_image(FIXTURES / "references" / "madoka.jpg")
     open_comfy(page, comfy_server.url)
     # Fresh node ids (and a unique tag) so the server cannot answer from its cache.
-    workflow = build_workflow(sketch, reference, f"balloon, run {time.time_ns()}")
+    workflow = planning_graph(sketch=sketch, reference=reference, tags=f"balloon, run {time.time_ns()}")
     page.evaluate("async ([p]) => { await app.loadApiJson(p, 'm4_panels'); }", [workflow])
     page.wait_for_function(f"() => app.graph._nodes.length === {len(workflow)}")
     page.evaluate("async () => { await app.queuePrompt(0, 1); }")

@@ -59,6 +59,10 @@ def ksample(comfy, model, pos, neg, cfg=5.0, steps=8, sampler="euler", scheduler
                                seed=seed, disable_pbar=True)
 
 
+OPTS = dict(schedule="s_curve", cfg_min=1.0, cfg_max=12.0, skip_below=1.5, quality_adjust=True, agreement_cutoff=0.0,
+            interval_sigma_lo=0.28, interval_sigma_hi=5.42, early_stop=False, early_stop_tolerance=0.02)
+
+
 def settings(g, **kw):
     base = dict(schedule="constant", quality_adjust=False, skip_below=0.0, cfg_min=0.0, cfg_max=100.0)
     base.update(kw)
@@ -306,7 +310,7 @@ def test_adaptive_ksampler_node_outputs(comfy, mods, tiny_model, tiny_conditioni
     pos, neg = tiny_conditioning
     node = asamp.M4AdaptiveKSampler
     out = node.execute(tiny_model, 0, 6, 5.0, "euler", "normal", pos, neg, {"samples": torch.zeros(1, 4, 8, 8)}, 1.0,
-                       "s_curve", 1.0, 12.0, 1.5, True, 0.0, 0.28, 5.42, False, 0.02)
+                       **OPTS)
     latent, schedule, text, plot, steps_used = out.result
     assert latent["samples"].shape == (1, 4, 8, 8)
     assert len(schedule["calls"]) == 6 and steps_used == 6
@@ -326,16 +330,22 @@ def test_bad_inputs_name_the_input(comfy, mods, tiny_model, tiny_conditioning):
     with pytest.raises(ValueError, match="schedule"):
         g.GuidanceSettings(schedule="zigzag")
     node = asamp.M4AdaptiveKSampler
-    args = ("s_curve", 1.0, 12.0, 1.5, True, 0.0, 0.28, 5.42, False, 0.02)
+    args = OPTS
     bad = torch.zeros(1, 4, 8, 8)
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="latent_image"):
-        node.execute(tiny_model, 0, 6, 5.0, "euler", "normal", pos, neg, {"samples": bad}, 1.0, *args)
+        node.execute(tiny_model, 0, 6, 5.0, "euler", "normal", pos, neg, {"samples": bad}, 1.0, **args)
     with pytest.raises(ValueError, match="steps"):
         node.execute(tiny_model, 0, 0, 5.0, "euler", "normal", pos, neg, {"samples": torch.zeros(1, 4, 8, 8)}, 1.0,
-                     *args)
+                     **args)
     with pytest.raises(ValueError, match="cfg_min/cfg_max"):
-        ac.M4AdaptiveCFG.execute(tiny_model, "s_curve", 9.0, 3.0, 1.5, True, 0.0, 0.28, 5.42, False, 0.02)
+        ac.M4AdaptiveCFG.execute(tiny_model, **dict(OPTS, cfg_min=9.0, cfg_max=3.0))
+    with pytest.raises(ValueError, match="early_stop_rule"):
+        ac.M4AdaptiveCFG.execute(tiny_model, **dict(OPTS, early_stop_rule="soon"))
+    with pytest.raises(ValueError, match="skip_below"):
+        ac.M4AdaptiveGuider.execute(tiny_model, pos, neg, 5.0, **dict(OPTS, skip_below=-1.0))
+    with pytest.raises(ValueError, match="early_stop_rule"):
+        asamp.M4EarlyStopSampler.execute(False, 0.02, 2, 0.5, 1.0, 1.0, rule="never")
 
 
 def test_node_defaults_on_a_real_sampler(comfy, mods):
@@ -348,9 +358,7 @@ def test_node_defaults_on_a_real_sampler(comfy, mods):
     d = ac.DEFAULTS
     schema_defaults = {i.id: getattr(i, "default", None) for i in ac.guidance_inputs()}
     assert all(schema_defaults[k] == v for k, v in d.items())
-    st = ac.settings_from_inputs(d["schedule"], d["cfg_min"], d["cfg_max"], d["skip_below"], d["quality_adjust"],
-                                 d["agreement_cutoff"], d["interval_sigma_lo"], d["interval_sigma_hi"],
-                                 d["early_stop"], d["early_stop_tolerance"])
+    st = ac.settings_from_inputs({})  # every option at its default
     assert st.schedule == "linear_up" and st.early_exit is not None
     spec = make_gmm(dim=8, classes=3, modes=2, spread=0.45, seed=11)
     model = build_model(spec)
@@ -381,7 +389,7 @@ def test_an_uncond_pass_forced_by_another_node_is_reported_live_as_run(comfy, mo
     ac, _, g = mods
     pos, neg = tiny_conditioning
     events: list[dict] = []
-    monkeypatch.setattr(ac, "send_event", events.append)
+    monkeypatch.setattr(importlib.import_module("m4_director.nodes.adaptive_runtime"), "send_event", events.append)
     runs = []
     s = settings(g, schedule="interval", interval_sigma_lo=1.0, interval_sigma_hi=100.0)
     patched = ac.patch_model(tiny_model, s, node_id="7", sink=runs.append)

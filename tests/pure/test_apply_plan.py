@@ -99,10 +99,11 @@ def test_not_api_format_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
 def test_wire_planning_feeds_every_driven_input_from_plan_unpack(path: Path) -> None:
     from agents.planning.plan_types import PLAN_UNPACK_PROMPTS, PLAN_UNPACK_VALUES
-    from agents.runtime.apply_plan import PLANNING_NODES, wire_planning
+    from agents.runtime.apply_plan import wire_planning
 
+    PLANNING_NODES = POLICY.template_contract.planning
     template = load_template(path)
-    wired = wire_planning(template, POLICY, sketch_node="10", reference_node="11", tags="1girl")
+    wired = wire_planning(template, POLICY, tags="1girl")
     outputs = [field for _id, field, _k, _t in PLAN_UNPACK_VALUES] + [out_id for out_id, _t in PLAN_UNPACK_PROMPTS]
     unpack = PLANNING_NODES["unpack"]
     driven = {(nid, name): field for nid, d in POLICY.nodes.items() for name, field in d.drives.items()}
@@ -116,15 +117,35 @@ def test_wire_planning_feeds_every_driven_input_from_plan_unpack(path: Path) -> 
                 assert wired[node_id]["inputs"][name] == value
     assert {wired[n]["class_type"] for n in PLANNING_NODES.values()} == {
         "M4VisualAnalyst", "M4ReferenceCompare", "M4AnimationDirector", "M4PromptEngineer", "M4PlanUnpack"}
-    assert wired[PLANNING_NODES["analyst"]]["inputs"]["image"] == ["10", 0]
+    assert wired[PLANNING_NODES["analyst"]]["inputs"]["image"] == [POLICY.template_contract.images["sketch"], 0]
 
 
 def test_wire_planning_refuses_taken_ids_and_wrong_load_nodes() -> None:
     from agents.runtime.apply_plan import wire_planning
 
+    contract = POLICY.template_contract
     template = load_template(REPO / POLICY.template)
-    with pytest.raises(TemplateError, match="'12'.*LoadImage"):
-        wire_planning(template, POLICY, sketch_node="12", reference_node="11")
-    template["200"] = {"class_type": "PreviewImage", "inputs": {}}
-    with pytest.raises(TemplateError, match="200"):
-        wire_planning(template, POLICY, sketch_node="10", reference_node="11")
+    sketch = contract.images["sketch"]
+    broken = {**template, sketch: {"class_type": "ImageScale", "inputs": {}}}
+    with pytest.raises(TemplateError, match=f"'{sketch}'.*LoadImage"):
+        wire_planning(broken, POLICY)
+    analyst = contract.planning["analyst"]
+    template[analyst] = {"class_type": "PreviewImage", "inputs": {}}
+    with pytest.raises(TemplateError, match=analyst):
+        wire_planning(template, POLICY)
+
+
+def test_planning_graph_and_load_images_follow_the_contract() -> None:
+    from agents.runtime.apply_plan import planning_graph, set_load_images
+
+    contract = POLICY.template_contract
+    graph = planning_graph(POLICY, sketch="s.png", reference=None, tags="1girl")
+    assert graph[contract.images["sketch"]]["inputs"]["image"] == "s.png"
+    assert contract.images["reference"] not in graph
+    assert "reference" not in graph[contract.planning["compare"]]["inputs"]
+    with_ref = planning_graph(POLICY, sketch="s.png", reference="r.png")
+    assert with_ref[contract.planning["compare"]]["inputs"]["reference"] == [contract.images["reference"], 0]
+    template = load_template(REPO / POLICY.template)
+    wf = set_load_images(template, POLICY, sketch="a.png", reference="b.png")
+    assert [wf[contract.images[r]]["inputs"]["image"] for r in ("sketch", "reference")] == ["a.png", "b.png"]
+    assert template[contract.images["sketch"]]["inputs"]["image"] != "a.png"  # the template is untouched

@@ -48,6 +48,9 @@ def test_safe_filename_refuses_names_with_nothing_left(given: str) -> None:
     assert issubclass(UnsafeFilename, ValueError) and issubclass(UnsafeFilename, ComfyClientError)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # downloads of images must start like an image file
+
+
 class _Peer(BaseHTTPRequestHandler):
     requests: list[dict[str, list[str]]] = []
 
@@ -58,7 +61,7 @@ class _Peer(BaseHTTPRequestHandler):
             return
         query = parse_qs(parts.query, keep_blank_values=True)
         type(self).requests.append(query)
-        _reply(self, f"IMG:{query['subfolder'][0]}/{query['filename'][0]}".encode(), "image/png")
+        _reply(self, PNG_SIGNATURE + f"IMG:{query['subfolder'][0]}/{query['filename'][0]}".encode(), "image/png")
 
     def log_message(self, *args: object) -> None:
         pass
@@ -105,8 +108,8 @@ def test_download_writes_each_listed_file_into_dest(peer: str, tmp_path: Path) -
     names = sorted(p.name for p in files)
     assert names == ["final_00001_-2.png", "final_00001_.png", "stage1_00001_.png"]  # no silent overwrite
     assert all(p.parent == tmp_path / "dest" for p in files)
-    assert (tmp_path / "dest" / "final_00001_.png").read_bytes() == b"IMG:M4/final_00001_.png"
-    assert (tmp_path / "dest" / "final_00001_-2.png").read_bytes() == b"IMG:other/final_00001_.png"
+    assert (tmp_path / "dest" / "final_00001_.png").read_bytes() == PNG_SIGNATURE + b"IMG:M4/final_00001_.png"
+    assert (tmp_path / "dest" / "final_00001_-2.png").read_bytes() == PNG_SIGNATURE + b"IMG:other/final_00001_.png"
     assert [p.name for p in only] == ["stage1_00001_.png"]
     assert {q["type"][0] for q in _Peer.requests} == {"output", "temp"}
 
@@ -118,8 +121,9 @@ def test_download_by_node_groups_files_and_keeps_same_names_from_two_nodes(peer:
     with ComfyClient(peer) as client:
         by_node = client.download_by_node(entry, tmp_path)
     assert {k: [p.name for p in v] for k, v in by_node.items()} == {"9": ["a.png"], "51": ["a-2.png", "b.png"]}
-    assert by_node["51"][0].read_bytes() == b"IMG:M4b/a.png"  # the second node's file did not overwrite the first
-    assert by_node["9"][0].read_bytes() == b"IMG:M4/a.png"
+    # the second node's file did not overwrite the first
+    assert by_node["51"][0].read_bytes() == PNG_SIGNATURE + b"IMG:M4b/a.png"
+    assert by_node["9"][0].read_bytes() == PNG_SIGNATURE + b"IMG:M4/a.png"
 
 
 @pytest.mark.parametrize("image", [

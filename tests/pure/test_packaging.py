@@ -143,3 +143,26 @@ def test_nodes_import_the_versioned_comfy_api() -> None:
     offenders = [str(p.relative_to(REPO)) for p in (REPO / "nodes").rglob("*.py")
                  if re.search(r"comfy_api\.latest\b", p.read_text())]
     assert offenders == []
+
+
+def _template_node_ids() -> set[str]:
+    from agents.policy import default_policy
+
+    pol = default_policy()
+    return set(pol.nodes) | pol.template_contract.all_ids()
+
+
+def test_no_template_node_id_is_a_literal_outside_the_policy() -> None:
+    """The policy's [nodes] and [template] name every node id the code touches; code reads them there.
+    Any string constant equal to one of those ids in the shipped code or its tools is a second copy."""
+    ids = _template_node_ids()
+    mention = re.compile(r"\bnodes? (?:" + "|".join(sorted(ids, key=len, reverse=True)) + r")\b")
+    offenders = []
+    for folder in ("agents", "nodes", "cli", "bench", "scripts"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in ids:
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str) and mention.search(node.value):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value[:60]!r}")
+    assert offenders == []

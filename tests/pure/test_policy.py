@@ -39,7 +39,8 @@ def test_node_driver_map_matches_section_13():
 
 def test_line_quality_section_has_exactly_the_agreed_keys():
     lq = default_policy().line_quality
-    assert isinstance(lq, dict)
+    with pytest.raises(TypeError):  # read-only like every other section of the cached policy
+        lq["max_broken"] = 1.0  # type: ignore[index]
     assert set(lq) == {"max_broken", "max_dotted", "max_fringe", "max_jitter", "max_stray",
                        "retry_cfg2_step", "retry_ip2_step", "retry_denoise2_step"}
     assert all(0 <= lq[k] <= 1 for k in lq if k.startswith("max_"))
@@ -106,3 +107,37 @@ def test_load_policy_reports_unreadable_files(tmp_path):
         load_policy(bad)
     with pytest.raises(PolicyError, match="not found"):
         load_policy(tmp_path / "missing.toml")
+
+
+def test_template_contract_names_every_role_and_refuses_collisions():
+    contract = default_policy().template_contract
+    assert set(contract.images) == {"sketch", "reference"} and set(contract.saves) == {"stage1", "final"}
+    assert set(contract.adaptive) <= set(default_policy().nodes)
+    driven = next(iter(default_policy().nodes))
+    msg = _broken(lambda r: r["template"]["planning"].__setitem__("unpack", driven))
+    assert "template.planning.unpack" in msg and "driven node" in msg
+    msg = _broken(lambda r: r["template"]["images"].pop("reference"))
+    assert msg == "policy key template.images.reference: missing"
+    msg = _broken(lambda r: r["template"]["saves"].__setitem__("final", 9))
+    assert "template.saves.final" in msg and "node id" in msg
+    msg = _broken(lambda r: r["template"]["adaptive"].__setitem__("12", "300"))
+    assert "template.adaptive.12" in msg and "not a driven node" in msg
+
+
+def test_tunables_are_declared_with_ranges_and_never_a_hard_rule():
+    pol = default_policy()
+    assert pol.tunables["classify.complex_threshold"] == (0.30, 0.70)
+    assert not any(k.startswith(("hard_rules.", "limits.", "nodes.", "template.")) for k in pol.tunables)
+    msg = _broken(lambda r: r["tunable"].__setitem__("hard_rules.ip2_abs_max", [0.4, 0.6]))
+    assert "tunable.hard_rules.ip2_abs_max" in msg and "hard rule" in msg
+    msg = _broken(lambda r: r["tunable"].__setitem__("cfg.global_max", [9.0, 11.0]))
+    assert "tunable.cfg.global_max" in msg and "hard rule" in msg
+    # A range that would let a case bound cross denoise2 <= 0.60 or ip2 <= 0.55 is refused.
+    msg = _broken(lambda r: r["tunable"].__setitem__("cases.single_simple.denoise2", [0.2, 0.7]))
+    assert "tunable.cases.single_simple.denoise2" in msg and "0.6" in msg
+    msg = _broken(lambda r: r["tunable"].__setitem__("cases.multi_object.ip2_weight", [0.1, 0.6]))
+    assert "0.55" in msg
+    msg = _broken(lambda r: r["tunable"].__setitem__("classify.complex_threshold", [0.6, 0.7]))
+    assert "current value" in msg
+    msg = _broken(lambda r: r["tunable"].__setitem__("classify.no_such_key", [0.1, 0.2]))
+    assert "no such policy key" in msg

@@ -154,12 +154,13 @@ def test_runs_filters_and_exports_csv_and_json(tmp_path: Path, images: dict[str,
         _finished(log, images["c"], images["a"], passed=None, batch="B2")
         assert [r["id"] for r in log.runs(status="done")] == [one, one + 2]
         assert len(log.runs(batch_id="B1")) == 2 and len(log.runs(limit=1)) == 1
+        (tmp_path / "out").mkdir()  # an export never creates folders (a missing one is a named error)
         n_json = log.export(tmp_path / "out" / "runs.json", "json", status="done")
         n_csv = log.export(tmp_path / "runs.csv", "csv")
         with pytest.raises(RunLogError, match="fmt"):
             log.export(tmp_path / "runs.xml", "xml")
     data = json.loads((tmp_path / "out" / "runs.json").read_text())
-    assert n_json == len(data) == 2 and data[0]["plan"]["nested"] == {"x": [1, 2]} and data[0]["passed"] is True
+    assert n_json == len(data) == 2 and data[0]["plan"]["nested"] == {"x": [1, 2]} and data[0]["accepted"] is True
     with open(tmp_path / "runs.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert n_csv == len(rows) == 3
@@ -189,3 +190,19 @@ def test_default_path_prefers_the_comfy_user_folder(tmp_path: Path, monkeypatch:
     monkeypatch.delenv(run_log.ENV_PATH)
     monkeypatch.chdir(tmp_path)
     assert RunLog.default_path() == tmp_path / run_log.FILE_NAME
+
+
+def test_a_v2_log_column_passed_reads_as_accepted(tmp_path: Path) -> None:
+    # Issue 10 item 5: the column held whether the feedback pass accepted the attempt; it is named so now.
+    path = tmp_path / "v2.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    run_log.migrate(db, target=2)
+    db.execute("INSERT INTO runs (created_at, updated_at, server, sketch_path, sketch_sha256, pair_key, stage, "
+               "status, passed) VALUES (1, 1, 'http://old', 's.png', 'abc', 'k1', 'judged', 'done', 1)")
+    db.close()
+    with RunLog(path) as log:
+        [row] = log.runs()
+        assert row["accepted"] is True and "passed" not in row
+        assert log.done_pairs() == {"k1"}
+        log.record(row["id"], passed=False)  # the old field name still writes the same column
+        assert log.get(row["id"])["accepted"] is False

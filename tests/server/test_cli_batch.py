@@ -34,7 +34,7 @@ def _pair_file(tmp_path: Path, pairs: list[tuple[Path, Path]]) -> Path:
 def _final_done(log: RunLog, batch_id: str) -> Counter[str]:
     """Per pair key: the runs that finished the pair (a passing first attempt or a finished retry)."""
     return Counter(r["pair_key"] for r in log.runs(status="done", batch_id=batch_id)
-                   if r["passed"] is None or r["passed"] or r["attempt"] > 1)
+                   if r["accepted"] is None or r["accepted"] or r["attempt"] > 1)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_server_stopped_mid_run_then_resumed(comfy_server, second_server, tmp_pa
     killer.join()
     assert stopped.is_set()
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 2  # every error exit is 2
     assert "went away" in captured.out and second_server.url in captured.out
     assert "no server could take the remaining pairs" in captured.err
     with RunLog(log_path) as log:

@@ -96,7 +96,7 @@ def test_forced_retry_keeps_both_attempts_and_only_lowers(client, standins, tmp_
     assert [a["label"] for a in result.attempts] == ["attempt 1", "retry"]
     assert len(result.run_ids) == 2 and [r["attempt"] for r in rows] == [1, 2]
     assert rows[1]["parent_run"] == rows[0]["id"]
-    assert [r["status"] for r in rows] == ["done", "done"] and rows[0]["passed"] is False
+    assert [r["status"] for r in rows] == ["done", "done"] and rows[0]["accepted"] is False
     a1, a2 = (a["images"]["final"] for a in result.attempts)
     assert a1.parent.name == "attempt-1" and a2.parent.name == "retry" and a1.is_file() and a2.is_file()
     first, retry = (Plan.from_dict(a["plan"]) for a in result.attempts)
@@ -114,7 +114,8 @@ def test_plan_on_server_wires_the_agents_in_and_logs_their_plan(client, standins
     """The first attempt plans inside the graph: driven inputs are links from M4 Plan Unpack, and the plan
     the server's agents made (read back from /history) is logged and is what the retry lowers."""
     from agents.policy import default_policy
-    from agents.runtime.apply_plan import PLANNING_NODES
+
+    PLANNING_NODES = default_policy().template_contract.planning
 
     with RunLog(tmp_path / "runs.sqlite3") as log:
         result = run_pair(client, sketch=SKETCH, reference=REFERENCE, out_dir=tmp_path / "out", log=log,

@@ -7,7 +7,7 @@ from pathlib import Path
 from agents.planning.animation_director import plan_violations
 from agents.planning.plan_types import Plan
 from agents.policy import default_policy
-from cli.demo import build_workflow, collect
+from agents.runtime.apply_plan import planning_graph, planning_reports
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -15,8 +15,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 def _run(comfy_server, sketch: str, reference: str | None, tags: str = "") -> dict:
     sk = comfy_server.upload_image(FIXTURES / "sketches" / sketch)
     ref = comfy_server.upload_image(FIXTURES / "references" / reference) if reference else None
-    history = comfy_server.run(build_workflow(sk, ref, tags), timeout=240)
-    return collect(history)
+    history = comfy_server.run(planning_graph(sketch=sk, reference=ref, tags=tags), timeout=240)
+    return planning_reports(history)
 
 
 def test_chain_produces_a_valid_plan_through_prompt_and_history(comfy_server) -> None:

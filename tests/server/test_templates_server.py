@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from agents.guidance.data import EVENT
 from agents.measure.imaging import load_image
 from agents.measure.reference_compare import compare
 from agents.measure.visual_analyst import analyse
@@ -25,11 +26,10 @@ from agents.planning.animation_director import plan as make_plan
 from agents.planning.plan_types import Plan
 from agents.planning.prompt_engineer import build_prompts
 from agents.policy import default_policy
-from agents.runtime.apply_plan import TemplateError, apply_plan, load_template
+from agents.runtime.apply_plan import TemplateError, apply_plan, load_template, set_load_images
 from cli.local_comfy import PromptRejected
 from cli.template_run import (
     STANDIN_NOTICE,
-    set_input_images,
     stage_nodes,
     swap_in_standins,
 )
@@ -145,9 +145,9 @@ def _plan(fixture_data: Path) -> tuple[Plan, dict[str, str]]:
 def _prepared(comfy_server, fixture_data: Path, template_path: Path) -> tuple[Plan, dict, Any]:
     p, _ = _plan(fixture_data)
     applied = apply_plan(load_template(template_path), p, default_policy())
-    named = set_input_images(applied,
-                             sketch=comfy_server.upload_image(fixture_data / "sketches" / "human_line.png"),
-                             reference=comfy_server.upload_image(fixture_data / "references" / "madoka_lineart.png"))
+    named = set_load_images(applied,
+                            sketch=comfy_server.upload_image(fixture_data / "sketches" / "human_line.png"),
+                            reference=comfy_server.upload_image(fixture_data / "references" / "madoka_lineart.png"))
     swap = swap_in_standins(named, checkpoint=comfy_server.checkpoint, controlnet=comfy_server.controlnet)
     return p, named, swap
 
@@ -159,7 +159,7 @@ def _run(comfy_server, workflow: dict) -> tuple[dict, list[str], list[dict]]:
     def on_message(kind: str, data: dict) -> None:
         if kind == "executing" and data.get("node"):
             executed.append(str(data["node"]))
-        elif kind == "m4.guidance":
+        elif kind == EVENT:
             guidance.append(data)
 
     entry = comfy_server.run(workflow, timeout=300, on_message=on_message)
@@ -257,13 +257,15 @@ def test_broken_template_fails_in_apply_plan_and_on_the_server(comfy_server, fix
 def test_demo_run_path_writes_stage_images_into_the_report(comfy_server, tmp_path: Path) -> None:
     """`./m4 demo` minus the server start: plan on the server, run the static template on the stand-ins,
     and the pair's folder and report carry both stage images and the stand-in notice."""
-    from cli.demo import build_workflow, collect, run_locked_template
+    from agents.runtime.apply_plan import planning_graph, planning_reports
+    from cli.demo import run_locked_template
     from cli.inputs import FIXTURES
     from cli.report import write_report
 
     sketch, reference = FIXTURES / "sketches" / "user_3.png", FIXTURES / "references" / "madoka_lineart.png"
     sketch_name, ref_name = comfy_server.upload_image(sketch), comfy_server.upload_image(reference)
-    result = collect(comfy_server.run(build_workflow(sketch_name, ref_name, "hot air balloon"), timeout=240))
+    graph = planning_graph(sketch=sketch_name, reference=ref_name, tags="hot air balloon")
+    result = planning_reports(comfy_server.run(graph, timeout=240))
     run = run_locked_template(comfy_server, result, sketch_name, ref_name, tmp_path / "user_3", "[t]")
     assert run["notice"] == STANDIN_NOTICE
     for name in run["images"].values():

@@ -1,0 +1,1 @@
+"""The calibration family: fits from the run log (ratings preferred over verdicts) into a calibrated policy overlay."""
