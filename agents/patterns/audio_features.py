@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import median_filter  # type: ignore[import-untyped]
+from scipy.ndimage import median_filter
 
 from .audio_input import check_clip, check_fps, frame_count
 from .beats import estimate_tempo, track_beats

@@ -160,7 +160,7 @@ def load_clip_target(model_path: str, prompt: str, crops: int = 4, seed: int = 0
         encoder = load_open_clip(folder)
     except EmbeddingError as exc:
         raise PatternsError(str(exc)) from exc
-    import open_clip  # type: ignore[import-untyped]
+    import open_clip
 
     tokens = open_clip.get_tokenizer(f"local-dir:{folder}")([prompt])
     with torch.no_grad():
