@@ -20,6 +20,7 @@ _FAMILIES = (
     "prompt_engineer",
     "run_logging",
     "inbetween",
+    "patterns",
 )
 
 

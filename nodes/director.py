@@ -9,8 +9,8 @@ from comfy_api.v0_0_2 import io
 from ..agents.planning.chain import direct
 from ..agents.planning.plan_types import PLAN_UNPACK_PROMPTS as _PROMPT_OUTPUTS
 from ..agents.planning.plan_types import PLAN_UNPACK_VALUES as _VALUE_OUTPUTS
-from ..agents.planning.plan_types import driven_input
 from ..agents.planning.plan_types import Plan as PlanData
+from ..agents.planning.plan_types import driven_input
 from ..agents.policy import PROMPT_FIELDS, VALUE_NAMES, Policy, default_policy
 from .plan_sockets import first_analysis, plan_input, reference_input
 from .policy_overlay import node_policy

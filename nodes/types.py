@@ -10,3 +10,4 @@ PoseKeypoint = io.Custom("POSE_KEYPOINT")  # controlnet_aux's type, so its prepr
 
 CATEGORY = "M4 Director"
 InbetweenReport = io.Custom("M4_INBETWEEN_REPORT")  # agents.inbetween.report.SequenceReport
+AudioFeatures = io.Custom("M4_AUDIO_FEATURES")  # agents.patterns.audio_features.AudioFeatures (one clip)

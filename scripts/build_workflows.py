@@ -71,6 +71,7 @@ SNAPSHOT_CLASSES = (
     "M4VisualAnalyst", "M4ReferenceCompare", "M4AnimationDirector", "M4PromptEngineer", "M4PlanUnpack",
     "M4LineQualityAnalyzer", "M4AdaptiveCFG", "M4AdaptiveGuider", "M4EarlyStopSampler", "M4AdaptiveKSampler",
     "ImageBatch", "SaveAnimatedWEBP", "M4KeyframeImputer", "M4InbetweenNoiseMask",
+    "LoadAudio", "CreateVideo", "SaveVideo", "M4AudioFeatures", "M4CPPNFrames",
 )
 
 
@@ -90,6 +91,8 @@ def _input_entry(name: str, spec: list[Any], optional: bool) -> dict[str, Any]:
         entry["control_after_generate"] = True
     if opts.get("image_upload"):
         entry["image_upload"] = True
+    if opts.get("audio_upload"):
+        entry["audio_upload"] = True
     if entry["type"] == "STRING" and opts.get("multiline"):
         entry["multiline"] = True
     return entry
@@ -207,6 +210,9 @@ class UIGraph:
             if inp.get("image_upload"):
                 rows.append({"name": "upload", "localized_name": "choose file to upload", "type": "IMAGEUPLOAD",
                              "widget": {"name": "upload"}, "link": None})
+            if inp.get("audio_upload"):
+                rows.append({"name": "upload", "localized_name": "choose file to upload", "type": "AUDIOUPLOAD",
+                             "widget": {"name": "upload"}, "link": None})
         return rows
 
     def _output_slot(self, node: _Node, output: str | int) -> int:
@@ -247,6 +253,8 @@ class UIGraph:
                 values.append("fixed")
             if inp.get("image_upload"):
                 values.append("image")
+            if inp.get("audio_upload"):  # the frontend's audio player and upload button hold no value
+                values.extend([None, None])
         unknown = set(node.values) - {i["name"] for i in self.defs[node.type]["inputs"]}
         if unknown:
             raise ValueError(f"{self.name}: {node.type} {node.id} has no widget {sorted(unknown)}")
@@ -613,8 +621,30 @@ def _example_inbetween(defs: dict[str, Any]) -> UIGraph:
     return g
 
 
+AUDIO_FILE = "m4_example_audio.wav"
+
+
+def _example_audio_patterns(defs: dict[str, Any]) -> UIGraph:
+    """LoadAudio -> features -> CPPN frames -> a video with the sound (core's CreateVideo + SaveVideo)."""
+    g = UIGraph("M4_Example_Audio_Patterns", defs)
+    g.add(1, "LoadAudio", (0, 0), "Example", "Music", {"audio": AUDIO_FILE})
+    g.add(2, "M4AudioFeatures", (340, 0), "Example", values={"fps": 30.0})
+    g.add(3, "M4CPPNFrames", (700, 0), "Example", values={"preset": "pulse", "width": 512, "height": 512})
+    g.add(4, "CreateVideo", (1080, 0), "Example")
+    g.add(5, "SaveVideo", (1420, 0), "Example", values={"filename_prefix": "video/m4_audio_patterns"})
+    g.add(6, "PreviewImage", (700, 420), "Example", "Feature plot", width=360)
+    g.link(1, 0, 2, "audio")
+    g.link(2, "features", 3, "features")
+    g.link(3, "images", 4, "images")
+    g.link(3, "fps", 4, "fps")
+    g.link(1, 0, 4, "audio")
+    g.link(4, 0, 5, "video")
+    g.link(2, "plot", 6, "images")
+    return g
+
+
 EXAMPLES = (_example_planning, _example_line_quality, _example_adaptive_cfg, _example_adaptive_guider,
-            _example_adaptive_ksampler, _example_inbetween)
+            _example_adaptive_ksampler, _example_inbetween, _example_audio_patterns)
 
 
 def build_all(snapshot: Path = SNAPSHOT) -> dict[str, dict[str, Any]]:

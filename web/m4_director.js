@@ -12,7 +12,8 @@ const PANEL = "m4_panel";
 const M4_NODE_IDS = [
   "M4VisualAnalyst", "M4ReferenceCompare", "M4AnimationDirector", "M4PromptEngineer", "M4PlanUnpack",
   "M4LineQualityAnalyzer", "M4AdaptiveCFG", "M4AdaptiveGuider", "M4EarlyStopSampler", "M4AdaptiveKSampler",
-  "M4RunLogger", "M4RateRun", "M4KeyframeImputer", "M4InbetweenNoiseMask",
+  "M4RunLogger", "M4RateRun", "M4KeyframeImputer", "M4InbetweenNoiseMask", "M4AudioFeatures", "M4CPPNFrames",
+  "M4CLIPGuidedCPPN",
 ];
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -63,6 +64,12 @@ def template_images(comfy_server, tmp_path_factory: pytest.TempPathFactory) -> N
         assert image is not None, source
         cv2.imwrite(str(folder / name), image)
         assert comfy_server.upload_image(folder / name) == name
+    # the audio example's LoadAudio previews its file: a generated click track under the name it gives
+    sys.path.insert(0, str(FIXTURES.parents[0] / "pure"))
+    from patterns_signals import click_track, write_wav
+
+    write_wav(folder / build_workflows.AUDIO_FILE, click_track(np.array([0.5, 1.0]), 22050, 1.5), 22050)
+    assert comfy_server.upload_image(folder / build_workflows.AUDIO_FILE) == build_workflows.AUDIO_FILE
 
 
 def test_every_bundled_workflow_loads_with_no_missing_nodes(comfy_server, browser_page, template_images):

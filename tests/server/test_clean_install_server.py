@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,40 @@ def _complete(node_class: str, given: dict[str, Any], info: dict[str, Any]) -> d
     return {"class_type": node_class, "inputs": inputs}
 
 
-def _every_node_graph(sketch: str, reference: str, checkpoint: str, info: dict[str, Any]) -> dict[str, Any]:
+def _tone_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    """A short 16-bit WAV with four clicks (the audio family's input), written with the standard library."""
+    samples = bytearray()
+    for i in range(int(seconds * rate)):
+        value = 20000 if (i % (rate // 4)) < 40 else 0
+        samples += int(value).to_bytes(2, "little", signed=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(samples))
+    return path
+
+
+def _tiny_open_clip(folder: Path) -> Path:
+    """A tiny randomly initialised open_clip model saved where the CLIP-guided node can read it."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = {"model_cfg": {"embed_dim": 16,
+                         "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+                         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}},
+           "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "open_clip_config.json").write_text(json.dumps(cfg))
+    torch.manual_seed(0)
+    model = open_clip.model.CLIP(**cfg["model_cfg"])
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder
+
+
+def _every_node_graph(sketch: str, reference: str, checkpoint: str, info: dict[str, Any], audio: str = "",
+                      clip_dir: str = "") -> dict[str, Any]:
     """One graph that runs each node of the pack (ids local to this graph)."""
     n = {
         "ckpt": ("CheckpointLoaderSimple", {"ckpt_name": checkpoint}),
@@ -114,21 +148,33 @@ def _every_node_graph(sketch: str, reference: str, checkpoint: str, info: dict[s
                                "latent_image": ["ib_mask", 0], "denoise": 0.35}),
         "ib_decode": ("VAEDecode", {"samples": ["ib_ks", 0], "vae": ["ckpt", 2]}),
         "ib_save": ("PreviewImage", {"images": ["ib_decode", 0]}),
+        # audio patterns: LoadAudio (core, needs torchaudio's Python parts) -> features -> frames
+        "audio": ("LoadAudio", {"audio": audio}),
+        "features": ("M4AudioFeatures", {"audio": ["audio", 0], "fps": 10.0}),
+        "cppn": ("M4CPPNFrames", {"features": ["features", 0], "width": 32, "height": 32}),
+        "cppn_save": ("PreviewImage", {"images": ["cppn", 0]}),
+        "guided": ("M4CLIPGuidedCPPN", {"features": ["features", 0], "open_clip_model_path": clip_dir,
+                                        "prompt": "red spirals", "width": 32, "height": 32, "steps": 2,
+                                        "optimise_size": 16}),
+        "guided_save": ("PreviewImage", {"images": ["guided", 0]}),
     }
     return {k: _complete(cls, inputs, info) for k, (cls, inputs) in n.items()}
 
 
-def test_every_pack_node_runs_on_a_clean_install(clean_server: LocalComfy) -> None:
+def test_every_pack_node_runs_on_a_clean_install(clean_server: LocalComfy, tmp_path: Path) -> None:
     info = clean_server.object_info()
     pack_ids = set(json.loads((REPO / "node_list.json").read_text()))
     missing = sorted(pack_ids - set(info))
     assert missing == [], f"nodes that did not load on the clean install: {missing}\n{clean_server.log_tail(40)}"
     graph = _every_node_graph(clean_server.upload_image(FIXTURES / "sketches" / "user_1.png"),
                               clean_server.upload_image(FIXTURES / "references" / "madoka_lineart.png"),
-                              str(clean_server.checkpoint), info)
+                              str(clean_server.checkpoint), info,
+                              audio=clean_server.upload_image(_tone_wav(tmp_path / "m4_clean_clicks.wav")),
+                              clip_dir=str(_tiny_open_clip(tmp_path / "tiny_clip")))
     uncovered = sorted(pack_ids - {node["class_type"] for node in graph.values()})
     assert uncovered == [], f"add these nodes to the clean-install graph: {uncovered}"
     entry = clean_server.run(graph, timeout=300)
     ran = {k for k in entry.get("outputs", {})}
     assert entry["status"]["status_str"] == "success", entry["status"]
-    assert {"analyst", "director", "prompts", "judge", "adaptive_ks", "imputer", "ib_save"} <= ran
+    assert {"analyst", "director", "prompts", "judge", "adaptive_ks", "imputer", "ib_save", "features",
+            "cppn_save", "guided_save"} <= ran

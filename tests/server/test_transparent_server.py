@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cli.demo import build_workflow, collect
+from agents.policy import default_policy
+from agents.runtime.apply_plan import planning_graph, planning_reports
 from cli.plan_cmd import plan_pair
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -31,11 +32,13 @@ def _transparent_black(source: Path, dest: Path) -> Path:
     return dest
 
 
-def _masked_workflow(sketch: str, reference: str, tags: str) -> dict[str, Any]:
-    wf = build_workflow(sketch, reference, tags)
-    wf["analyst"]["inputs"]["mask"] = ["sketch", 1]
-    wf["compare"]["inputs"]["sketch_mask"] = ["sketch", 1]
-    wf["compare"]["inputs"]["reference_mask"] = ["reference", 1]
+def _unmasked_workflow(sketch: str, reference: str, tags: str) -> dict[str, Any]:
+    """The planning graph (which wires LoadImage's MASK into both agents) with the masks taken out."""
+    wf = planning_graph(sketch=sketch, reference=reference, tags=tags)
+    ids = default_policy().template_contract.planning
+    wf[ids["analyst"]]["inputs"].pop("mask")
+    wf[ids["compare"]]["inputs"].pop("sketch_mask")
+    wf[ids["compare"]]["inputs"].pop("reference_mask")
     return wf
 
 
@@ -54,9 +57,10 @@ def test_transparent_sketch_plans_identically_in_the_graph_and_on_the_command_li
     cli = plan_pair(sketch, reference, tags)
 
     names = comfy_server.upload_image(sketch), comfy_server.upload_image(reference)
-    served = collect(comfy_server.run(_masked_workflow(*names, tags), timeout=240))
+    graph = planning_graph(sketch=names[0], reference=names[1], tags=tags)
+    served = planning_reports(comfy_server.run(graph, timeout=240))
     assert _comparable(served) == _comparable(cli)
 
     # Without the masks the graph sees the black hidden pixels: the plan differs (the test can fail).
-    unmasked = collect(comfy_server.run(build_workflow(*names, tags + ", unmasked"), timeout=240))
+    unmasked = planning_reports(comfy_server.run(_unmasked_workflow(*names, tags + ", unmasked"), timeout=240))
     assert unmasked["analysis"]["measurements"] != served["analysis"]["measurements"]
