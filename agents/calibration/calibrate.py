@@ -143,7 +143,7 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
     ctx = np.stack([context_vector(r.analysis, r.reference, locked) for r in recs])
     y = np.array([r.outcome for r in recs], dtype=float)
     X = features(ctx, value_matrix([r.values for r in recs]), locked)
-    cases = [classify(sanitise_inputs(r.analysis, r.reference, locked, None), locked)[0] for r in recs]
+    cases: list[str] = [classify(sanitise_inputs(r.analysis, r.reference, locked, None), locked)[0] for r in recs]
     say(f"{len(recs)} usable runs: held-out scoring")
     heldout, reliability = heldout_scores(X, y, cases, s, rng)
     say(f"fitting the model and {s.bootstrap} bootstrap refits")

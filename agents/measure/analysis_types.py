@@ -6,9 +6,14 @@ Plain dataclasses with JSON round-trips, so a plan can be logged, diffed and reb
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
+
+# The named values a field takes (the Director and the panels read them by name).
+LineQuality = Literal["messy", "structured", "clean", "empty"]
+Complexity = Literal["simple", "complex"]
+AnatomyRisk = Literal["low", "medium", "high"]
 
 
 def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
@@ -34,16 +39,16 @@ class VisualAnalysis:
 
     image_name: str
     empty: bool
-    line_quality: str  # "messy" | "structured" | "clean" | "empty"
+    line_quality: LineQuality
     line_quality_score: float
     construction_lines: float
     broken_lines: float
     stroke_width_consistency: float
-    complexity: str  # "simple" | "complex"
+    complexity: Complexity
     complexity_score: float
     object_count: int
     subject_scale: float
-    anatomy_risk: str  # "low" | "medium" | "high"
+    anatomy_risk: AnatomyRisk
     anatomy_risk_score: float
     anatomy_source: str  # "pose_keypoints" | "structure"
     subject_tags: list[str] = field(default_factory=list)

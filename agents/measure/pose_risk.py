@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .analysis_types import AnatomyRisk
 from .measure_data import measure_data
 
 N_POINTS = 18
@@ -39,7 +40,7 @@ class PoseRisk:
     measurements: dict[str, float] = field(default_factory=dict)
 
 
-def risk_label(score: float) -> str:
+def risk_label(score: float) -> AnatomyRisk:
     k = measure_data()["pose_risk"]
     return "low" if score < k["medium_at"] else "medium" if score < k["high_at"] else "high"
 

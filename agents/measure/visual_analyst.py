@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis_types import VisualAnalysis
+from .analysis_types import LineQuality, VisualAnalysis
 from .imaging import to_rgb_float_within
 from .measure_data import measure_data
 from .pose_risk import PoseRisk, frame_for, pose_anatomy_risk, risk_label
@@ -72,7 +72,7 @@ def _scores(s: StrokeStats) -> dict[str, float]:
     }
 
 
-def _line_label(score: float) -> str:
+def _line_label(score: float) -> LineQuality:
     lab = measure_data()["labels"]
     return "clean" if score >= lab["clean_at"] else "structured" if score >= lab["structured_at"] else "messy"
 

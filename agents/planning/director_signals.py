@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..measure.analysis_types import ReferenceReport, VisualAnalysis
 from ..measure.unit_interval import clip01
 from ..policy import Policy
+from .plan_types import Case, ObjectScale
+
+ReferenceMode = Literal["off", "guarded", "style", "identity"]
 
 
 class PlanInputError(ValueError):
@@ -101,9 +104,11 @@ def sanitise_inputs(analysis: VisualAnalysis, reference: ReferenceReport, policy
     )
 
 
-def classify(inputs: DirectorInputs, policy: Policy) -> tuple[str, str]:
+def classify(inputs: DirectorInputs, policy: Policy) -> tuple[Case, ObjectScale]:
     """Step 1: (case, object scale)."""
     c = policy.classify
+    case: Case
+    scale: ObjectScale
     if inputs.object_count >= c["multi_object_min_count"]:
         case = "multi_object"
     elif (inputs.complexity_score >= c["complex_threshold"]
@@ -128,7 +133,7 @@ class Signals:
     P: float
     intent: float
     influence: float
-    reference_mode: str
+    reference_mode: ReferenceMode
 
     def driver(self, name: str) -> float:
         """A raw-value driver by its policy name: a signal, or inv_<signal> for 1 - signal."""
@@ -137,7 +142,7 @@ class Signals:
         return float(getattr(self, name))
 
 
-def reference_mode(inputs: DirectorInputs, r: float, policy: Policy) -> str:
+def reference_mode(inputs: DirectorInputs, r: float, policy: Policy) -> ReferenceMode:
     m = policy.reference_modes
     conflict = inputs.conflict_penalty
     if not inputs.reference_present or r < m["off_below"]:

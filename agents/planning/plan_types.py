@@ -9,9 +9,12 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from ..policy import PROMPT_FIELDS, VALUE_KINDS, VALUE_NAMES, Policy, default_policy
+
+Case = Literal["single_simple", "single_complex", "multi_object"]
+ObjectScale = Literal["small", "medium", "large"]
 
 # M4 Plan Unpack's outputs: (output id, plan field, socket kind, tooltip). Saved workflows link to these
 # output names, and scripts/build_workflows.py wires the policy's driver map through them: never rename.
@@ -60,8 +63,8 @@ class Plan:
     Engineer fills ks1_positive / ks1_negative / ks2_positive / ks2_negative.
     """
 
-    case: str
-    object_scale: str
+    case: Case
+    object_scale: ObjectScale
     cfg1: float
     cfg2: float
     denoise1: float
