@@ -303,21 +303,21 @@ def _verify_controlnet(checkpoint: Path, path: Path, state: dict[str, Any]) -> d
     if loaded != set(state):
         raise StandinError(f"ControlNet keys differ: missing {sorted(loaded - set(state))[:5]}, "
                            f"extra {sorted(set(state) - loaded)[:5]}")
-    from comfy_extras.nodes_controlnet import SetUnionControlNetType
-
-    import nodes  # ComfyUI's own node classes: the code paths the server runs
+    from comfy.cldm.control_types import UNION_CONTROLNET_TYPES
 
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=True, output_clip=True)
     cond, pooled = clip.encode_from_tokens(clip.tokenize("a stand-in check"), return_pooled=True)
     positive = [[cond, {"pooled_output": pooled}]]
     hint = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(1))
-    union = SetUnionControlNetType.execute(control, "canny/lineart/anime_lineart/mlsd").result[0]
-    apply = nodes.ControlNetApplyAdvanced()
+    # What SetUnionControlNetType and ControlNetApplyAdvanced do, through ComfyUI's public objects (their
+    # node classes are V1 on some versions and V3 on others: no node method is called here).
+    union = control.copy()
+    union.set_extra_arg("control_type", [UNION_CONTROLNET_TYPES["canny/lineart/anime_lineart/mlsd"]])
     latent = torch.zeros(1, 4, 8, 8)
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
     results = {}
     for label, net in (("plain", control), ("union type", union)):
-        pos, neg = apply.apply_controlnet(positive, positive, net, hint, 0.8, 0.0, 0.9, vae=vae)
+        pos, neg = _with_controlnet(positive, net, hint, 0.8, (0.0, 0.9), vae), positive
         samples = comfy.sample.sample(model, noise, 2, 5.0, "euler", "normal", pos, neg, latent, disable_pbar=True)
         if not torch.isfinite(samples).all():
             raise StandinError(f"sampling with the stand-in ControlNet ({label}) gave non-finite values")
@@ -330,6 +330,19 @@ def _verify_controlnet(checkpoint: Path, path: Path, state: dict[str, Any]) -> d
         raise StandinError("SetUnionControlNetType changed a plain ControlNet's result; it should be ignored")
     return {"controlnet_class": type(control.control_model).__name__, "tensors": len(state),
             "verify_seconds": round(time.perf_counter() - started, 2)}
+
+
+def _with_controlnet(conditioning: list, control: Any, hint: Any, strength: float, percent: tuple[float, float],
+                     vae: Any) -> list:
+    """The conditioning with a ControlNet attached, as ComfyUI's apply node attaches it (on the positive)."""
+    net = control.copy().set_cond_hint(hint.movedim(-1, 1), strength, percent, vae=vae)
+    out = []
+    for emb, extra in conditioning:
+        d = dict(extra)
+        net.set_previous_controlnet(d.get("control"))
+        d["control"], d["control_apply_to_uncond"] = net, False
+        out.append([emb, d])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

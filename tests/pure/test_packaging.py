@@ -166,3 +166,13 @@ def test_no_template_node_id_is_a_literal_outside_the_policy() -> None:
                 elif isinstance(node, ast.Constant) and isinstance(node.value, str) and mention.search(node.value):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value[:60]!r}")
     assert offenders == []
+
+
+def test_the_pack_and_its_tools_call_no_core_node_internals() -> None:
+    """Core node classes move between V1 and V3 across ComfyUI versions (SetUnionControlNetType.execute
+    exists only where it is V3): the pack, its CLI and the test host use ComfyUI's public objects."""
+    call = re.compile(r"\b(SetUnionControlNetType|ControlNetApplyAdvanced|KSampler|CheckpointLoaderSimple)"
+                      r"(\(\))?\.(execute|apply_controlnet|sample|load_checkpoint)\(")
+    offenders = [str(p.relative_to(REPO)) for folder in ("agents", "nodes", "cli", "tests/host")
+                 for p in (REPO / folder).rglob("*.py") if call.search(p.read_text())]
+    assert offenders == []
