@@ -290,11 +290,8 @@ def _parse_prompts(raw: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_policy(raw: Mapping[str, Any], source: str = "<dict>") -> Policy:
-    """Validate a parsed policy document and build the Policy. Raises PolicyError naming the key."""
-    if not isinstance(raw, Mapping):
-        raise PolicyError(f"policy: expected a table at the top level, got {type(raw).__name__}")
-    _no_unknown(raw, _TOP_LEVEL, "")
+def _parse_sections(raw: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The numeric sections of _SCHEMA, each key in its range, and the rules that tie them together."""
     sections: dict[str, dict[str, float]] = {}
     for name, spec in _SCHEMA.items():
         table = _table(raw, name, name)
@@ -312,14 +309,20 @@ def parse_policy(raw: Mapping[str, Any], source: str = "<dict>") -> Policy:
     if cl["small_below"] > cl["large_above"]:
         raise PolicyError(f"policy key classify.small_below: {cl['small_below']:g} is above classify.large_above "
                           f"{cl['large_above']:g}")
+    return sections
 
+
+def _parse_limits(raw: Mapping[str, Any], cfg: Mapping[str, float]) -> dict[str, tuple[float, float]]:
     limits_raw = _table(raw, "limits", "limits")
     _no_unknown(limits_raw, tuple(_LIMIT_RANGES), "limits")
     limits = {k: _bounds(limits_raw, k, f"limits.{k}", lo, hi, k == "steps") for k, (lo, hi) in _LIMIT_RANGES.items()}
     if limits["cfg"][0] < cfg["global_min"] or limits["cfg"][1] > cfg["global_max"]:
         raise PolicyError(f"policy key limits.cfg: {list(limits['cfg'])} must lie inside the global CFG range "
                           f"[{cfg['global_min']:g}, {cfg['global_max']:g}]")
+    return limits
 
+
+def _parse_drivers(raw: Mapping[str, Any]) -> dict[str, str]:
     drivers_raw = _table(raw, "raw_drivers", "raw_drivers")
     _no_unknown(drivers_raw, VALUE_NAMES, "raw_drivers")
     drivers: dict[str, str] = {}
@@ -328,7 +331,18 @@ def parse_policy(raw: Mapping[str, Any], source: str = "<dict>") -> Policy:
         if value not in DRIVERS:
             raise PolicyError(f"policy key raw_drivers.{name}: expected one of {list(DRIVERS)}, got {value!r}")
         drivers[name] = value
+    return drivers
 
+
+def parse_policy(raw: Mapping[str, Any], source: str = "<dict>") -> Policy:
+    """Validate a parsed policy document and build the Policy. Raises PolicyError naming the key."""
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"policy: expected a table at the top level, got {type(raw).__name__}")
+    _no_unknown(raw, _TOP_LEVEL, "")
+    sections = _parse_sections(raw)
+    cfg, cl = sections["cfg"], sections["classify"]
+    limits = _parse_limits(raw, cfg)
+    drivers = _parse_drivers(raw)
     model = _table(raw, "model", "model")
     _no_unknown(model, ("checkpoint", "template"), "model")
     nodes = _parse_nodes(raw)

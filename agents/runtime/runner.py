@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,19 +137,8 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
         uploads = pool.submit(_upload_pair, client, sketch, reference)
         if not plan_on_server:
             t = current.stage_start("planning")
-            planned = plan_pair(load_image(sketch), pool.submit(reference_measures, reference), name=sketch.name,
-                                tags=tags, policy=pol)
-            first, stage_prompts = planned.plan, planned.prompts
-            if adjust_plan is not None:  # e.g. calibration's exploration; the prompts follow the new values
-                first = adjust_plan(first)
-                bad = plan_violations(first, pol)
-                if bad:
-                    raise RuntimeError(f"the adjusted plan breaks {bad}")
-                first, stage_prompts = write_prompts(first, planned.analysis, tags, pol)
-            if policy_note is not None:
-                first.diagnostics["policy_overlay"] = policy_note
-            current.log_plan(first, {**stage_prompts.prompts(), "notes": stage_prompts.notes},
-                             analysis=planned.analysis.to_dict(), reference=planned.reference.to_dict())
+            first = _plan_here(current, sketch, pool.submit(reference_measures, reference), tags, pol,
+                               adjust_plan, policy_note)
             current.stage_done("planning", t)
 
         t = current.stage_start("uploading")
@@ -173,14 +162,7 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
             result.final_passed = True
             return result
 
-        verdict = attempt["verdict"]
-        reason = ("forced by the caller (force_retry)" if force_retry and verdict["passed"]
-                  else "line quality failed: " + ", ".join(verdict["failures"]))
-        # Not accepted, so the verdict carries the policy's steps (judge on a fail, _run_attempt when forced).
-        retry_plan = safer_retry(first, pol, **verdict["retry"], reason=reason)
-        bad = plan_violations(retry_plan, pol)
-        if bad:  # safer_retry checks its rules; the bounds check here is the belt to its braces
-            raise RuntimeError(f"the safer retry plan breaks {bad}")
+        retry_plan = _retry_plan(first, attempt["verdict"], force_retry, pol)
         # The retry row exists before the first is closed, so a crash here never reads as a finished pair.
         first_row = current
         current = begin(2, first_row.run_id)
@@ -206,6 +188,37 @@ def run_pair(client: ComfyClient, *, sketch: Path, reference: Path, out_dir: Pat
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # an upload still going ends within its own timeout
+
+
+def _plan_here(row: _Attempt, sketch: Path, reference: Future[Any], tags: str, pol: Policy,
+               adjust_plan: Callable[[Plan], Plan] | None, policy_note: dict[str, Any] | None) -> Plan:
+    """The first attempt planned in this process (the reference measured on another thread meanwhile),
+    adjusted when asked (the prompts follow the new values), logged in one write."""
+    planned = plan_pair(load_image(sketch), reference, name=sketch.name, tags=tags, policy=pol)
+    first, stage_prompts = planned.plan, planned.prompts
+    if adjust_plan is not None:  # e.g. calibration's exploration
+        first = adjust_plan(first)
+        bad = plan_violations(first, pol)
+        if bad:
+            raise RuntimeError(f"the adjusted plan breaks {bad}")
+        first, stage_prompts = write_prompts(first, planned.analysis, tags, pol)
+    if policy_note is not None:
+        first.diagnostics["policy_overlay"] = policy_note
+    row.log_plan(first, {**stage_prompts.prompts(), "notes": stage_prompts.notes},
+                 analysis=planned.analysis.to_dict(), reference=planned.reference.to_dict())
+    return first
+
+
+def _retry_plan(first: Plan, verdict: dict[str, Any], forced: bool, pol: Policy) -> Plan:
+    """The one safer retry of a first attempt that was not accepted (its verdict carries the policy's
+    steps: the judge puts them there on a fail, _run_attempt when the retry is forced)."""
+    reason = ("forced by the caller (force_retry)" if forced and verdict["passed"]
+              else "line quality failed: " + ", ".join(verdict["failures"]))
+    retry_plan = safer_retry(first, pol, **verdict["retry"], reason=reason)
+    bad = plan_violations(retry_plan, pol)
+    if bad:  # safer_retry checks its rules; the bounds check here is the belt to its braces
+        raise RuntimeError(f"the safer retry plan breaks {bad}")
+    return retry_plan
 
 
 def _run_attempt(client: ComfyClient, row: _Attempt, workflow: Workflow, dest: Path, pol: Policy,
