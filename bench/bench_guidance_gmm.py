@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
 import time
@@ -245,7 +246,7 @@ def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool) 
     print()
     for name in (CANDIDATE, PACK_DEFAULT):
         print(summary_line(f"{name} over {len(cs)} configurations, {samples} samples/class", verdicts[name]))
-    print(f"time: {time.perf_counter() - t0:.0f} s")
+    print(f"time: {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.1f}, torch threads 1)")
 
 
 def search(ac: Any, g: Any, samples: int, gaps: tuple[float, ...], tols: tuple[float, ...]) -> None:
