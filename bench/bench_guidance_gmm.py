@@ -230,19 +230,17 @@ HEADER = ("| config | evals method / static | saving | precision method / static
 
 
 def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool) -> None:
-    verdicts: dict[str, list[Verdict]] = {PACK_DEFAULT: [], CANDIDATE: []}
-    tables: dict[str, list[str]] = {PACK_DEFAULT: [], CANDIDATE: []}
+    verdicts: dict[str, list[Verdict]] = {CANDIDATE: [], PACK_DEFAULT: []}
     t0 = time.perf_counter()
+    print(f"\nmethod = {CANDIDATE}, then {PACK_DEFAULT}, one row each per configuration (as they finish)\n")
+    print(HEADER.replace("| config |", "| method | config |", 1).replace("|---|", "|---|---|", 1))
     for c in cs:
         results = run_config(ac, g, c, samples, full)
         for name in verdicts:
             text, v = row(c, results, name)
-            tables[name].append(text)
+            print(f"| {name} {text}", flush=True)
             verdicts[name].append(v)
         print(f"  {c.name} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    for name in (CANDIDATE, PACK_DEFAULT):
-        print(f"\n### {name}\n\n{HEADER}")
-        print("\n".join(tables[name]))
     print()
     for name in (CANDIDATE, PACK_DEFAULT):
         print(summary_line(f"{name} over {len(cs)} configurations, {samples} samples/class", verdicts[name]))
