@@ -273,6 +273,7 @@ def main() -> None:
     ap.add_argument("--set", choices=("check", "tune"), default="check")
     ap.add_argument("--samples", type=int, default=None, help="samples per class (default 256, quick 96)")
     ap.add_argument("--only", type=int, default=None, help="run one configuration of the set (its index)")
+    ap.add_argument("--range", default=None, help="run configurations A:B of the set (with --quick: in place of 0:8)")
     ap.add_argument("--search", action="store_true", help="choose the candidate's parameters on the tuning set")
     ap.add_argument("--gaps", default="0.02,0.03,0.05,0.1", help="--search: gap_cutoff values")
     ap.add_argument("--tols", default="0.02,0.05,0.1", help="--search: early_stop_tolerance values")
@@ -284,7 +285,10 @@ def main() -> None:
         search(ac, g, samples, tuple(map(float, args.gaps.split(","))), tuple(map(float, args.tols.split(","))))
         return
     cs = configs.check_set() if args.set == "check" else configs.tune_set()
-    if args.quick:
+    if args.range is not None:
+        a, b = (int(v) for v in args.range.split(":"))
+        cs = cs[a:b]
+    elif args.quick:
         cs = cs[:8]
     if args.only is not None:
         cs = [cs[args.only]]
