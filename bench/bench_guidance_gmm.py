@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,8 @@ import bench_guidance_stats as stats  # noqa: E402
 PACK_DEFAULT = "m4 defaults"
 CANDIDATE = "m4 gap+residual"
 STATIC = "static cfg"
-# The candidate's parameters, chosen by --search on the tuning set (see the README's guidance section).
-CANDIDATE_PARAMS = {"gap_cutoff": 0.1, "early_stop_tolerance": 0.02}
+# The candidate is the nodes' `preset: gap_residual` (agents/guidance/guidance.toml [presets.gap_residual]),
+# whose parameters --search chose on the tuning set; --search tries other parameters in its place.
 INTERVAL_GRID = ((0.1, 2.0), (0.1, 5.42), (0.28, 5.42), (0.28, 20.0), (0.6, 5.42), (0.6, 20.0), (1.2, 20.0))
 AG_CUTOFFS = (0.95, 0.99, 0.999)
 
@@ -86,12 +88,15 @@ class Result:
     seconds: float
 
 
-def candidate_settings(ac: Any, params: dict[str, float]) -> Any:
+def candidate_settings(ac: Any, params: dict[str, float] | None) -> Any:
+    if params is None:
+        return ac.settings_from_inputs({"preset": "gap_residual"})
     return ac.settings_from_inputs({"schedule": "constant", "skip_below": 0.0, "early_stop_rule": "residual",
                                     **params})
 
 
-def methods(ac: Any, g: Any, interval: tuple[float, float], full: bool, params: dict[str, float]) -> list[Method]:
+def methods(ac: Any, g: Any, interval: tuple[float, float], full: bool,
+            params: dict[str, float] | None) -> list[Method]:
     plain = dict(quality_adjust=False, skip_below=0.0, cfg_min=0.0, cfg_max=100.0)
     out = [Method(STATIC, "static"), Method(PACK_DEFAULT, "pack", ac.settings_from_inputs({})),
            Method(CANDIDATE, "candidate", candidate_settings(ac, params)),
@@ -139,7 +144,8 @@ def run_method(ac: Any, gm: Any, spec: Any, model: Any, c: configs.Config, m: Me
         mode = torch.cdist(x, spec.means).argmin(dim=1)
         prec.append(float((spec.mode_class[mode] == cls).double().mean()))
         ref = gm.sample_true(spec, cls, samples, seed=seed + 1000 + cls)
-        swds.append(stats.swd_with_bootstrap(x, ref, proj, seed=seed + 2000 + cls))
+        # an independent bootstrap per method (see bench_guidance_stats.py: why not paired)
+        swds.append(stats.swd_with_bootstrap(x, ref, proj, seed=seed + 2000 + cls + zlib.crc32(m.name.encode())))
     counter.close()
     n = samples * spec.classes
     value, boot = stats.mean_swd(swds)
@@ -193,7 +199,7 @@ def run_config(ac: Any, g: Any, c: configs.Config, samples: int, full: bool,
     spec = gm.make_gmm(c.dim, c.classes, c.modes, std=c.std, spread=c.spread, seed=c.seed)
     model = gm.build_model(spec)
     interval = tune_interval(ac, g, gm, spec, model, c, max(samples // 2, 32)) if only is None else (0.28, 5.42)
-    ms = methods(ac, g, interval, full, params or CANDIDATE_PARAMS)
+    ms = methods(ac, g, interval, full, params)
     if only is not None:
         ms = [m for m in ms if m.role in only]
     return [run_method(ac, gm, spec, model, c, m, samples, c.seed) for m in ms]
@@ -224,29 +230,26 @@ HEADER = ("| config | evals method / static | saving | precision method / static
 
 
 def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool) -> None:
-    verdicts: dict[str, list[Verdict]] = {PACK_DEFAULT: [], CANDIDATE: []}
-    tables: dict[str, list[str]] = {PACK_DEFAULT: [], CANDIDATE: []}
+    verdicts: dict[str, list[Verdict]] = {CANDIDATE: [], PACK_DEFAULT: []}
     t0 = time.perf_counter()
+    print(f"\nmethod = {CANDIDATE}, then {PACK_DEFAULT}, one row each per configuration (as they finish)\n")
+    print(HEADER.replace("| config |", "| method | config |", 1).replace("|---|", "|---|---|", 1))
     for c in cs:
         results = run_config(ac, g, c, samples, full)
         for name in verdicts:
             text, v = row(c, results, name)
-            tables[name].append(text)
+            print(f"| {name} {text}", flush=True)
             verdicts[name].append(v)
         print(f"  {c.name} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    for name in (CANDIDATE, PACK_DEFAULT):
-        print(f"\n### {name}\n\n{HEADER}")
-        print("\n".join(tables[name]))
     print()
     for name in (CANDIDATE, PACK_DEFAULT):
         print(summary_line(f"{name} over {len(cs)} configurations, {samples} samples/class", verdicts[name]))
-    print(f"time: {time.perf_counter() - t0:.0f} s")
+    print(f"time: {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.1f}, torch threads 1)")
 
 
-def search(ac: Any, g: Any, samples: int) -> None:
+def search(ac: Any, g: Any, samples: int, gaps: tuple[float, ...], tols: tuple[float, ...]) -> None:
     """Grid search of the candidate's parameters on the tuning set only: most T1 passes, then the median saving."""
-    grid = [{"gap_cutoff": gc, "early_stop_tolerance": tol} for gc in (0.05, 0.1, 0.2, 0.4)
-            for tol in (0.01, 0.02, 0.05)]
+    grid = [{"gap_cutoff": gc, "early_stop_tolerance": tol} for gc in gaps for tol in tols]
     cs = configs.tune_set()
     base = {c.name: run_config(ac, g, c, samples, False, only=("static",)) for c in cs}
     scored = []
@@ -258,7 +261,8 @@ def search(ac: Any, g: Any, samples: int) -> None:
         t1 = sum(v.t1 for v in vs)
         med = statistics.median(v.saving for v in vs)
         scored.append(((t1, med), params))
-        print(f"{params}: T1 {t1}/{len(cs)}, median saving {med:.0%}", flush=True)
+        misses = "; ".join(f"{c.name} {c.sampler} {v.note}" for c, v in zip(cs, vs, strict=True) if not v.t1)
+        print(f"{params}: T1 {t1}/{len(cs)}, median saving {med:.0%}; misses: {misses}", flush=True)
     best = max(scored, key=lambda s: s[0])
     print(f"\nbest on the tuning set: {best[1]} (T1 {best[0][0]}/{len(cs)}, median saving {best[0][1]:.0%})")
 
@@ -269,20 +273,27 @@ def main() -> None:
     ap.add_argument("--set", choices=("check", "tune"), default="check")
     ap.add_argument("--samples", type=int, default=None, help="samples per class (default 256, quick 96)")
     ap.add_argument("--only", type=int, default=None, help="run one configuration of the set (its index)")
+    ap.add_argument("--range", default=None, help="run configurations A:B of the set (with --quick: in place of 0:8)")
     ap.add_argument("--search", action="store_true", help="choose the candidate's parameters on the tuning set")
+    ap.add_argument("--gaps", default="0.02,0.03,0.05,0.1", help="--search: gap_cutoff values")
+    ap.add_argument("--tols", default="0.02,0.05,0.1", help="--search: early_stop_tolerance values")
     args = ap.parse_args()
     torch.set_num_threads(1)  # the machine is shared; the GMM model is tiny anyway
     ac, g = setup()
     samples = args.samples or (96 if args.quick else 256)
     if args.search:
-        search(ac, g, samples)
+        search(ac, g, samples, tuple(map(float, args.gaps.split(","))), tuple(map(float, args.tols.split(","))))
         return
     cs = configs.check_set() if args.set == "check" else configs.tune_set()
-    if args.quick:
+    if args.range is not None:
+        a, b = (int(v) for v in args.range.split(":"))
+        cs = cs[a:b]
+    elif args.quick:
         cs = cs[:8]
     if args.only is not None:
         cs = [cs[args.only]]
-    print(f"candidate {CANDIDATE}: {CANDIDATE_PARAMS}; significance level {stats.ALPHA}, "
+    preset = dict(importlib.import_module("m4_director.agents.guidance").guidance_data().presets["gap_residual"])
+    print(f"candidate {CANDIDATE} = preset gap_residual {preset}; significance level {stats.ALPHA}, "
           f"{stats.BOOTSTRAP} bootstrap draws")
     report(ac, g, cs, samples, full=not args.quick)
 

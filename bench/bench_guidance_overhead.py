@@ -38,6 +38,7 @@ import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = "patch + early-exit check"
+RESIDUAL = "patch + residual early-exit check + guidance gap"
 
 
 def setup():
@@ -63,6 +64,11 @@ def variants(ac, g, model) -> dict:
             quality_adjust=False, **same_work)),
         FULL: ac.patch_model(model, g.GuidanceSettings(
             quality_adjust=False, early_exit=g.EarlyExitSettings(tolerance=1e-12), **same_work)),
+        # the residual rule and the guidance gap read norms on every call; a gap cutoff of 10 never
+        # turns guidance off, so the result still equals plain CFG's
+        RESIDUAL: ac.patch_model(model, g.GuidanceSettings(
+            quality_adjust=False, gap_cutoff=10.0,
+            early_exit=g.EarlyExitSettings(tolerance=1e-12, rule="residual"), **same_work)),
     }
 
 
@@ -92,7 +98,8 @@ def quartiles(v: list[float]) -> tuple[float, float, float]:
 
 def own_code_time(ac, run, model, steps: int, reps: int) -> list[float]:
     """Seconds per model call spent in adaptive_step outside the wrapped model call."""
-    original = ac.adaptive_step
+    rt = importlib.import_module("m4_director.nodes.adaptive_runtime")  # where the wrappers look it up
+    original = rt.adaptive_step
     own: list[float] = []
 
     def timed(call_next, state, *args, **kwargs):
@@ -110,12 +117,12 @@ def own_code_time(ac, run, model, steps: int, reps: int) -> list[float]:
         own.append(time.perf_counter() - t0 - inner[0])
         return out
 
-    ac.adaptive_step = timed  # the wrappers look the function up in the module at call time
+    rt.adaptive_step = timed  # the wrappers look the function up in their module at call time
     try:
         for _ in range(reps):
             run(model)
     finally:
-        ac.adaptive_step = original
+        rt.adaptive_step = original
     return own
 
 
@@ -178,6 +185,9 @@ def main() -> None:
     print(f"\n2. Own code per model call (perf_counter, {len(own)} calls, signals + early-exit check): "
           f"median {o2 * 1e6:.0f} us [IQR {o1 * 1e6:.0f}, {o3 * 1e6:.0f}] = {o2 / plain_step:.2%} of the plain "
           f"CFG step ({plain_step * 1000:.1f} ms)")
+    own_r = own_code_time(ac, run, models[RESIDUAL], args.steps, max(args.reps // 5, 3))
+    r1, r2, r3 = quartiles(own_r)
+    print(f"   {RESIDUAL}: median {r2 * 1e6:.0f} us [IQR {r1 * 1e6:.0f}, {r3 * 1e6:.0f}] = {r2 / plain_step:.2%}")
     sig = [float(v) for v in torch.linspace(0.05, 14.0, 40)]
     lookup = statistics.median(t_norm_lookup_time(ac, unet.model.model_sampling, sig) for _ in range(5))
     print(f"   of which the sigma -> t_norm lookup (per-model table over percent_to_sigma, one per new sigma): "

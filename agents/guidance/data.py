@@ -47,6 +47,7 @@ _OPTIONS: dict[str, tuple[Kind, tuple[str, ...], bool]] = {
     "cap_at_base": ("bool", (), True),
     "early_stop_rule": ("choice", EARLY_STOP_RULES, True),
     "gap_cutoff": ("float", (), True),
+    "preset": ("choice", ("none", "gap_residual"), True),
 }
 OPTION_NAMES: tuple[str, ...] = tuple(_OPTIONS)
 
@@ -98,6 +99,7 @@ class GuidanceData:
     options: Mapping[str, OptionSpec]
     tunables: Mapping[str, float]
     template_preset: Mapping[str, Any]  # the adaptive template's options away from the defaults
+    presets: Mapping[str, Mapping[str, Any]]  # the `preset` option's choices -> the options they set
 
     def defaults(self) -> dict[str, Any]:
         return {k: s.default for k, s in self.options.items()}
@@ -150,7 +152,7 @@ def _tunable(name: str, raw: Any) -> float:
 
 def parse_guidance_data(raw: Mapping[str, Any]) -> GuidanceData:
     """Validate a parsed guidance.toml; every missing, unknown or out-of-range key is named."""
-    for section in set(raw) - {"options", "tunables", "template_preset"}:
+    for section in set(raw) - {"options", "tunables", "template_preset", "presets"}:
         raise GuidanceInputError(f"guidance key {section}: unknown section")
     opts, tun = raw.get("options", {}), raw.get("tunables", {})
     for group, given, known in (("options", opts, OPTION_NAMES), ("tunables", tun, TUNABLE_NAMES)):
@@ -165,15 +167,28 @@ def parse_guidance_data(raw: Mapping[str, Any]) -> GuidanceData:
         if tunables[lo] >= tunables[hi]:
             raise GuidanceInputError(f"guidance key tunables.{lo}: must be below tunables.{hi}")
     options = {k: _option(k, opts[k]) for k in OPTION_NAMES}
-    preset: dict[str, Any] = {}
-    for k, v in raw.get("template_preset", {}).items():
-        if k not in options:
-            raise GuidanceInputError(f"guidance key template_preset.{k}: not a guidance option")
+    preset = _option_values("template_preset", raw.get("template_preset", {}), options)
+    named = raw.get("presets", {})
+    choices = options["preset"].choices
+    for name in set(named) ^ {c for c in choices if c != "none"}:
+        raise GuidanceInputError(f"guidance key presets.{name}: presets and the preset option's choices differ")
+    presets = {k: MappingProxyType(_option_values(f"presets.{k}", v, options)) for k, v in named.items()}
+    return GuidanceData(MappingProxyType(options), MappingProxyType(tunables), MappingProxyType(preset),
+                        MappingProxyType(presets))
+
+
+def _option_values(key: str, raw: Any, options: Mapping[str, OptionSpec]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise GuidanceInputError(f"guidance key {key}: expected a table of option values")
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k not in options or k == "preset":
+            raise GuidanceInputError(f"guidance key {key}.{k}: not a guidance option")
         try:
-            preset[k] = options[k].check(v)
+            out[k] = options[k].check(v)
         except GuidanceInputError as e:
-            raise GuidanceInputError(f"guidance key template_preset.{k}: {str(e).split(': ', 1)[1]}") from None
-    return GuidanceData(MappingProxyType(options), MappingProxyType(tunables), MappingProxyType(preset))
+            raise GuidanceInputError(f"guidance key {key}.{k}: {str(e).split(': ', 1)[1]}") from None
+    return out
 
 
 def load_guidance_data(path: Path = DATA_PATH) -> GuidanceData:
@@ -205,4 +220,7 @@ def parse_options(values: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(values) - set(specs)
     if unknown:
         raise GuidanceInputError(f"{sorted(unknown)[0]}: not a guidance option")
-    return {name: spec.check(values[name]) if name in values else spec.default for name, spec in specs.items()}
+    out = {name: spec.check(values[name]) if name in values else spec.default for name, spec in specs.items()}
+    if out["preset"] != "none":
+        out.update(guidance_data().presets[out["preset"]])
+    return out

@@ -129,3 +129,19 @@ def test_new_options_are_validated_by_name(comfy, ac):
         _opts(ac, gap_cutoff=-0.1)
     with pytest.raises(ValueError, match="early_stop_rule"):
         _opts(ac, early_stop_rule="fast")
+
+
+def test_the_preset_on_the_adaptive_ksampler_with_an_sde_sampler(comfy, pack, gmm):
+    asamp = importlib.import_module("m4_director.nodes.adaptive_sampler")
+    spec, model, pos, neg = gmm
+    latent = {"samples": torch.zeros(8, spec.dim, 1, 1)}
+    out = asamp.M4AdaptiveKSampler.execute(model, 0, 30, 3.0, "dpmpp_2m_sde", "karras", pos, neg, latent, 1.0,
+                                           preset="gap_residual")
+    _, schedule, _, plot, steps_used = out.result
+    assert schedule["settings"]["early_exit"]["rule"] == "residual" and schedule["settings"]["gap_cutoff"] > 0
+    assert steps_used < 30 and "saved" in schedule["early_stop_note"]
+    calls = [c for c in schedule["calls"] if not c["skipped"]]
+    assert calls[0]["uncond"] and not calls[-1]["uncond"]  # guided first, dropped once cond and uncond agree
+    assert plot.shape[0] == 1 and plot.shape[3] == 3
+    plain = asamp.M4AdaptiveKSampler.execute(model, 0, 30, 3.0, "dpmpp_2m_sde", "karras", pos, neg, latent, 1.0)
+    assert plain.result[1]["settings"]["early_exit"]["rule"] == "denoised change"  # no preset: today's rule

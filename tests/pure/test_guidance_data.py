@@ -46,6 +46,9 @@ def _raw() -> dict[str, Any]:
     (lambda r: r["tunables"]["quality_agree_lo"].update(value=0.995), "tunables.quality_agree_lo"),
     (lambda r: r["template_preset"].update(cap_at_base=3), "template_preset.cap_at_base"),
     (lambda r: r.update(extra={}), "extra"),
+    (lambda r: r["presets"]["gap_residual"].update(gap_cutoff=-1.0), "presets.gap_residual.gap_cutoff"),
+    (lambda r: r["presets"]["gap_residual"].update(preset="none"), "presets.gap_residual.preset"),
+    (lambda r: r["presets"].update(other={}), "presets.other"),
 ])
 def test_a_bad_data_file_names_the_key(edit, key: str) -> None:
     raw = copy.deepcopy(_raw())
@@ -80,6 +83,16 @@ def test_bad_option_values_name_the_option(values: dict[str, Any], name: str) ->
 def test_missing_options_take_their_defaults_so_old_workflows_keep_their_behaviour() -> None:
     assert parse_options({}) == guidance_data().defaults()
     assert parse_options({"schedule": "constant"})["early_stop_rule"] == "denoised change"
+
+
+def test_a_preset_overrides_the_options_it_names_and_nothing_else() -> None:
+    d = guidance_data()
+    plain = parse_options({"cfg_max": 9.0})
+    preset = parse_options({"cfg_max": 9.0, "preset": "gap_residual", "early_stop_rule": "denoised change"})
+    named = d.presets["gap_residual"]
+    assert named and all(preset[k] == v for k, v in named.items())
+    assert all(preset[k] == plain[k] for k in OPTION_NAMES if k not in named and k != "preset")
+    assert preset["cfg_max"] == 9.0 and plain["preset"] == "none" and plain["early_stop_rule"] == "denoised change"
 
 
 def test_the_adaptive_template_agrees_with_the_defaults_and_its_preset() -> None:
