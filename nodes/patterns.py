@@ -201,7 +201,6 @@ class M4CLIPGuidedCPPN(io.ComfyNode):
         if not isinstance(features, AudioFeatures):
             raise ValueError("features: expected M4_AUDIO_FEATURES from M4 Audio Features")
         settings = GuideSettings(steps, lr, optimise_size, reactivity_weight, seed).check()
-        loss_fn, target_id = load_clip_target(open_clip_model_path, prompt, seed=seed)
         pat = None if pattern == FROM_PRESET else pattern
         bar = comfy.utils.ProgressBar(steps)
         losses: list[float] = []
@@ -211,7 +210,12 @@ class M4CLIPGuidedCPPN(io.ComfyNode):
             losses.append(value)
             bar.update_absolute(i)
 
-        weights, cached = guided_weights(features, preset, pat, seed, target_id, lambda: loss_fn, settings, on_step)
+        # ComfyUI runs nodes under torch.inference_mode(): the optimisation needs gradients, and tensors made
+        # in inference mode cannot take part in autograd, so the model is loaded and optimised outside it.
+        with torch.inference_mode(False), torch.enable_grad():
+            loss_fn, target_id = load_clip_target(open_clip_model_path, prompt, seed=seed)
+            weights, cached = guided_weights(features, preset, pat, seed, target_id, lambda: loss_fn, settings,
+                                             on_step)
         r = make_renderer(preset, width, height, seed, pattern=pat, device=mm.get_torch_device(), weights=weights)
         images = _render_batch(r, features, 0, 0)
         report = ("cached weights (same prompt, model and settings)" if cached else

@@ -51,7 +51,9 @@ LINE_QUALITY = 210
 PANEL_HEIGHTS = {
     "M4VisualAnalyst": 260, "M4ReferenceCompare": 240, "M4AnimationDirector": 420, "M4PromptEngineer": 200,
     "M4PlanUnpack": 420, "M4LineQualityAnalyzer": 180, "M4AdaptiveCFG": 140, "M4AdaptiveGuider": 140,
-    "M4EarlyStopSampler": 140, "M4AdaptiveKSampler": 270,
+    "M4EarlyStopSampler": 140, "M4AdaptiveKSampler": 270, "M4RunLogger": 140, "M4RateRun": 140,
+    "M4KeyframeImputer": 240, "M4InbetweenNoiseMask": 140, "M4AudioFeatures": 200, "M4CPPNFrames": 140,
+    "M4CLIPGuidedCPPN": 140,
 }
 PANEL_MARGIN = 16  # the frontend's spacing around a DOM widget, with room to spare
 NODE_GAP = 60  # between a node's bottom edge and the title bar of the node stacked below it
@@ -618,6 +620,8 @@ def _example_inbetween(defs: dict[str, Any]) -> UIGraph:
     g.link(12, 0, 18, "keyframes")
     g.link(17, 0, 18, "frames")
     g.link(18, "images", 19, "images")
+    for upper, lower in ((12, 13), (14, 15), (17, 18)):  # same column: clear of the upper node's panel
+        g.stack_below(upper, lower)
     return g
 
 
@@ -640,6 +644,7 @@ def _example_audio_patterns(defs: dict[str, Any]) -> UIGraph:
     g.link(1, 0, 4, "audio")
     g.link(4, 0, 5, "video")
     g.link(2, "plot", 6, "images")
+    g.stack_below(3, 6)  # under the frames node, clear of its reserved panel
     return g
 
 

@@ -55,7 +55,8 @@ function drawSchedule(canvas, points, label) {
 const PANEL_HEIGHTS = {
   M4VisualAnalyst: 260, M4ReferenceCompare: 240, M4AnimationDirector: 420, M4PromptEngineer: 200,
   M4PlanUnpack: 420, M4LineQualityAnalyzer: 180, M4AdaptiveCFG: 140, M4AdaptiveGuider: 140,
-  M4EarlyStopSampler: 140, M4AdaptiveKSampler: 270,
+  M4EarlyStopSampler: 140, M4AdaptiveKSampler: 270, M4RunLogger: 140, M4RateRun: 140, M4KeyframeImputer: 240,
+  M4InbetweenNoiseMask: 140, M4AudioFeatures: 200, M4CPPNFrames: 140, M4CLIPGuidedCPPN: 140,
 };
 
 function panelFor(node) {

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
+import requests
 
 from host.browser import bar_pixels, fit_graph, open_comfy, overlapping_nodes, screenshot, unexpected_console_errors
 
@@ -33,22 +33,11 @@ SHOWN = {
     "Animation_Workflow_M4": PLANNING_OUTPUTS, "Animation_Workflow_M4_Adaptive": PLANNING_OUTPUTS,
     "M4_Example_Planning": PLANNING_OUTPUTS, "M4_Example_Line_Quality": ["M4LineQualityAnalyzer"],
     "M4_Example_Adaptive_CFG": ["M4AdaptiveCFG"], "M4_Example_Adaptive_KSampler": ["M4AdaptiveKSampler"],
-    "M4_Example_Adaptive_Guider_Early_Stop": [],
+    "M4_Example_Adaptive_Guider_Early_Stop": [], "M4_Example_Inbetween": ["M4KeyframeImputer"],
+    "M4_Example_Audio_Patterns": ["M4AudioFeatures"],
 }
 PASS, FAIL, THRESHOLD = "#5fd38d", "#ff5a5a", "#e040fb"
 _SIZES_JS = "() => Object.fromEntries(app.graph._nodes.map(n => [n.id, [...n.size]]))"
-
-
-@pytest.fixture(scope="module")
-def template_images(comfy_server, tmp_path_factory: pytest.TempPathFactory) -> None:
-    folder = tmp_path_factory.mktemp("layout-images")
-    for name, source in ((build_workflows.SKETCH, FIXTURES / "sketches" / "user_3.png"),
-                         (build_workflows.REFERENCE, FIXTURES / "references" / "madoka.jpg"),
-                         (build_workflows.LINEART, FIXTURES / "references" / "madoka_lineart.png")):
-        image = cv2.imread(str(source))
-        assert image is not None, source
-        cv2.imwrite(str(folder / name), image)
-        assert comfy_server.upload_image(folder / name) == name
 
 
 def _prepare(wf: dict[str, Any], comfy_server: Any) -> None:
@@ -71,6 +60,20 @@ def _prepare(wf: dict[str, Any], comfy_server: Any) -> None:
             values[names.index("subject_tags")] = f"1girl, run {time.time_ns()}"
 
 
+def _idle(comfy_server: Any) -> None:
+    """Nothing queued or running: a heavy example an earlier test left rendering (the audio frames, the
+    in-between refine) must not make the next workflow's run wait past its timeout."""
+    requests.post(f"{comfy_server.url}/queue", json={"clear": True}, timeout=10)
+    requests.post(f"{comfy_server.url}/interrupt", timeout=10)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        q = requests.get(f"{comfy_server.url}/queue", timeout=10).json()
+        if not q.get("queue_running") and not q.get("queue_pending"):
+            return
+        time.sleep(0.25)
+    raise AssertionError("the test server's queue did not empty within 120 s")
+
+
 def _queue(page: Any, name: str) -> None:
     if name.startswith("Animation_Workflow_M4"):  # the planning branch only
         page.evaluate(
@@ -86,6 +89,7 @@ def _queue(page: Any, name: str) -> None:
 @pytest.mark.parametrize("name", GENERATED)
 def test_no_two_nodes_overlap_before_or_after_a_run(comfy_server, browser_page, template_images, name):
     page = browser_page
+    _idle(comfy_server)
     open_comfy(page, comfy_server.url)
     wf = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
     _prepare(wf, comfy_server)

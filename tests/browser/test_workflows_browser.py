@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import pytest
 import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -49,27 +48,6 @@ def _load_in_page(page: Any, name: str) -> tuple[dict[str, Any], dict[str, Any]]
     page.evaluate(_LOAD_JS, [wf, name])
     page.wait_for_timeout(200)
     return wf, page.evaluate(_INSPECT_JS)
-
-
-@pytest.fixture(scope="module")
-def template_images(comfy_server, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The input files the templates name, as a user who dropped their own images would have them."""
-    folder = tmp_path_factory.mktemp("template-images")
-    for name, source in ((build_workflows.SKETCH, FIXTURES / "sketches" / "user_3.png"),
-                         (build_workflows.REFERENCE, FIXTURES / "references" / "madoka.jpg"),
-                         (build_workflows.LINEART, FIXTURES / "references" / "madoka_lineart.png"),
-                         (build_workflows.KEY_A, FIXTURES / "sketches" / "house_line.png"),
-                         (build_workflows.KEY_B, FIXTURES / "sketches" / "house_line.png")):
-        image = cv2.imread(str(source))
-        assert image is not None, source
-        cv2.imwrite(str(folder / name), image)
-        assert comfy_server.upload_image(folder / name) == name
-    # the audio example's LoadAudio previews its file: a generated click track under the name it gives
-    sys.path.insert(0, str(FIXTURES.parents[0] / "pure"))
-    from patterns_signals import click_track, write_wav
-
-    write_wav(folder / build_workflows.AUDIO_FILE, click_track(np.array([0.5, 1.0]), 22050, 1.5), 22050)
-    assert comfy_server.upload_image(folder / build_workflows.AUDIO_FILE) == build_workflows.AUDIO_FILE
 
 
 def test_every_bundled_workflow_loads_with_no_missing_nodes(comfy_server, browser_page, template_images):

@@ -154,3 +154,8 @@ def test_clip_guided_node_with_a_tiny_local_model(mod, features_out, tmp_path):
     assert "cached" in run(mod.M4CLIPGuidedCPPN, **args).result[2]
     with pytest.raises(ValueError, match="open_clip_model_path: folder not found"):
         run(mod.M4CLIPGuidedCPPN, **(args | {"open_clip_model_path": str(tmp_path / "missing")}))
+    # ComfyUI's executor runs every node under torch.inference_mode(): the optimisation must still get
+    # gradients there (it raised "element 0 of tensors does not require grad" in the server before).
+    with torch.inference_mode():
+        out = run(mod.M4CLIPGuidedCPPN, **(args | {"prompt": "blue waves under inference mode"}))
+    assert "over 4 steps" in out.result[2]
