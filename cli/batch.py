@@ -286,12 +286,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    background: list[threading.Thread] = []
-    try:
-        return _main(argv, background)
-    finally:  # a thread still inside OpenCV at interpreter shutdown aborts the process (SIGABRT)
-        for thread in background:
-            thread.join()
+    from cli.run_cmd import joining_background
+
+    return joining_background(_main, argv)
 
 
 def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:

@@ -288,13 +288,20 @@ def check_server_urls(urls: list[str]) -> None:
             raise RunInputError(f"--server: {exc}") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def joining_background(body: Callable[[list[str] | None, list[threading.Thread]], int],
+                       argv: list[str] | None) -> int:
+    """Run a command's body, then wait for the threads it started (the reference prefetch): a thread still
+    inside OpenCV at interpreter shutdown aborts the process (SIGABRT)."""
     background: list[threading.Thread] = []
     try:
-        return _main(argv, background)
-    finally:  # a thread still inside OpenCV at interpreter shutdown aborts the process (SIGABRT)
+        return body(argv, background)
+    finally:
         for thread in background:
             thread.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return joining_background(_main, argv)
 
 
 def _main(argv: list[str] | None, background: list[threading.Thread]) -> int:
