@@ -140,6 +140,46 @@ def _wobble(ink: np.ndarray) -> float:
     return total / count if count else 0.0
 
 
+def _dots_and_strays(small: np.ndarray, large: np.ndarray, labels: np.ndarray, centroids: np.ndarray,
+                     extent: np.ndarray, dot_r: float, gap_r: float) -> tuple[list[int], int]:
+    """The small marks that sit in dotted runs (a near other small mark) and the isolated ones (strays):
+    distance from each small mark to the nearest other small mark, and to any other ink."""
+    dots: list[int] = []
+    strays = 0
+    if not small.size:
+        return dots, strays
+    pts = centroids[small]
+    if small.size > 1:
+        d_small, _ = cKDTree(pts).query(pts, k=2)
+        nearest_small = d_small[:, 1]
+    else:
+        nearest_small = np.full(1, np.inf)
+    big_ink = np.isin(labels, large)
+    dist_big = cv2.distanceTransform((~big_ink).astype(np.uint8), cv2.DIST_L2, 3) if large.size else None
+    for k, lab in enumerate(small):
+        cy, cx = int(round(centroids[lab][1])), int(round(centroids[lab][0]))
+        to_big = float(dist_big[cy, cx]) if dist_big is not None else np.inf
+        # Centroid distances include the marks' own radii: allow for them.
+        reach = nearest_small[k] - extent[lab]
+        if reach <= dot_r:
+            dots.append(int(lab))
+        elif min(reach, to_big - extent[lab] / 2) > gap_r:
+            strays += 1
+    return dots, strays
+
+
+def _edge_chroma(rgb: np.ndarray, ink: np.ndarray) -> tuple[float, float]:
+    """(mean chroma in the band around the strokes, median chroma of the paper away from them)."""
+    ink_u8 = ink.astype(np.uint8)
+    near = cv2.dilate(ink_u8, np.ones((EDGE_BAND_OUT_PX, EDGE_BAND_OUT_PX), np.uint8)) > 0
+    band = near & ~(cv2.erode(ink_u8, np.ones((EDGE_BAND_IN_PX, EDGE_BAND_IN_PX), np.uint8)) > 0)
+    chroma = rgb.max(axis=2) - rgb.min(axis=2)
+    paper_px = ~near
+    paper_chroma = float(np.median(chroma[paper_px])) if paper_px.any() else 0.0
+    band_chroma = float(chroma[band].mean()) if band.any() else 0.0
+    return band_chroma, paper_chroma
+
+
 def score_line_art(image: np.ndarray) -> LineQualityScores:
     """Score one generated line-art image ((H, W, C) RGB, uint8 or float 0..1)."""
     rgb, _ = fit_within(to_rgb_float(image, "image"), WORK_SIDE)
@@ -163,27 +203,7 @@ def score_line_art(image: np.ndarray) -> LineQualityScores:
     small = comp[(extent[comp] <= small_len) | (stats[comp, cv2.CC_STAT_AREA] < la["small_area_widths2"] * w * w)]
     large = np.setdiff1d(comp, small)
 
-    # Distance from each small mark to the nearest other small mark, and to any other ink.
-    dots: list[int] = []
-    strays = 0
-    if small.size:
-        pts = centroids[small]
-        if small.size > 1:
-            d_small, _ = cKDTree(pts).query(pts, k=2)
-            nearest_small = d_small[:, 1]
-        else:
-            nearest_small = np.full(1, np.inf)
-        big_ink = np.isin(labels, large)
-        dist_big = cv2.distanceTransform((~big_ink).astype(np.uint8), cv2.DIST_L2, 3) if large.size else None
-        for k, lab in enumerate(small):
-            cy, cx = int(round(centroids[lab][1])), int(round(centroids[lab][0]))
-            to_big = float(dist_big[cy, cx]) if dist_big is not None else np.inf
-            # Centroid distances include the marks' own radii: allow for them.
-            reach = nearest_small[k] - extent[lab]
-            if reach <= dot_r:
-                dots.append(int(lab))
-            elif min(reach, to_big - extent[lab] / 2) > gap_r:
-                strays += 1
+    dots, strays = _dots_and_strays(small, large, labels, centroids, extent, dot_r, gap_r)
 
     stroke_len = float(length[large].sum() + length[small].sum())
     dot_len = float(length[dots].sum()) if dots else 0.0
@@ -196,13 +216,7 @@ def score_line_art(image: np.ndarray) -> LineQualityScores:
     rate = 1000.0 * gaps / big_len if big_len > 0 else 0.0
     broken = 1.0 - float(np.exp(-rate / la["broken_rate"]))
 
-    ink_u8 = ink.astype(np.uint8)
-    near = cv2.dilate(ink_u8, np.ones((EDGE_BAND_OUT_PX, EDGE_BAND_OUT_PX), np.uint8)) > 0
-    band = near & ~(cv2.erode(ink_u8, np.ones((EDGE_BAND_IN_PX, EDGE_BAND_IN_PX), np.uint8)) > 0)
-    chroma = rgb.max(axis=2) - rgb.min(axis=2)
-    paper_px = ~near
-    paper_chroma = float(np.median(chroma[paper_px])) if paper_px.any() else 0.0
-    band_chroma = float(chroma[band].mean()) if band.any() else 0.0
+    band_chroma, paper_chroma = _edge_chroma(rgb, ink)
     fringe = float(np.clip((band_chroma - paper_chroma) / la["fringe_chroma"], 0.0, 1.0))
 
     wobble = _wobble(ink)
