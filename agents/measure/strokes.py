@@ -267,16 +267,15 @@ def median_half_main(half: np.ndarray, faint: np.ndarray) -> float:
     return float(np.median(main)) if main.size else 1.0
 
 
-def measure_strokes(ink: InkMap) -> StrokeStats:
-    """Stroke statistics of an ink map: skeleton length, faint share, ends, gaps, widths, objects."""
-    h, w = ink.ink.shape
-    st = measure_data()["strokes"]
+def _stroke_mask(ink: InkMap, min_speck_area: float) -> tuple[np.ndarray, tuple[slice, slice], int]:
+    """(the canvas-size stroke mask without specks, the box of the ink plus a one-pixel margin, specks).
+
+    Everything measure_strokes does but the distance transform and the objects works on that box
+    (clipped at the canvas edge, which every call already treats as paper): components, thinning,
+    pruning, 3x3 sums and contours never look past the margin, so the crop gives the same pixels in
+    the same raster order at a fraction of the cost."""
     smooth = cv2.GaussianBlur(ink.ink, (3, 3), 0)
     full_mask = np.greater(smooth, ink.threshold).view(np.uint8)
-    # Everything below but the distance transform and the objects works on the box of the ink plus
-    # a one-pixel paper margin (clipped at the canvas edge, which every call below already treats as
-    # paper): components, thinning, pruning, 3x3 sums and contours never look past that margin, so
-    # the crop gives the same pixels in the same raster order at a fraction of the cost.
     bx, by, bw, bh = cv2.boundingRect(full_mask)
     x0, y0 = max(0, bx - 1), max(0, by - 1)
     box = (slice(y0, by + bh + 1), slice(x0, bx + bw + 1))
@@ -285,16 +284,41 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
     n, labels, cc_stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
         raw_mask, 8, cv2.CV_32S, cv2.CCL_GRANA
     )
-    areas = cc_stats[:, cv2.CC_STAT_AREA]
-    speck = areas < st["min_speck_area"]
+    speck = cc_stats[:, cv2.CC_STAT_AREA] < min_speck_area
     speck[0] = False
     specks = int(speck.sum())
     mask = raw_mask.astype(bool)
     if specks:
         mask &= ~speck[labels]
-    mask_u8 = mask.view(np.uint8)
+    full_mask[box] = mask.view(np.uint8)
+    return full_mask, box, specks
+
+
+def _width_percentiles(half: np.ndarray) -> tuple[float, float, float]:
+    """(median, p10, p90) stroke width from skeleton half-widths (0 for no strokes)."""
+    widths = np.maximum(2.0 * half - 1.0, 1.0)
+    if not widths.size:
+        return 0.0, 0.0, 0.0
+    median_w, p10, p90 = (float(v) for v in np.percentile(widths, [50, 10, 90]))
+    return median_w, p10, p90
+
+
+def _ends_and_junctions(sk: np.ndarray) -> tuple[np.ndarray, int]:
+    """The skeleton's end pixels (one neighbour) and its number of junctions (3+ neighbours, grouped)."""
+    nb = _box_sum(sk)  # neighbours + 1 on the skeleton
+    junction_mask = sk & (nb >= 4)
+    return sk & (nb == 2), max(0, cv2.connectedComponents(junction_mask, connectivity=8)[0] - 1)
+
+
+def measure_strokes(ink: InkMap) -> StrokeStats:
+    """Stroke statistics of an ink map: skeleton length, faint share, ends, gaps, widths, objects."""
+    h, w = ink.ink.shape
+    st = measure_data()["strokes"]
+    full_mask, box, specks = _stroke_mask(ink, st["min_speck_area"])
+    x0, y0 = box[1].start, box[0].start
+    mask_u8 = np.ascontiguousarray(full_mask[box])  # its own array, as OpenCV and skimage get it below
+    mask = mask_u8.view(bool)
     ink_share = cv2.countNonZero(mask_u8) / (h * w)  # == mask.mean(): an exact count over the canvas
-    full_mask[box] = mask_u8
 
     skel = skeletonize(mask)
     # Full size: on a crop the transform's float sums can differ in the last bit.
@@ -311,20 +335,13 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
     faint_px = int(faint.sum())
 
     # Width statistics of the main (non-faint) strokes: construction lines are measured apart.
-    widths = np.maximum(2.0 * half[~faint] - 1.0, 1.0)
-    if widths.size:
-        median_w, p10, p90 = (float(v) for v in np.percentile(widths, [50, 10, 90]))
-    else:
-        median_w = p10 = p90 = 0.0
+    median_w, p10, p90 = _width_percentiles(half[~faint])
     # Edge roughness: outline length against the two sides of a smooth stroke of that length.
     contours, _ = cv2.findContours(mask_u8, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     outline = sum(cv2.arcLength(c, True) for c in contours)
 
     sk = skel.view(np.uint8)
-    nb = _box_sum(sk)  # neighbours + 1 on the skeleton
-    end_mask = sk & (nb == 2)
-    junction_mask = sk & (nb >= 4)
-    junctions = max(0, cv2.connectedComponents(junction_mask, connectivity=8)[0] - 1)
+    end_mask, junctions = _ends_and_junctions(sk)
 
     n_sk, sk_labels = cv2.connectedComponents(sk, connectivity=8)
     comp_len = np.bincount(sk_labels[skel], minlength=n_sk).astype(np.float64)  # background stays 0
