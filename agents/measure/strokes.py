@@ -306,7 +306,7 @@ def _width_percentiles(half: np.ndarray) -> tuple[float, float, float]:
 def _ends_and_junctions(sk: np.ndarray) -> tuple[np.ndarray, int]:
     """The skeleton's end pixels (one neighbour) and its number of junctions (3+ neighbours, grouped)."""
     nb = _box_sum(sk)  # neighbours + 1 on the skeleton
-    junction_mask = sk & (nb >= 4)
+    junction_mask: np.ndarray = sk & (nb >= 4)  # uint8: the skeleton's own dtype
     return sk & (nb == 2), max(0, cv2.connectedComponents(junction_mask, connectivity=8)[0] - 1)
 
 
