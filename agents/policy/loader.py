@@ -386,15 +386,21 @@ def load_policy(path: str | Path | None = None, overlay: str | Path | None = Non
         from .overlay import load_with_overlay
 
         return load_with_overlay(overlay, path).policy
+    raw, p = read_policy_document(path)
+    return parse_policy(raw, source=str(p))
+
+
+def read_policy_document(path: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """(the parsed TOML of a policy file, its path): the shipped one when path is None; PolicyError names
+    a missing or malformed file."""
     p = Path(path) if path is not None else DEFAULT_POLICY_PATH
     try:
         with p.open("rb") as fh:
-            raw = tomllib.load(fh)
+            return tomllib.load(fh), p
     except FileNotFoundError as exc:
         raise PolicyError(f"policy file {p}: not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy file {p}: not valid TOML ({exc})") from exc
-    return parse_policy(raw, source=str(p))
 
 
 @lru_cache(maxsize=1)
@@ -405,5 +411,4 @@ def default_policy() -> Policy:
 
 def raw_default_policy() -> dict[str, Any]:
     """The shipped policy as a fresh mutable dict (for tests and tools that derive variants)."""
-    with DEFAULT_POLICY_PATH.open("rb") as fh:
-        return tomllib.load(fh)
+    return read_policy_document()[0]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .loader import DEFAULT_POLICY_PATH, Policy, PolicyError, parse_policy
+from .loader import Policy, PolicyError, parse_policy, read_policy_document
 
 OVERLAY_FILE = "m4_policy_overlay.toml"
 ENV_OVERLAY = "M4_POLICY_OVERLAY"
@@ -213,14 +213,7 @@ def default_overlay_path(comfy_user_dir: Path | None = None, beside: Path | None
 def load_with_overlay(overlay_path: str | Path | None, policy_path: str | Path | None = None) -> OverlayResult:
     """The locked policy with the overlay applied when it is valid; an absent or invalid overlay leaves
     the locked policy in force (the note says why). A bad locked policy still raises PolicyError."""
-    p = Path(policy_path) if policy_path is not None else DEFAULT_POLICY_PATH
-    try:
-        with p.open("rb") as fh:
-            policy_raw = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise PolicyError(f"policy file {p}: not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"policy file {p}: not valid TOML ({exc})") from exc
+    policy_raw, p = read_policy_document(policy_path)
     locked = parse_policy(policy_raw, source=str(p))
     if overlay_path is None:
         return OverlayResult(locked, False, "no overlay given: the locked policy")

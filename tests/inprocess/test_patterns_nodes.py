@@ -130,19 +130,9 @@ def test_cppn_frames_bad_inputs(mod, features_out):
 
 
 def test_clip_guided_node_with_a_tiny_local_model(mod, features_out, tmp_path):
-    import json
+    from host.tiny_open_clip import save_tiny_open_clip
 
-    import open_clip
-    from safetensors.torch import save_file
-
-    cfg = {"model_cfg": {"embed_dim": 16,
-                         "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-                         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}},
-           "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
-    (tmp_path / "open_clip_config.json").write_text(json.dumps(cfg))
-    torch.manual_seed(0)
-    model = open_clip.model.CLIP(**cfg["model_cfg"])
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "open_clip_model.safetensors"))
+    save_tiny_open_clip(tmp_path)
     args = {"features": features_out.result[0], "open_clip_model_path": str(tmp_path), "prompt": "red spirals",
             "preset": "pulse", "pattern": "from preset", "width": 32, "height": 24, "seed": 0, "steps": 4,
             "lr": 0.05, "optimise_size": 16, "reactivity_weight": 1.0}

@@ -4,8 +4,6 @@ orientation histograms), and the CLIP mechanics with a tiny random open_clip mod
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -24,15 +22,7 @@ from agents.patterns.guided import (
 )
 from agents.patterns.palettes import palette_from_image
 from agents.patterns.render import make_renderer, schedule_for
-
-TINY = {
-    "model_cfg": {
-        "embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-    },
-    "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
-}
+from host.tiny_open_clip import save_tiny_open_clip
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +32,7 @@ def feats():
 
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory):
-    import open_clip
-    from safetensors.torch import save_file
-
-    folder = tmp_path_factory.mktemp("tiny_open_clip_patterns")
-    (folder / "open_clip_config.json").write_text(json.dumps(TINY))
-    torch.manual_seed(0)
-    model = open_clip.model.CLIP(**TINY["model_cfg"])
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
-    return folder
+    return save_tiny_open_clip(tmp_path_factory.mktemp("tiny_open_clip_patterns"))
 
 
 def _stripes() -> np.ndarray:

@@ -15,6 +15,7 @@ import pytest
 from agents.measure.embeddings import EmbeddingError, load_open_clip
 from agents.measure.imaging import load_image
 from agents.measure.reference_compare import compare
+from host.tiny_open_clip import save_tiny_open_clip
 
 TINY = {
     "model_cfg": {
@@ -28,16 +29,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
-
-    folder = tmp_path_factory.mktemp("tiny_open_clip")
-    (folder / "open_clip_config.json").write_text(json.dumps(TINY))
-    torch.manual_seed(0)
-    model = open_clip.model.CLIP(**TINY["model_cfg"])
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
-    return folder
+    return save_tiny_open_clip(tmp_path_factory.mktemp("tiny_open_clip"), TINY)
 
 
 def test_local_model_loads_with_its_preprocessing(tiny_model_dir) -> None:

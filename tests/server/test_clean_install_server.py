@@ -18,6 +18,7 @@ import pytest
 
 from cli.local_comfy import ComfyError, LocalComfy
 from cli.standin_checkpoint import cached_checkpoint
+from host.tiny_open_clip import save_tiny_open_clip
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -77,24 +78,6 @@ def _tone_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
         out.setframerate(rate)
         out.writeframes(bytes(samples))
     return path
-
-
-def _tiny_open_clip(folder: Path) -> Path:
-    """A tiny randomly initialised open_clip model saved where the CLIP-guided node can read it."""
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
-
-    cfg = {"model_cfg": {"embed_dim": 16,
-                         "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-                         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}},
-           "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "open_clip_config.json").write_text(json.dumps(cfg))
-    torch.manual_seed(0)
-    model = open_clip.model.CLIP(**cfg["model_cfg"])
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
-    return folder
 
 
 def _every_node_graph(sketch: str, reference: str, checkpoint: str, info: dict[str, Any], audio: str = "",
@@ -170,7 +153,7 @@ def test_every_pack_node_runs_on_a_clean_install(clean_server: LocalComfy, tmp_p
                               clean_server.upload_image(FIXTURES / "references" / "madoka_lineart.png"),
                               str(clean_server.checkpoint), info,
                               audio=clean_server.upload_image(_tone_wav(tmp_path / "m4_clean_clicks.wav")),
-                              clip_dir=str(_tiny_open_clip(tmp_path / "tiny_clip")))
+                              clip_dir=str(save_tiny_open_clip(tmp_path / "tiny_clip")))
     uncovered = sorted(pack_ids - {node["class_type"] for node in graph.values()})
     assert uncovered == [], f"add these nodes to the clean-install graph: {uncovered}"
     entry = clean_server.run(graph, timeout=300)
