@@ -246,6 +246,12 @@ def _parse_cases(raw: Mapping[str, Any], cfg: Mapping[str, float], limits: Mappi
         if ip2_lo > ip1_lo - ip_gap + 1e-9:  # the hard rule's gap, read from [hard_rules]
             raise PolicyError(f"policy key {path}.ip2_weight: lower bound {ip2_lo:g} must be at least {ip_gap:.2f} "
                               f"under the ip1_weight lower bound {ip1_lo:g} (hard rule ip2 <= ip1 - {ip_gap:.2f})")
+        for value_name in ("cfg1", "cfg2"):
+            # The hard rules only lower CFG (ip2 caps, coupling, dampening) down to the global minimum: a case
+            # floor above it would let a rule-made value leave the case's bounds.
+            if bounds[value_name][0] != g_lo:
+                raise PolicyError(f"policy key {path}.{value_name}: lower bound {bounds[value_name][0]:g} must be "
+                                  f"the global CFG minimum {g_lo:g} (the hard rules may lower CFG to it)")
         cases[name] = CaseProfile(
             name=name,
             cfg1_eff_max=_number(entry, "cfg1_eff_max", f"{path}.cfg1_eff_max", g_lo, g_hi),

@@ -141,3 +141,10 @@ def test_tunables_are_declared_with_ranges_and_never_a_hard_rule():
     assert "current value" in msg
     msg = _broken(lambda r: r["tunable"].__setitem__("classify.no_such_key", [0.1, 0.2]))
     assert "no such policy key" in msg
+
+
+def test_a_case_cfg_floor_above_the_global_minimum_is_refused():
+    """The ip2-coupled caps lower cfg2 to 7.4 and the dampening lowers both: a case floor of 7.5 would let
+    a rule-made value leave the case bounds (calibration's property test found such an overlay)."""
+    msg = _broken(lambda r: r["cases"]["single_complex"].__setitem__("cfg2", [7.5, 8.4]))
+    assert "cases.single_complex.cfg2" in msg and "global CFG minimum 7" in msg
