@@ -110,12 +110,25 @@ function fitNode(node) {
   node.setDirtyCanvas?.(true, true);
 }
 
+// The run's last event ({final: true, steps_used, steps, model_calls, uncond_calls}) carries totals, not a
+// point: it labels the chart (plotted, it would turn the axis range into NaN and blank the curve).
+function liveLabel(node) {
+  const f = node.m4LiveFinal;
+  if (!f) return "live CFG";
+  return `CFG ${f.steps_used}/${f.steps} steps, ${f.model_calls} calls`;
+}
+
 function liveStep(detail) {
   const node = app.graph?.getNodeById?.(Number(detail.node)) ?? app.graph?.getNodeById?.(detail.node);
   if (!node) return;
   node.m4Live = node.m4Live || [];
-  if (detail.index === 0) node.m4Live = [];
-  node.m4Live.push({ index: detail.index, sigma: detail.sigma, cfg: detail.cfg, uncond: detail.uncond });
+  if (detail.final) {
+    node.m4LiveFinal = detail;
+  } else {
+    if (!Number.isFinite(detail.cfg)) return;
+    if (detail.index === 0) { node.m4Live = []; node.m4LiveFinal = null; }
+    node.m4Live.push({ index: detail.index, sigma: detail.sigma, cfg: detail.cfg, uncond: detail.uncond });
+  }
   const el = panelFor(node);
   let canvas = el.querySelector("canvas.m4-live");
   if (!canvas) {
@@ -123,10 +136,10 @@ function liveStep(detail) {
     canvas.width = 300; canvas.height = 120;
     canvas.className = "m4-live";
     // The browser may discard a canvas it does not show (memory pressure): redraw when it is given back.
-    canvas.addEventListener("contextrestored", () => drawSchedule(canvas, node.m4Live || [], "live CFG"));
+    canvas.addEventListener("contextrestored", () => drawSchedule(canvas, node.m4Live || [], liveLabel(node)));
     el.appendChild(canvas);
   }
-  drawSchedule(canvas, node.m4Live, "live CFG");
+  drawSchedule(canvas, node.m4Live, liveLabel(node));
   if (detail.index === 0) fitNode(node);
   else node.setDirtyCanvas?.(true, true);
 }

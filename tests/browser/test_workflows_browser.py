@@ -216,21 +216,25 @@ def test_adaptive_cfg_schedule_is_drawn_live_on_the_patch_node(comfy_server, bro
     page = browser_page
     by_type = _queue_example_on_standin(page, comfy_server, "M4_Example_Adaptive_CFG", "KSampler", 8)
     patch_id = by_type["M4AdaptiveCFG"]["id"]
-    page.wait_for_function(f"() => (app.graph.getNodeById({patch_id})?.m4Live?.length ?? 0) >= 8", timeout=120_000)
+    # Read after the run's final event (totals, no cfg), which must label the chart, not blank it.
+    page.wait_for_function(f"() => app.graph.getNodeById({patch_id})?.m4LiveFinal?.final === true", timeout=120_000)
     live = page.evaluate(f"() => app.graph.getNodeById({patch_id}).m4Live")
+    assert len(live) >= 8 and all(isinstance(p["cfg"], int | float) for p in live), live
     sigmas = [p["sigma"] for p in live]
     assert sigmas == sorted(sigmas, reverse=True), "points arrive in sampling order (falling sigma)"
     assert any(p["uncond"] is False for p in live), "linear_up skips the unconditional pass at high noise"
     assert any(p["uncond"] is True for p in live)
     lit_pixels = _lit_pixels_js(patch_id, "m4-live")
-    # Polled, not read once: the canvas is drawn as events arrive, and a read between two events (or
-    # while the browser restores a discarded canvas) must not decide the test.
+    # Polled, not read once: a read while the browser restores a discarded canvas must not decide the test.
     try:
         page.wait_for_function(f"() => (({lit_pixels})() ?? 0) > 20", timeout=15_000)
     except PlaywrightTimeout:
-        state = page.evaluate(f"() => ({{lit: ({lit_pixels})(), points: app.graph.getNodeById({patch_id}).m4Live"
-                              f"?.length, canvases: app.graph.getNodeById({patch_id}).m4Element"
-                              f"?.querySelectorAll('canvas').length}})")
+        state = page.evaluate(f"""() => {{
+            const n = app.graph.getNodeById({patch_id}), c = n.m4Element?.querySelector('canvas.m4-live');
+            return {{lit: ({lit_pixels})(), points: n.m4Live?.length, canvases: n.m4Element?.querySelectorAll('canvas').length,
+                     connected: c?.isConnected, lost: c?.getContext('2d').isContextLost?.(), size: [c?.width, c?.height],
+                     shown: [c?.clientWidth, c?.clientHeight], cfgs: n.m4Live?.map((p) => p.cfg)}};
+        }}""")
         pytest.fail(f"the live CFG curve was not drawn: {state}")
     assert unexpected_console_errors(page) == []
 
