@@ -231,8 +231,9 @@ def test_adaptive_cfg_schedule_is_drawn_live_on_the_patch_node(comfy_server, bro
     except PlaywrightTimeout:
         state = page.evaluate(f"""() => {{
             const n = app.graph.getNodeById({patch_id}), c = n.m4Element?.querySelector('canvas.m4-live');
-            return {{lit: ({lit_pixels})(), points: n.m4Live?.length, canvases: n.m4Element?.querySelectorAll('canvas').length,
-                     connected: c?.isConnected, lost: c?.getContext('2d').isContextLost?.(), size: [c?.width, c?.height],
+            return {{lit: ({lit_pixels})(), points: n.m4Live?.length,
+                     canvases: n.m4Element?.querySelectorAll('canvas').length, connected: c?.isConnected,
+                     lost: c?.getContext('2d').isContextLost?.(), size: [c?.width, c?.height],
                      shown: [c?.clientWidth, c?.clientHeight], cfgs: n.m4Live?.map((p) => p.cfg)}};
         }}""")
         pytest.fail(f"the live CFG curve was not drawn: {state}")
