@@ -54,7 +54,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="8 seeds per set instead of 24")
     ap.add_argument("--real-dir", type=Path, default=None,
                     help="folder holding the candidate real drawings listed in bench/real_drawings.toml "
-                         "(and optionally its own labels.toml)")
+                         "(also looked for in tests/fixtures/real_drawings/)")
+    ap.add_argument("--verbose", action="store_true", help="print each real drawing's grade")
     args = ap.parse_args()
     n = 8 if args.quick else len(TUNING_SEEDS)
     table("TUNING set (chosen on)", TUNING_SEEDS[:n], (512,))
@@ -64,7 +65,7 @@ def main() -> None:
         a = analyse(load_image(REPO / "tests" / "fixtures" / rel), rel)
         rough = {k: round(getattr(a, k), 2) for k in ROUGH_SIGNALS}
         print(f"  {rel:32s} {a.line_quality:10s} {a.line_quality_score:.3f}  want {want:20s} {rough}")
-    real_drawings.run(REPO / "tests" / "fixtures", args.real_dir)
+    real_drawings.run(REPO / "tests" / "fixtures", args.real_dir, args.verbose)
 
 
 if __name__ == "__main__":

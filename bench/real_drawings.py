@@ -1,10 +1,13 @@
 """Visual Analyst grading on labelled REAL drawings: a confusion table (label rough/clean by grade) and,
 for drawings labelled as a rough/clean pair of the same picture, whether the clean one scores higher.
 
-Labels live in TOML files of `[[drawing]]` tables (file, label, optional pair, source, author, licence,
-changes): bench/real_drawings.toml lists the bundled fixtures (read from tests/fixtures/) and the
-candidate drawings not in the repository, which are graded only when `--real-dir DIR` names a folder
-holding them (e.g. a copy from the project's shared test data). Nothing here is tuned on these drawings.
+Labels live in TOML files of `[[drawing]]` tables (file, label, optional pair and half, source, author,
+licence, changes):
+- tests/fixtures/real_drawings/labels.toml: the bundled public-domain clean line drawings, split by a
+  written rule into a TUNING and a CHECKING half;
+- bench/real_drawings.toml: the older bundled fixtures (tests/fixtures/) and candidate drawings that are
+  not in the repository, graded when present in tests/fixtures/real_drawings/ or in `--real-dir DIR`.
+Only the tuning half may be used to choose measure.toml values.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from agents.measure.imaging import load_image
 from agents.measure.visual_analyst import analyse
 
 LABELS = Path(__file__).with_name("real_drawings.toml")
+FIXTURE_LABELS = "real_drawings/labels.toml"  # under tests/fixtures/
 GRADES = ("clean", "structured", "messy", "empty")
 
 
@@ -26,6 +30,7 @@ class Graded:
     file: str
     label: str
     pair: str
+    half: str
     grade: str
     score: float
 
@@ -40,31 +45,47 @@ def entries(path: Path = LABELS) -> list[dict[str, object]]:
     return rows
 
 
-def grade(rows: list[dict[str, object]], bundled_root: Path, extra_root: Path | None) -> list[Graded]:
-    """Grade each listed drawing found: bundled ones under bundled_root, the rest under extra_root."""
+def located(fixtures: Path, real_dir: Path | None) -> list[tuple[dict[str, object], Path]]:
+    """Every listed drawing that is present, with its path: bundled ones under tests/fixtures/, the
+    fixture labels' ones under tests/fixtures/real_drawings/, candidates there or under real_dir."""
+    extra = fixtures / "real_drawings"
+    found = []
+    for row in entries(LABELS):
+        roots = [fixtures] if row.get("bundled", False) else [extra] + ([real_dir] if real_dir else [])
+        path = next((r / str(row["file"]) for r in roots if (r / str(row["file"])).is_file()), None)
+        if path is not None:
+            found.append((row, path))
+    if (fixtures / FIXTURE_LABELS).is_file():
+        found += [(row, extra / str(row["file"])) for row in entries(fixtures / FIXTURE_LABELS)]
+    return found
+
+
+def grade(found: list[tuple[dict[str, object], Path]]) -> list[Graded]:
     out = []
-    for row in rows:
-        root = bundled_root if row.get("bundled", False) else extra_root
-        if root is None or not (root / str(row["file"])).is_file():
-            continue
-        a = analyse(load_image(root / str(row["file"])), str(row["file"]))
+    for row, path in found:
+        a = analyse(load_image(path), str(row["file"]))
         out.append(Graded(str(row["file"]), str(row["label"]), str(row.get("pair", "")),
-                          a.line_quality, a.line_quality_score))
+                          str(row.get("half", "checking")), a.line_quality, a.line_quality_score))
     return out
 
 
-def report(graded: list[Graded], missing: int) -> None:
+def table(name: str, graded: list[Graded]) -> None:
     counts = collections.Counter((g.label, g.grade) for g in graded)
     right = sum(1 for g in graded if (g.grade == "clean") == (g.label == "clean"))
     n = len(graded)
     share = f"{right / n:.1%}" if n else "n/a"
-    print(f"\nREAL drawings (never tuned on): {n} graded ({missing} listed but not present), "
-          f"clean-vs-not accuracy {share}")
+    print(f"\n{name}: {n} drawings, clean-vs-not accuracy {share}")
     print(f"{'label / grade':14s}" + "".join(f"{g:>12s}" for g in GRADES))
     for label in ("clean", "rough"):
         print(f"{label:14s}" + "".join(f"{counts[(label, g)]:12d}" for g in GRADES))
-    for g in graded:
-        print(f"  {g.file:44s} {g.label:6s} {g.grade:10s} {g.score:.3f}")
+
+
+def report(graded: list[Graded], missing: int, verbose: bool) -> None:
+    print(f"\nREAL drawings: {len(graded)} graded ({missing} listed candidates not present)")
+    table("REAL, tuning half (may be chosen on)", [g for g in graded if g.half == "tuning"])
+    table("REAL, checking half (never chosen on)", [g for g in graded if g.half != "tuning"])
+    for g in graded if verbose else []:
+        print(f"  {g.file:44s} {g.half:8s} {g.label:6s} {g.grade:10s} {g.score:.3f}")
     pairs: dict[str, dict[str, Graded]] = collections.defaultdict(dict)
     for g in graded:
         if g.pair:
@@ -77,9 +98,9 @@ def report(graded: list[Graded], missing: int) -> None:
         print(f"  {name:24s} clean {v['clean'].score:.3f} vs rough {v['rough'].score:.3f}  {mark}")
 
 
-def run(fixtures: Path, real_dir: Path | None) -> None:
-    rows = entries()
-    if real_dir is not None and (real_dir / "labels.toml").is_file():
-        rows = rows + [dict(r, bundled=False) for r in entries(real_dir / "labels.toml")]
-    graded = grade(rows, fixtures, real_dir)
-    report(graded, len(rows) - len(graded))
+def run(fixtures: Path, real_dir: Path | None, verbose: bool = False) -> list[Graded]:
+    found = located(fixtures, real_dir)
+    listed = len(entries(LABELS))
+    graded = grade(found)
+    report(graded, listed - sum(1 for row, _ in found if "half" not in row), verbose)
+    return graded

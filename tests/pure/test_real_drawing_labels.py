@@ -1,7 +1,8 @@
-"""The labelled real drawings of bench/real_drawings.toml: every entry names its source, author and
-licence; the bundled ones are in tests/fixtures/ with a NOTICE line; every rough one present (bundled, or
-copied into tests/fixtures/real_drawings/ from the project's shared test data) is not graded clean.
-None of these drawings was used to choose a measure.toml value."""
+"""The labelled real drawings (bench/real_drawings.toml, tests/fixtures/real_drawings/labels.toml): every
+entry names its source, author, licence and changes; the bundled ones are fixtures with a NOTICE line; the
+public-domain line drawings are split into a tuning and a checking half by the written rule; every rough
+drawing present (bundled, or copied into tests/fixtures/real_drawings/ from the project's shared test
+data) is not graded clean."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import pytest
 
 from agents.measure.imaging import load_image
 from agents.measure.visual_analyst import analyse
-from bench.real_drawings import LABELS, entries
+from bench.real_drawings import FIXTURE_LABELS, LABELS, entries
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EXTRA = FIXTURES / "real_drawings"
 ROWS = entries(LABELS)
+LINE_ART = entries(FIXTURES / FIXTURE_LABELS)
 
 
 def _path(row: dict[str, object]) -> Path:
@@ -23,8 +25,8 @@ def _path(row: dict[str, object]) -> Path:
 
 
 def test_every_listed_drawing_names_its_source_author_and_licence() -> None:
-    assert len(ROWS) >= 5
-    for row in ROWS:
+    assert len(ROWS) >= 5 and len(LINE_ART) >= 20
+    for row in ROWS + LINE_ART:
         for key in ("source", "author", "licence", "changes"):
             assert isinstance(row.get(key), str) and row[key], (row["file"], key)
 
@@ -36,6 +38,16 @@ def test_bundled_drawings_are_fixtures_with_an_attribution_line() -> None:
     for row in bundled:
         assert _path(row).is_file(), row["file"]
         assert f"| {row['file']} |" in notice, row["file"]
+
+
+def test_line_art_is_bundled_attributed_and_split_by_the_written_rule() -> None:
+    """Sorted by file name, the 1st, 3rd, ... drawing is tuning data and the 2nd, 4th, ... checking."""
+    notice = (FIXTURES / "NOTICE.md").read_text()
+    files = sorted(str(r["file"]) for r in LINE_ART)
+    for row in LINE_ART:
+        assert (EXTRA / str(row["file"])).is_file() and f"| real_drawings/{row['file']} |" in notice
+        assert row["half"] == ("tuning" if files.index(str(row["file"])) % 2 == 0 else "checking")
+    assert sum((EXTRA / f).stat().st_size for f in files) < 2_000_000
 
 
 def test_pairs_have_one_rough_and_one_clean_drawing() -> None:
