@@ -45,19 +45,22 @@ def entries(path: Path = LABELS) -> list[dict[str, object]]:
     return rows
 
 
-def located(fixtures: Path, real_dir: Path | None) -> list[tuple[dict[str, object], Path]]:
-    """Every listed drawing that is present, with its path: bundled ones under tests/fixtures/, the
-    fixture labels' ones under tests/fixtures/real_drawings/, candidates there or under real_dir."""
+def located(fixtures: Path, real_dir: Path | None) -> tuple[list[tuple[dict[str, object], Path]], int]:
+    """Every listed drawing that is present, with its path (bundled ones under tests/fixtures/, the
+    fixture labels' ones under tests/fixtures/real_drawings/, candidates there or under real_dir), and
+    how many listed drawings are absent."""
     extra = fixtures / "real_drawings"
-    found = []
+    found, missing = [], 0
     for row in entries(LABELS):
         roots = [fixtures] if row.get("bundled", False) else [extra] + ([real_dir] if real_dir else [])
         path = next((r / str(row["file"]) for r in roots if (r / str(row["file"])).is_file()), None)
-        if path is not None:
+        if path is None:
+            missing += 1
+        else:
             found.append((row, path))
     if (fixtures / FIXTURE_LABELS).is_file():
         found += [(row, extra / str(row["file"])) for row in entries(fixtures / FIXTURE_LABELS)]
-    return found
+    return found, missing
 
 
 def grade(found: list[tuple[dict[str, object], Path]]) -> list[Graded]:
@@ -78,12 +81,18 @@ def table(name: str, graded: list[Graded]) -> None:
     print(f"{'label / grade':14s}" + "".join(f"{g:>12s}" for g in GRADES))
     for label in ("clean", "rough"):
         print(f"{label:14s}" + "".join(f"{counts[(label, g)]:12d}" for g in GRADES))
+    clean = [g.score for g in graded if g.label == "clean"]
+    rough = [g.score for g in graded if g.label == "rough"]
+    if clean and rough:  # AUC: share of (clean, rough) pairs, any drawings, where the clean one scores higher
+        auc = sum((c > r) + 0.5 * (c == r) for c in clean for r in rough) / (len(clean) * len(rough))
+        print(f"score ranking (clean above rough, all pairs of drawings): {auc:.1%}")
 
 
 def report(graded: list[Graded], missing: int, verbose: bool) -> None:
     print(f"\nREAL drawings: {len(graded)} graded ({missing} listed candidates not present)")
     table("REAL, tuning half (may be chosen on)", [g for g in graded if g.half == "tuning"])
-    table("REAL, checking half (never chosen on)", [g for g in graded if g.half != "tuning"])
+    table("REAL, checking half (never chosen on)", [g for g in graded if g.half == "checking"])
+    table("REAL, earlier fixtures (looked at while designing)", [g for g in graded if g.half == "looked_at"])
     for g in graded if verbose else []:
         print(f"  {g.file:44s} {g.half:8s} {g.label:6s} {g.grade:10s} {g.score:.3f}")
     pairs: dict[str, dict[str, Graded]] = collections.defaultdict(dict)
@@ -99,8 +108,7 @@ def report(graded: list[Graded], missing: int, verbose: bool) -> None:
 
 
 def run(fixtures: Path, real_dir: Path | None, verbose: bool = False) -> list[Graded]:
-    found = located(fixtures, real_dir)
-    listed = len(entries(LABELS))
+    found, missing = located(fixtures, real_dir)
     graded = grade(found)
-    report(graded, listed - sum(1 for row, _ in found if "half" not in row), verbose)
+    report(graded, missing, verbose)
     return graded
