@@ -1,7 +1,8 @@
 """Visual Analyst grading on labelled drawings: confusion tables on the synthetic TUNING and HELD-OUT
-sets (tests/host/drawing_sets.py) and the grades of the bundled real drawings.
+sets (tests/host/drawing_sets.py), and beside them the confusion on labelled REAL drawings
+(bench/real_drawings.py: the bundled fixtures, plus the listed candidates found in --real-dir).
 
-Run from the repository root:  $PY bench/analyst_confusion.py [--quick]
+Run from the repository root:  $PY bench/analyst_confusion.py [--quick] [--real-dir DIR]
 The tuning set is what measure.toml's [rough_scores] ramps and rough-signal weights were chosen on;
 the held-out set (other seeds, 512 and 768 px) was never looked at while choosing them.
 """
@@ -21,6 +22,8 @@ from agents.measure.imaging import load_image  # noqa: E402
 from agents.measure.rough_scores import ROUGH_SIGNALS  # noqa: E402
 from agents.measure.visual_analyst import analyse  # noqa: E402
 from host.drawing_sets import HELD_OUT_SEEDS, TUNING_SEEDS, labelled  # noqa: E402
+
+from bench import real_drawings  # noqa: E402
 
 GRADES = ("clean", "structured", "messy")
 REAL = {  # bundled real drawings and the grade each must (not) get: tests/pure/test_visual_analyst_rough.py
@@ -49,6 +52,10 @@ def table(name: str, seeds: range, sizes: tuple[int, ...]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 seeds per set instead of 24")
+    ap.add_argument("--real-dir", type=Path, default=None,
+                    help="folder holding the candidate real drawings listed in bench/real_drawings.toml "
+                         "(also looked for in tests/fixtures/real_drawings/)")
+    ap.add_argument("--verbose", action="store_true", help="print each real drawing's grade")
     args = ap.parse_args()
     n = 8 if args.quick else len(TUNING_SEEDS)
     table("TUNING set (chosen on)", TUNING_SEEDS[:n], (512,))
@@ -58,6 +65,7 @@ def main() -> None:
         a = analyse(load_image(REPO / "tests" / "fixtures" / rel), rel)
         rough = {k: round(getattr(a, k), 2) for k in ROUGH_SIGNALS}
         print(f"  {rel:32s} {a.line_quality:10s} {a.line_quality_score:.3f}  want {want:20s} {rough}")
+    real_drawings.run(REPO / "tests" / "fixtures", args.real_dir, args.verbose)
 
 
 if __name__ == "__main__":
