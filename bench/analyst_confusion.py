@@ -21,9 +21,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from agents.measure.imaging import load_image  # noqa: E402
 from agents.measure.rough_scores import ROUGH_SIGNALS  # noqa: E402
 from agents.measure.visual_analyst import analyse  # noqa: E402
-from host.drawing_sets import HELD_OUT_SEEDS, TUNING_SEEDS, labelled  # noqa: E402
-
 from bench import real_drawings  # noqa: E402
+from host.drawing_sets import HELD_OUT_SEEDS, TUNING_SEEDS, labelled  # noqa: E402
 
 GRADES = ("clean", "structured", "messy")
 REAL = {  # bundled real drawings and the grade each must (not) get: tests/pure/test_visual_analyst_rough.py
