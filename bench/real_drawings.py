@@ -5,8 +5,8 @@ Labels live in TOML files of `[[drawing]]` tables (file, label, optional pair an
 licence, changes):
 - tests/fixtures/real_drawings/labels.toml: the bundled public-domain clean line drawings, split by a
   written rule into a TUNING and a CHECKING half;
-- bench/real_drawings.toml: the older bundled fixtures (tests/fixtures/) and candidate drawings that are
-  not in the repository, graded when present in tests/fixtures/real_drawings/ or in `--real-dir DIR`.
+- bench/real_drawings.toml: the older bundled fixtures (tests/fixtures/), the real rough sketches and their
+  clean outlines (tests/fixtures/real_drawings/), and any candidate not bundled, graded from `--real-dir DIR`.
 Only the tuning half may be used to choose measure.toml values.
 """
 
