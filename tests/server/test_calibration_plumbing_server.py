@@ -17,24 +17,20 @@ from typing import Any
 
 import pytest
 
-from agents.policy import default_policy
 from agents.policy.overlay import read_overlay
-from agents.runtime.apply_plan import set_load_images, wire_planning
 from agents.runtime.run_log import RunLog
 from cli import batch
 from cli.calibrate_cmd import main as calibrate_main
 from cli.plan_cmd import main as plan_main
 from cli.rate_cmd import main as rate_main
-from cli.template_run import swap_in_standins
+from host.canvas_runs import canvas_run_graph
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
-TEMPLATE = REPO / "workflows" / "api" / "Animation_Workflow_M4_Api.json"
 SKETCHES = [FIXTURES / "sketches" / n for n in ("house_line.png", "bag_scribble.png", "human_line.png",
                                                  "user_1.png", "user_3.png")]
 REFERENCES = [FIXTURES / "references" / n for n in ("saber.png", "madoka_lineart.png")]
 MIN_RUNS = 10  # the smallest --min-runs ./m4 calibrate accepts (and 5 good + 5 bad, calibration.toml)
-LOGGER, RATER = "m4_run_logger", "m4_rate_run"  # the canvas graph's extra nodes (ids local to this test)
 
 
 @pytest.fixture(scope="module")
@@ -47,30 +43,13 @@ def calibration_server(tmp_path_factory: pytest.TempPathFactory):
     srv.stop()
 
 
-def _canvas_graph(srv: Any, sketch: Path, reference: Path, seed: int, rating: str | None) -> dict[str, Any]:
-    """The graph the bundled M4 preset queues from the canvas (the agents plan inside it), on the stand-ins,
-    with M4 Run Logger on the final image (and M4 Rate Run on the logged id when `rating` is given)."""
-    contract = default_policy().template_contract
-    template = json.loads(TEMPLATE.read_text(encoding="utf-8"))
-    graph = swap_in_standins(wire_planning(template), checkpoint=srv.checkpoint, controlnet=srv.controlnet).workflow
-    graph = set_load_images(graph, sketch=srv.upload_image(sketch), reference=srv.upload_image(reference))
-    for node in graph.values():  # a new seed per run: ComfyUI would otherwise serve the cached outputs
-        if node["class_type"] == "KSampler":
-            node["inputs"]["seed"] = seed
-    p = contract.planning
-    graph[LOGGER] = {"class_type": "M4RunLogger", "inputs": {
-        "image": [contract.feeds["final_image"], 0], "plan": [p["prompts"], 0], "analysis": [p["analyst"], 0],
-        "reference_report": [p["compare"], 0], "sketch": [contract.images["sketch"], 0], "enabled": True}}
-    if rating is not None:
-        graph[RATER] = {"class_type": "M4RateRun", "inputs": {"run_id": [LOGGER, 0], "rating": rating,
-                                                             "note": "rated on the canvas"}}
-    return graph
-
-
 def _queue_canvas(srv: Any, sketch: Path, reference: Path, seed: int, rating: str | None = None) -> int:
-    entry = srv.run(_canvas_graph(srv, sketch, reference, seed, rating), timeout=300)
+    """Queue the canvas graph over HTTP (the frontend posts the same API graph); returns the logged run id."""
+    graph, logger = canvas_run_graph(srv.checkpoint, srv.controlnet, srv.upload_image(sketch),
+                                     srv.upload_image(reference), seed, rating)
+    entry = srv.run(graph, timeout=300)
     assert entry["status"]["status_str"] == "success", entry["status"]
-    logged = entry["outputs"][LOGGER]["text"][0]
+    logged = entry["outputs"][logger]["text"][0]
     assert "logged" in logged, logged
     return int(logged.split()[1])
 
