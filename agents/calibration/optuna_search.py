@@ -38,6 +38,7 @@ from .settings import Settings, Tunable
 
 Tick = Callable[[int, int, float], None]  # (trials done, trials planned, best feasible value so far)
 _SOURCE = "source"
+TOOL = "m4 calibrate --backend optuna (ridge logistic pass-probability model, Optuna TPE in the trust region)"
 
 
 class OptunaMissing(ValueError):
@@ -108,7 +109,7 @@ class OptunaSearch:
     options: OptunaSettings
     tick: Tick | None = None
     save: bool = True  # False (--dry-run): the study is not written
-    tool: str = "m4 calibrate --backend optuna (ridge logistic pass-probability model, Optuna TPE in the trust region)"
+    tool: str = TOOL  # the overlay's provenance; names the study once it has run
     study_name: str = ""
     warm_trials: int = 0
     enqueued: int = 0
@@ -139,6 +140,7 @@ class OptunaSearch:
             study.enqueue_trial(params, user_attrs={_SOURCE: "an earlier study's best trial"})
         self.enqueued = len(earlier)
         self.study_name = _study_name(version, len(self.records))
+        self.tool = f"{TOOL}; study {self.study_name} in {self.storage.name}" if self.save else TOOL
         say(f"optuna: {self.warm_trials} trial(s) from the log's policies, {self.enqueued} from earlier studies, "
             f"{self.options.n_trials} new, over {len(space)} parameters")
 
@@ -249,8 +251,8 @@ class OptunaSearch:
         assert best.scores is not None  # noqa: S101  (feasible)
         alone = _without(best, key, start_raw, evaluator)
         delta = best.scores - alone.scores if alone.scores is not None else np.zeros_like(best.scores)
-        note = (f"Optuna TPE study {self.study_name}, best feasible of {self.trial_count} trials "
-                f"({self.warm_trials} from the log's policies); the gain is what reverting this value alone costs")
+        note = (f"Optuna TPE, best feasible of {self.trial_count} trials ({self.warm_trials} from the log's "
+                "policies); the gain is what reverting this value alone costs")
         return Move(key=key, value=get_key(best.raw, key), was=get_key(start_raw, key), gain=float(delta.mean()),
                     agree=float(np.mean(delta > 0)), quantile_note=note)
 

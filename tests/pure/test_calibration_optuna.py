@@ -183,7 +183,8 @@ def test_calibrate_with_the_optuna_back_end_records_its_tool(tmp_path: Path) -> 
     assert res.predicted["model_trusted"] == 1.0 and res.moved
     _check_hard_rules(res.calibrated_raw, 7)
     assert "Optuna TPE" in res.provenance["tool"] and (tmp_path / "s.sqlite3").is_file()
-    assert all(search.study_name in m.reason for m in res.moved)
+    assert all("Optuna TPE, best feasible of" in m.reason for m in res.moved)
+    assert search.study_name in res.provenance["tool"]  # the overlay names the study it came from
     assert res.predicted["calibrated"] > res.predicted["current"]
 
 
