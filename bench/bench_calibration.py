@@ -4,7 +4,8 @@ Run from the repository root: `python bench/bench_calibration.py [--quick] [--re
 
 Per surface (A: the seed's interactions; B: misspecified) and run budget (50, 100): log that many
 runs under the locked policy with exploration (values jittered inside their bounds), calibrate,
-and score the calibrated policy on 1,000 fresh simulated pairs by its TRUE expected pass rate.
+and score the calibrated policy on 1,000 fresh simulated pairs by its TRUE expected pass rate
+("calibrated": the default search; "optuna": the same fit with `--backend optuna`).
 Baselines at the same budget, side by side: the current policy, random search over the same
 tunables, an XY-plot style grid, Optuna TPE; each picks its best configuration by observed passes.
 Prints the issue's targets and whether they are met. Real outcomes need a real SDXL model: this
@@ -146,16 +147,14 @@ def tpe_search(budget: int, pool: list[Context], surface: Surface, rng: np.rando
     runs_each = 5
     trials = max(2, budget // runs_each)
 
+    from agents.calibration.optuna_space import free_space, policy_from_params
+
+    # The same trust region, without the ends the policy pins (a case's CFG floor is the global minimum):
+    # sampled, they made every trial an invalid policy and TPE kept the current one.
+    space = free_space(RAW, TUN)
+
     def objective(trial: Any) -> float:
-        raw = copy.deepcopy(RAW)
-        for key, t in TUN.items():
-            cur = get_key(RAW, key)
-            if isinstance(cur, list):
-                ends = sorted(trial.suggest_float(f"{key}[{j}]", max(t.lo, c - t.step), min(t.hi, c + t.step))
-                              for j, c in enumerate(cur))
-                set_key(raw, key, ends)
-            else:
-                set_key(raw, key, trial.suggest_float(key, max(t.lo, cur - t.step), min(t.hi, cur + t.step)))
+        raw = policy_from_params(RAW, TUN, {k: trial.suggest_float(k, lo, hi) for k, (lo, hi) in space.items()})
         try:
             pol = parse_policy(raw)
         except PolicyError:
@@ -175,18 +174,33 @@ def hard_rule_breaks(policy: Policy, fresh: list[Context], raw: dict[str, Any]) 
     return bad + sum(1 for a, r in fresh if plan_violations(plan(a, r, policy), policy))
 
 
+def optuna_backend(ds: Any) -> Any:
+    """`./m4 calibrate --backend optuna` as the command runs it (calibration.toml's trials), the study not saved."""
+    import tempfile
+
+    from agents.calibration.optuna_search import OptunaSearch
+    from agents.calibration.optuna_space import load_optuna_settings
+
+    return OptunaSearch(ds.records, Path(tempfile.gettempdir()) / "m4-bench-unsaved.sqlite3", load_optuna_settings(),
+                        save=False)
+
+
 def one_trial(surface: Surface, budget: int, train: list[Context], fresh: list[Context], fresh_ctx: np.ndarray,
               seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     ds = log_runs(train, budget, surface, rng)
     res = calibrate(ds, RAW)
     cal = parse_policy(res.calibrated_raw)
+    res_o = calibrate(ds, RAW, search=optuna_backend(ds))
+    cal_o = parse_policy(res_o.calibrated_raw)
     out = {"current": true_rate(LOCKED, fresh, fresh_ctx, surface),
            "calibrated": true_rate(cal, fresh, fresh_ctx, surface),
            "random": true_rate(random_search(budget, train, surface, rng), fresh, fresh_ctx, surface),
            "grid": true_rate(grid_search(budget, train, surface, rng), fresh, fresh_ctx, surface),
            "tpe": true_rate(tpe_search(budget, train, surface, rng, seed), fresh, fresh_ctx, surface),
-           "moved": float(len(res.moved)), "violations": float(hard_rule_breaks(cal, fresh, res.calibrated_raw))}
+           "optuna": true_rate(cal_o, fresh, fresh_ctx, surface),
+           "moved": float(len(res.moved)), "violations": float(hard_rule_breaks(cal, fresh, res.calibrated_raw)
+                                                               + hard_rule_breaks(cal_o, fresh, res_o.calibrated_raw))}
     for k in ("model_log_loss", "rules_log_loss", "model_brier", "rules_brier"):
         out[k] = res.heldout[k]
     return out
@@ -230,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nsurface {name}, {budget} runs (true expected pass rate on {n_fresh} fresh pairs, mean +- sd "
                   f"over {repeats}):")
             print(f"  {'policy':<12}{'pass rate':>16}{'regret':>10}{'gap closed':>12}")
-            for k in ("current", "calibrated", "random", "grid", "tpe"):
+            for k in ("current", "calibrated", "optuna", "random", "grid", "tpe"):
                 m, sd = float(agg[k].mean()), float(agg[k].std())
                 gap = (m - cur) / (oracle - cur) if oracle > cur else float("nan")
                 print(f"  {k:<12}{m:>9.3f} +-{sd:.3f}{oracle - m:>10.3f}{gap:>11.0%}")

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     parser.add_argument("--min-runs", type=int, help="usable runs required before fitting (default from "
                                                      "agents/calibration/calibration.toml)")
+    parser.add_argument("--backend", choices=("greedy", "optuna"), default="greedy",
+                        help="search back end: greedy (default, the trust-region search) or optuna (TPE, warm-started "
+                             "from the log; optional package; study in m4_calibration_optuna.sqlite3 beside the log)")
     args = parser.parse_args(argv)
     log_path = Path(args.log).expanduser()
     if not log_path.is_file():
@@ -81,8 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --log: {exc}", file=sys.stderr)
         return 2
     print(f"[m4 calibrate] {log_path.resolve()}: {ds.total_rows} row(s), {len(ds.records)} usable", flush=True)
+    search = None
+    if args.backend == "optuna":  # cli/calibrate_optuna.py; optuna is optional and imported only here
+        from cli.calibrate_optuna import optuna_backend
+
+        if (search := optuna_backend(log_path, ds, args.dry_run)) is None:
+            return 2
     try:
-        result = calibrate(ds, raw_default_policy(), settings=settings,
+        result = calibrate(ds, raw_default_policy(), settings=settings, search=search,
                            progress=lambda m: print(f"[m4 calibrate] {m}", flush=True))
     except NotEnoughRuns as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ from ..agents.planning.plan_types import Plan as PlanData
 from ..agents.planning.plan_types import driven_input
 from ..agents.policy import PROMPT_FIELDS, VALUE_NAMES, Policy, default_policy
 from .plan_sockets import first_analysis, plan_input, reference_input
-from .policy_overlay import node_policy
+from .policy_overlay import node_policy, overlay_fingerprint
 from .types import CATEGORY, Analysis, Plan, ReferenceReport
 
 AUTO_INTENT = -1.0
@@ -91,6 +91,11 @@ class M4AnimationDirector(io.ComfyNode):
                 io.Float.Output("ip2_weight", display_name="ip2_weight", tooltip=tips["ip2_weight"]),
             ],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, **_inputs: Any) -> str:
+        """A new calibrated overlay re-plans: ComfyUI would otherwise serve the plan cached under the old one."""
+        return overlay_fingerprint()
 
     @classmethod
     def execute(cls, analysis: Any, reference_report: Any = None,

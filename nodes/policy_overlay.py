@@ -24,6 +24,20 @@ def _overlay_path() -> Path | None:
     return Path(folder_paths.get_user_directory()) / "m4_director" / OVERLAY_FILE
 
 
+def overlay_fingerprint() -> str:
+    """Changes whenever the overlay node_policy() would read changes (written, rewritten, removed, switched
+    off): the planning node's fingerprint_inputs, so ComfyUI re-plans instead of reusing a cached plan made
+    under the previous policy."""
+    path = _overlay_path()
+    if path is None:
+        return "overlay off"
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"no overlay at {path}"
+    return f"{path} {stat.st_mtime_ns} {stat.st_size}"
+
+
 def node_policy() -> tuple[Policy, dict[str, Any] | None]:
     """(policy, diagnostics note or None when there is no overlay file); re-read when the file changes."""
     path = _overlay_path()

@@ -38,6 +38,8 @@ from .search import Evaluator, Move, greedy_search
 from .settings import Settings, Tunable, load_settings, load_tunables
 
 Progress = Callable[[str], None]
+# A search back end: (locked raw, tunables, quantiles, evaluator, settings, progress=) -> (raw, moves, gains).
+SearchBackend = Callable[..., tuple[dict[str, Any], list[Move], np.ndarray]]
 
 
 class NotEnoughRuns(ValueError):
@@ -132,7 +134,9 @@ def _distributions(ds: Dataset, locked: Policy, calibrated: Policy) -> dict[str,
 
 
 def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[str, Tunable] | None = None,
-              settings: Settings | None = None, progress: Progress | None = None) -> CalibrationResult:
+              settings: Settings | None = None, progress: Progress | None = None,
+              search: SearchBackend | None = None) -> CalibrationResult:
+    """search: the back end that moves values (default greedy_search; agents/calibration/optuna_search.py)."""
     s = settings or load_settings()
     tun = tunables if tunables is not None else load_tunables(policy_raw)
     check_enough(ds, s)
@@ -160,7 +164,7 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
     trusted = heldout["model_log_loss"] < heldout["rules_log_loss"]
     if trusted:
         say("searching the trust region")
-        raw, moves, gain = greedy_search(dict(policy_raw), tun, quantiles, evaluator, s, progress=say)
+        raw, moves, gain = (search or greedy_search)(dict(policy_raw), tun, quantiles, evaluator, s, progress=say)
     else:  # a model that predicts held-out runs no better than the current rules must not move them
         say("the model does not beat the current rules on held-out runs: nothing moves")
         raw, moves, gain = copy.deepcopy(dict(policy_raw)), [], np.zeros(len(models))
@@ -177,7 +181,8 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
     provenance: dict[str, Any] = {
         "policy_version": str(policy_raw.get("version")), "created_at": _iso(dt.datetime.now(dt.UTC).timestamp()),
         "run_count": len(recs), "first_run": _iso(min(times)), "last_run": _iso(max(times)),
-        "tool": "m4 calibrate (ridge logistic pass-probability model, greedy trust-region search)",
+        "tool": getattr(search, "tool", "m4 calibrate (ridge logistic pass-probability model, greedy trust-region "
+                                        "search)"),
         "outcome_source": f"{sources.get('rating', 0)} rated, {sources.get('verdict', 0)} by the automatic verdict",
         "heldout": {k: round(v, 6) for k, v in heldout.items()} | {k: round(v, 6) for k, v in predicted.items()},
     }

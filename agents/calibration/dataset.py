@@ -32,6 +32,7 @@ class Record:
     outcome_source: str  # "rating" | "verdict"
     created_at: float
     propensity: float | None = None
+    planned_with: dict[str, Any] | None = None  # the calibrated overlay's moved values it was planned with
 
 
 @dataclass
@@ -92,10 +93,13 @@ def record_from_row(row: dict[str, Any], rating: dict[str, Any] | None, by_id: d
     diag = row.get("diagnostics") or {}
     explore = diag.get("exploration")
     prop: Any = explore.get("propensity") if isinstance(explore, dict) else None
+    overlay = diag.get("policy_overlay")
+    moved = overlay.get("moved") if isinstance(overlay, dict) and overlay.get("applied") is True else None
     return Record(run_id=int(row["id"]), analysis=a, reference=r,
                   values={k: float(v) for k, v in values.items() if v is not None},
                   outcome=outcome, outcome_source=source, created_at=float(row["created_at"]),
-                  propensity=float(prop) if _finite(prop) and prop > 0 else None)
+                  propensity=float(prop) if _finite(prop) and prop > 0 else None,
+                  planned_with=dict(moved) if isinstance(moved, dict) else None)
 
 
 def load_dataset(log: RunLog) -> Dataset:

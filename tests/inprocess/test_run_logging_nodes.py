@@ -73,10 +73,14 @@ def test_director_node_plans_with_the_user_folder_overlay(pack, fixture_data, tm
         assert "policy_overlay" not in locked.diagnostics
         case = locked.case
         lo, hi = locked.bounds["cfg1"]
+        director = mods["director"].M4AnimationDirector
+        before = director.fingerprint_inputs(analysis=analysis)
         overlay = tmp_path / "m4_director" / "m4_policy_overlay.toml"
         overlay.parent.mkdir(parents=True)
         prov = {"policy_version": "m4-policy-1", "run_count": 50}
         overlay.write_text(dump_overlay(prov, [MovedValue(f"cases.{case}.cfg1", [7.0, 8.0], [7.0, 9.6], "test")]))
+        # A new overlay changes the node's fingerprint: ComfyUI re-plans instead of serving its cached plan.
+        assert director.fingerprint_inputs(analysis=analysis) != before
         calibrated = _run(mods["director"].M4AnimationDirector, analysis=analysis).args[0]
         assert calibrated.diagnostics["policy_overlay"]["applied"] is True
         assert calibrated.cfg1 <= 8.0 + 1e-9 and calibrated.bounds["cfg1"][1] <= 8.0 + 1e-9
