@@ -34,6 +34,7 @@ from .model import (
     log_loss,
     value_matrix,
 )
+from .off_policy import OPESettings, PolicyComparison, compare_policies, load_ope_settings
 from .search import Evaluator, Move, greedy_search
 from .settings import Settings, Tunable, load_settings, load_tunables
 
@@ -54,6 +55,7 @@ class CalibrationResult:
     reliability: dict[str, list[float]] = field(default_factory=dict)
     distributions: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     moves: list[Move] = field(default_factory=list)
+    off_policy: PolicyComparison | None = None  # IPS/SNIPS/DR of the current and calibrated policy, and the refusal
 
 
 def _iso(t: float) -> str:
@@ -132,7 +134,8 @@ def _distributions(ds: Dataset, locked: Policy, calibrated: Policy) -> dict[str,
 
 
 def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[str, Tunable] | None = None,
-              settings: Settings | None = None, progress: Progress | None = None) -> CalibrationResult:
+              settings: Settings | None = None, progress: Progress | None = None,
+              ope_settings: OPESettings | None = None) -> CalibrationResult:
     s = settings or load_settings()
     tun = tunables if tunables is not None else load_tunables(policy_raw)
     check_enough(ds, s)
@@ -181,6 +184,11 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
         "outcome_source": f"{sources.get('rating', 0)} rated, {sources.get('verdict', 0)} by the automatic verdict",
         "heldout": {k: round(v, 6) for k, v in heldout.items()} | {k: round(v, 6) for k, v in predicted.items()},
     }
+    say("off-policy evaluation (IPS, SNIPS, doubly robust) of the current and the calibrated policy")
+    ope = compare_policies(recs, locked, locked, calibrated,
+                           lambda Xt, yt: fit_logistic(Xt, yt, main.l2, s.newton_iterations, s.tolerance),
+                           ope_settings or load_ope_settings())
+    provenance["off_policy"] = ope.provenance()
     return CalibrationResult(moved=moved, provenance=provenance, heldout=heldout, predicted=predicted,
                              calibrated_raw=raw, reliability=reliability,
-                             distributions=_distributions(ds, locked, calibrated), moves=moves)
+                             distributions=_distributions(ds, locked, calibrated), moves=moves, off_policy=ope)
