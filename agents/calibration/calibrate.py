@@ -36,6 +36,7 @@ from .model import (
 )
 from .off_policy import OPESettings, PolicyComparison, compare_policies, load_ope_settings
 from .search import Evaluator, Move, greedy_search
+from .select import select_by_dr
 from .settings import Settings, Tunable, load_settings, load_tunables
 
 Progress = Callable[[str], None]
@@ -167,11 +168,21 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
     else:  # a model that predicts held-out runs no better than the current rules must not move them
         say("the model does not beat the current rules on held-out runs: nothing moves")
         raw, moves, gain = copy.deepcopy(dict(policy_raw)), [], np.zeros(len(models))
+    moved = [MovedValue(key=m.key, value=m.value, was=m.was, reason=_reason(m, len(models))) for m in moves]
+    ope_s = ope_settings or load_ope_settings()
+    fit = lambda Xt, yt: fit_logistic(Xt, yt, main.l2, s.newton_iterations, s.tolerance)  # noqa: E731
+    say(f"choosing among the greedy result and {ope_s.select_candidates} trust-region candidates by doubly robust "
+        f"lower bound")
+    chosen = select_by_dr(recs, policy_raw, raw, moved, tun, quantiles, locked, fit, ope_s)
+    if chosen is not None:
+        raw, moved = chosen.raw, chosen.moved
     calibrated = parse_policy(raw, source="<calibrated>")
     base_scores = evaluator.score(dict(policy_raw))
     if base_scores is None:
         raise NotEnoughRuns("calibration: the locked policy does not validate")
-    moved = [MovedValue(key=m.key, value=m.value, was=m.was, reason=_reason(m, len(models))) for m in moves]
+    if chosen is not None and chosen.chosen != "greedy":  # the model's view of what DR chose (None: off its support)
+        scores = evaluator.score(raw)
+        gain = scores - base_scores if scores is not None else np.full(len(models), np.nan)
     times = [r.created_at for r in recs]
     sources = ds.sources
     predicted = {"current": float(base_scores[0]), "calibrated": float(base_scores[0] + gain[0]),
@@ -180,15 +191,15 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
     provenance: dict[str, Any] = {
         "policy_version": str(policy_raw.get("version")), "created_at": _iso(dt.datetime.now(dt.UTC).timestamp()),
         "run_count": len(recs), "first_run": _iso(min(times)), "last_run": _iso(max(times)),
-        "tool": "m4 calibrate (ridge logistic pass-probability model, greedy trust-region search)",
+        "tool": "m4 calibrate (ridge logistic pass-probability model, greedy trust-region search, candidates chosen "
+                "by doubly robust lower bound)",
         "outcome_source": f"{sources.get('rating', 0)} rated, {sources.get('verdict', 0)} by the automatic verdict",
         "heldout": {k: round(v, 6) for k, v in heldout.items()} | {k: round(v, 6) for k, v in predicted.items()},
     }
     say("off-policy evaluation (IPS, SNIPS, doubly robust) of the current and the calibrated policy")
-    ope = compare_policies(recs, locked, locked, calibrated,
-                           lambda Xt, yt: fit_logistic(Xt, yt, main.l2, s.newton_iterations, s.tolerance),
-                           ope_settings or load_ope_settings())
-    provenance["off_policy"] = ope.provenance()
+    ope = compare_policies(recs, locked, locked, calibrated, fit, ope_s)
+    provenance["off_policy"] = ope.provenance() | ({"chosen": chosen.chosen, "candidates": chosen.candidates}
+                                                   if chosen is not None else {"chosen": "greedy"})
     return CalibrationResult(moved=moved, provenance=provenance, heldout=heldout, predicted=predicted,
                              calibrated_raw=raw, reliability=reliability,
                              distributions=_distributions(ds, locked, calibrated), moves=moves, off_policy=ope)

@@ -57,11 +57,14 @@ class OPESettings:
     min_logged: int
     seed: int
     refuse_margin: float
+    select_candidates: int = 0
+    select_move_share: float = 0.3
+    select_dm_samples: int = 2
 
 
 def parse_ope_settings(raw: dict[str, Any]) -> OPESettings:
     keys = {"estimate": ("clip", "bootstrap", "interval", "dm_samples", "folds", "min_logged", "seed"),
-            "refuse": ("margin",)}
+            "refuse": ("margin",), "select": ("candidates", "move_share", "dm_samples")}
     for name, allowed in keys.items():
         sec = raw.get(name)
         if not isinstance(sec, dict):
@@ -82,6 +85,9 @@ def parse_ope_settings(raw: dict[str, Any]) -> OPESettings:
         min_logged=int(_num(e, "min_logged", path, 2, 1e6, integer=True)),
         seed=int(_num(e, "seed", path, 0, 2**31, integer=True)),
         refuse_margin=_num(raw["refuse"], "margin", "off_policy key refuse", 0.0, 1.0),
+        select_candidates=int(_num(raw["select"], "candidates", "off_policy key select", 0, 1000, integer=True)),
+        select_move_share=_num(raw["select"], "move_share", "off_policy key select", 0.0, 1.0, open_lo=True),
+        select_dm_samples=int(_num(raw["select"], "dm_samples", "off_policy key select", 1, 10000, integer=True)),
     )
 
 

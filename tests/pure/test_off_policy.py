@@ -188,7 +188,8 @@ def test_bad_draws_and_bad_arrays_are_refused() -> None:
 
 def test_settings_errors_name_the_key() -> None:
     good = {"estimate": {"clip": 10.0, "bootstrap": 100, "interval": 0.9, "dm_samples": 8, "folds": 5,
-                         "min_logged": 10, "seed": 0}, "refuse": {"margin": 0.03}}
+                         "min_logged": 10, "seed": 0}, "refuse": {"margin": 0.03},
+            "select": {"candidates": 4, "move_share": 0.3, "dm_samples": 2}}
     assert parse_ope_settings(good).clip == 10.0
     bad = copy.deepcopy(good)
     bad["estimate"]["clip"] = 0.5
