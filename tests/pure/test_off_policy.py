@@ -221,3 +221,23 @@ def test_calibrate_reports_off_policy_estimates_in_the_provenance(tmp_path: Path
     assert res.off_policy is not None and res.off_policy.current is not None
     assert prov["current_ips"] == pytest.approx(np.mean([r.outcome for r in recs]), abs=1e-6)
     assert len(prov["calibrated_dr_interval"]) == 2 and len(prov["dr_gain_interval"]) == 2
+
+
+def test_selection_by_dr_lower_bound_stays_in_the_trust_region() -> None:
+    from agents.calibration.search import get_key
+    from agents.calibration.select import select_by_dr
+    from agents.calibration.settings import load_tunables
+
+    recs = _records(120, 9)
+    tun = load_tunables(RAW)
+    s = dataclasses.replace(OPE, select_candidates=10, bootstrap=60)
+    assert select_by_dr(recs, RAW, RAW, [], tun, {}, LOCKED, _fit, dataclasses.replace(s, select_candidates=0)) is None
+    assert select_by_dr(recs[:5], RAW, RAW, [], tun, {}, LOCKED, _fit, s) is None  # too few densities
+    sel = select_by_dr(recs, RAW, _shifted_raw("cfg1", -0.3), [], tun, {}, LOCKED, _fit, s)
+    assert sel is not None and sel.candidates == 12 and sel.lower >= sel.current_lower
+    for key, t in tun.items():
+        new, old = get_key(sel.raw, key), get_key(RAW, key)
+        for v, o in zip(new if isinstance(new, list) else [new], old if isinstance(old, list) else [old], strict=True):
+            assert t.lo - 1e-9 <= v <= t.hi + 1e-9 and abs(v - o) <= t.step + 1e-9, key
+    parse_policy(sel.raw)
+    assert all(m.reason for m in sel.moved) and {m.key for m in sel.moved} <= set(tun)
