@@ -40,6 +40,8 @@ def summary(result: Any, ds: Any) -> list[str]:
     if not result.moved:
         why = ("no change passed the confidence test" if p.get("model_trusted") else
                "the model predicts held-out runs no better than the current rules")
+        if result.provenance.get("off_policy", {}).get("chosen") == "current":
+            why = "no candidate's doubly robust lower bound beat the current policy's"
         lines.append(f"no value moved: {why} (the locked policy stands)")
     for m in result.moved:
         lines.append(f"  {m.key}: {_fmt(m.was)} -> {_fmt(m.value)}  ({m.reason})")
