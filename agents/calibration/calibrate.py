@@ -34,7 +34,7 @@ from .model import (
     log_loss,
     value_matrix,
 )
-from .off_policy import OPESettings, PolicyComparison, compare_policies, load_ope_settings
+from .off_policy import OPESettings, PolicyComparison, compare_policies, load_ope_settings, split_for_check
 from .search import Evaluator, Move, greedy_search
 from .select import select_by_dr
 from .settings import Settings, Tunable, load_settings, load_tunables
@@ -173,7 +173,8 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
     fit = lambda Xt, yt: fit_logistic(Xt, yt, main.l2, s.newton_iterations, s.tolerance)  # noqa: E731
     say(f"choosing among the greedy result and {ope_s.select_candidates} trust-region candidates by doubly robust "
         f"lower bound")
-    chosen = select_by_dr(recs, policy_raw, raw, moved, tun, quantiles, locked, fit, ope_s)
+    choose_on, check_on = split_for_check(recs, ope_s)
+    chosen = select_by_dr(choose_on, policy_raw, raw, moved, tun, quantiles, locked, fit, ope_s)
     if chosen is not None:
         raw, moved = chosen.raw, chosen.moved
     calibrated = parse_policy(raw, source="<calibrated>")
@@ -197,7 +198,9 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
         "heldout": {k: round(v, 6) for k, v in heldout.items()} | {k: round(v, 6) for k, v in predicted.items()},
     }
     say("off-policy evaluation (IPS, SNIPS, doubly robust) of the current and the calibrated policy")
-    ope = compare_policies(recs, locked, locked, calibrated, fit, ope_s)
+    ope = compare_policies(check_on, locked, locked, calibrated, fit, ope_s)
+    if check_on is not recs and len(check_on) < len(recs):
+        ope.note += f"; these {len(check_on)} explored run(s) were held out from the choice"
     provenance["off_policy"] = ope.provenance() | ({"chosen": chosen.chosen, "candidates": chosen.candidates}
                                                    if chosen is not None else {"chosen": "greedy"})
     return CalibrationResult(moved=moved, provenance=provenance, heldout=heldout, predicted=predicted,

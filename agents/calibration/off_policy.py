@@ -60,11 +60,12 @@ class OPESettings:
     select_candidates: int = 0
     select_move_share: float = 0.3
     select_dm_samples: int = 2
+    check_holdout: float = 0.0
 
 
 def parse_ope_settings(raw: dict[str, Any]) -> OPESettings:
     keys = {"estimate": ("clip", "bootstrap", "interval", "dm_samples", "folds", "min_logged", "seed"),
-            "refuse": ("margin",), "select": ("candidates", "move_share", "dm_samples")}
+            "refuse": ("margin", "holdout_share"), "select": ("candidates", "move_share", "dm_samples")}
     for name, allowed in keys.items():
         sec = raw.get(name)
         if not isinstance(sec, dict):
@@ -85,6 +86,7 @@ def parse_ope_settings(raw: dict[str, Any]) -> OPESettings:
         min_logged=int(_num(e, "min_logged", path, 2, 1e6, integer=True)),
         seed=int(_num(e, "seed", path, 0, 2**31, integer=True)),
         refuse_margin=_num(raw["refuse"], "margin", "off_policy key refuse", 0.0, 1.0),
+        check_holdout=_num(raw["refuse"], "holdout_share", "off_policy key refuse", 0.0, 0.8),
         select_candidates=int(_num(raw["select"], "candidates", "off_policy key select", 0, 1000, integer=True)),
         select_move_share=_num(raw["select"], "move_share", "off_policy key select", 0.0, 1.0, open_lo=True),
         select_dm_samples=int(_num(raw["select"], "dm_samples", "off_policy key select", 1, 10000, integer=True)),
@@ -316,6 +318,17 @@ def refusal(current: Estimate, calibrated: Estimate, s: OPESettings) -> str | No
                 f"{lo_cur:.3f} by more than {s.refuse_margin:g} ({s.interval:.0%} intervals, off_policy.toml "
                 f"refuse.margin)")
     return None
+
+
+def split_for_check(records: Sequence[Record], s: OPESettings) -> tuple[list[Record], list[Record]]:
+    """(runs the choice may use, explored runs kept for the estimates and the refusal check). With
+    refuse.holdout_share 0 both are every run (the check then re-uses what the choice maximised)."""
+    explored = [i for i, r in enumerate(records) if r.exploration is not None]
+    n_hold = int(round(s.check_holdout * len(explored)))
+    if n_hold == 0:
+        return list(records), list(records)
+    held = set(np.random.default_rng(s.seed + 3).permutation(explored)[:n_hold].tolist())
+    return ([r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held])
 
 
 def compare_policies(records: Sequence[Record], locked: Policy, current: Policy, calibrated: Policy, fit: Fit,

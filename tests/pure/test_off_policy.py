@@ -188,7 +188,7 @@ def test_bad_draws_and_bad_arrays_are_refused() -> None:
 
 def test_settings_errors_name_the_key() -> None:
     good = {"estimate": {"clip": 10.0, "bootstrap": 100, "interval": 0.9, "dm_samples": 8, "folds": 5,
-                         "min_logged": 10, "seed": 0}, "refuse": {"margin": 0.03},
+                         "min_logged": 10, "seed": 0}, "refuse": {"margin": 0.03, "holdout_share": 0.0},
             "select": {"candidates": 4, "move_share": 0.3, "dm_samples": 2}}
     assert parse_ope_settings(good).clip == 10.0
     bad = copy.deepcopy(good)
@@ -241,3 +241,20 @@ def test_selection_by_dr_lower_bound_stays_in_the_trust_region() -> None:
             assert t.lo - 1e-9 <= v <= t.hi + 1e-9 and abs(v - o) <= t.step + 1e-9, key
     parse_policy(sel.raw)
     assert all(m.reason for m in sel.moved) and {m.key for m in sel.moved} <= set(tun)
+
+
+def test_runs_held_out_for_the_check_are_not_used_by_the_choice() -> None:
+    from agents.calibration.off_policy import split_for_check
+
+    recs = _records(60, 10, every_density=2)
+    same = split_for_check(recs, OPE)
+    assert same[0] == recs and same[1] == recs
+    choose, check = split_for_check(recs, dataclasses.replace(OPE, check_holdout=0.5))
+    assert len(check) == 15 and all(r.exploration is not None for r in check)
+    assert not {r.run_id for r in choose} & {r.run_id for r in check} and len(choose) + len(check) == 60
+    fast = dataclasses.replace(load_settings(), bootstrap=6, max_rounds=2, l2_grid=(3.0,), cv_folds=3)
+    res = calibrate(Dataset(records=recs, total_rows=len(recs)), RAW, settings=fast,
+                    ope_settings=dataclasses.replace(OPE, check_holdout=0.5, min_logged=10, bootstrap=50,
+                                                     dm_samples=2, select_candidates=4))
+    assert res.off_policy is not None and res.off_policy.current is not None
+    assert res.off_policy.current.runs == 15
