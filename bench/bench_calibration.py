@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from calibration_sim import (  # noqa: E402
+    LABEL_FLIP,
     SURFACES,
     VALUE_ORDER,
     Context,
@@ -39,8 +40,8 @@ from calibration_sim import (  # noqa: E402
 )
 
 from agents.calibration.calibrate import calibrate  # noqa: E402
-from agents.calibration.dataset import Dataset, Record  # noqa: E402
-from agents.calibration.explore import explore  # noqa: E402
+from agents.calibration.dataset import Dataset, LoggedDraw, Record  # noqa: E402
+from agents.calibration.explore import explore, explored_plan  # noqa: E402
 from agents.calibration.model import context_vector  # noqa: E402
 from agents.calibration.search import get_key, set_key  # noqa: E402
 from agents.calibration.settings import load_settings, load_tunables  # noqa: E402
@@ -53,6 +54,9 @@ LOCKED = parse_policy(RAW)
 TUN = load_tunables(RAW)
 SET = load_settings()
 HARD_SECTIONS = ("hard_rules", "limits")
+# Seeds: the main table's logs use the CHECKING seeds 1000 * budget + repeat (50000.., 100000..); anything tried to
+# improve calibration is tried on the TUNING seeds below only (`--selection` and any setting chosen from it).
+TUNING_SEEDS = (7001, 7002, 7003, 7004)
 
 
 def values_of(policy: Policy, ctxs: list[Context]) -> np.ndarray:
@@ -68,6 +72,53 @@ def true_rate(policy: Policy, fresh: list[Context], fresh_ctx: np.ndarray, surfa
     return float(surface(fresh_ctx, values_of(policy, fresh)).mean())
 
 
+def jittered_rate(policy: Policy, ctxs: list[Context], ctx_m: np.ndarray, surface: Surface, draws: int,
+                  seed: int) -> float:
+    """The TRUE pass rate of the policy off-policy evaluation estimates: its plan with the log's jitter kernel, on
+    the population the log's requests come from (`draws` kernel draws per request)."""
+    rng = np.random.default_rng(seed)
+    vals = []
+    for a, r in ctxs:
+        p = plan(a, r, policy)
+        vals += [explore(p, policy, rng, SET.jitter)[0] for _ in range(draws)]
+    v = np.array([[x[n] for n in VALUE_ORDER] for x in vals])
+    return float(surface(np.repeat(ctx_m, draws, axis=0), v).mean())
+
+
+OPE_KEYS = ("ips", "snips", "dr")
+
+
+def ope_row(res: Any, policies: dict[str, Policy], population: tuple[list[Context], np.ndarray], surface: Surface,
+            seed: int) -> dict[str, float]:
+    """Each OPE estimate, its interval's coverage of the true (jittered) rate, ESS and support, per policy."""
+    out: dict[str, float] = {"refused": float(bool(res.off_policy.refused))}
+    for label, est in (("current", res.off_policy.current), ("calibrated", res.off_policy.calibrated)):
+        truth = jittered_rate(policies[label], population[0], population[1], surface, 4, seed)
+        out[f"ope_{label}_truth"] = truth
+        out[f"ope_{label}_ess"], out[f"ope_{label}_support"] = est.ess, est.support
+        for k in OPE_KEYS:
+            lo, hi = est.intervals[k]
+            out[f"ope_{label}_{k}"] = getattr(est, k)
+            out[f"ope_{label}_{k}_cov"] = float(lo <= truth <= hi)
+    return out
+
+
+def print_ope(agg: dict[str, np.ndarray], repeats: int) -> None:
+    print(f"  off-policy estimates on the log (truth: the policy with the log's jitter kernel on the logging "
+          f"population; bias = estimate - truth, mean over {repeats}; cov = logs whose 90% interval holds the truth;")
+    print(f"  the logged outcomes carry the simulator's {LABEL_FLIP:.0%} label flips, so an exact estimate is off by "
+          f"{LABEL_FLIP:.2f} * (1 - 2 * truth))")
+    print(f"  {'policy':<12}{'truth':>7}" + "".join(f"{k.upper():>8}{'bias':>7}{'cov':>5}" for k in OPE_KEYS)
+          + f"{'ESS':>7}{'support':>9}")
+    for label in ("current", "calibrated"):
+        truth = agg[f"ope_{label}_truth"]
+        cells = "".join(f"{agg[f'ope_{label}_{k}'].mean():>8.3f}{(agg[f'ope_{label}_{k}'] - truth).mean():>+7.3f}"
+                        f"{int(agg[f'ope_{label}_{k}_cov'].sum()):>3}/{repeats}" for k in OPE_KEYS)
+        print(f"  {label:<12}{truth.mean():>7.3f}{cells}{agg[f'ope_{label}_ess'].mean():>7.1f}"
+              f"{agg[f'ope_{label}_support'].mean():>9.2f}")
+    print(f"  overlays refused by the DR check: {int(agg['refused'].sum())}/{repeats}")
+
+
 def observe(policy: Policy, pool: list[Context], n: int, surface: Surface, rng: np.random.Generator) -> float:
     """n real (simulated) runs of a configuration: its observed pass rate."""
     ctxs = [nudge(pool[int(i)], rng) for i in rng.integers(0, len(pool), n)]
@@ -78,13 +129,21 @@ def log_runs(pool: list[Context], n: int, surface: Surface, rng: np.random.Gener
     recs = []
     for k in range(n):
         a, r = nudge(pool[int(rng.integers(0, len(pool)))], rng)
-        p = plan(a, r, LOCKED)
-        values, *_ = explore(p, LOCKED, rng, SET.jitter)
+        q = explored_plan(plan(a, r, LOCKED), LOCKED, rng, SET.jitter)
+        values = {n: float(x) for n, x in q.values().items()}
+        ex = q.diagnostics["exploration"]
         v = np.array([[values[n] for n in VALUE_ORDER]])
         y = draw_outcomes(surface(ctx_matrix([(a, r)]), v), rng)[0]
         recs.append(Record(run_id=k + 1, analysis=a, reference=r, values=values, outcome=int(y),
-                           outcome_source="verdict", created_at=1.7e9 + 60 * k))
+                           outcome_source="verdict", created_at=1.7e9 + 60 * k,
+                           exploration=LoggedDraw(ex["draw"], ex["log_density"], ex["share"], ex["windows"])))
     return Dataset(records=recs, total_rows=n)
+
+
+def pinned(key: str, end: int) -> bool:
+    """A case's cfg1/cfg2 lower bound is the global CFG minimum by the policy's rule: no search may move it (drawn
+    continuously, it would make every TPE trial an invalid policy, as it did before this pin)."""
+    return end == 0 and key.startswith("cases.") and key.rsplit(".", 1)[1] in ("cfg1", "cfg2")
 
 
 def random_config(rng: np.random.Generator) -> dict[str, Any]:
@@ -94,7 +153,8 @@ def random_config(rng: np.random.Generator) -> dict[str, Any]:
         for key, t in TUN.items():
             cur = get_key(RAW, key)
             if isinstance(cur, list):
-                ends = sorted(float(np.clip(c + rng.uniform(-t.step, t.step), t.lo, t.hi)) for c in cur)
+                ends = sorted(c if pinned(key, j) else float(np.clip(c + rng.uniform(-t.step, t.step), t.lo, t.hi))
+                              for j, c in enumerate(cur))
                 set_key(raw, key, ends)
             else:
                 set_key(raw, key, float(np.clip(cur + rng.uniform(-t.step, t.step), t.lo, t.hi)))
@@ -186,13 +246,15 @@ def optuna_backend(ds: Any) -> Any:
 
 
 def one_trial(surface: Surface, budget: int, train: list[Context], fresh: list[Context], fresh_ctx: np.ndarray,
-              seed: int) -> dict[str, float]:
+              seed: int, population: tuple[list[Context], np.ndarray]) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     ds = log_runs(train, budget, surface, rng)
     res = calibrate(ds, RAW)
-    cal = parse_policy(res.calibrated_raw)
+    proposed = parse_policy(res.calibrated_raw)
+    ope = ope_row(res, {"current": LOCKED, "calibrated": proposed}, population, surface, seed)
+    cal = LOCKED if res.off_policy.refused else proposed  # what `./m4 calibrate` would leave in force
     res_o = calibrate(ds, RAW, search=optuna_backend(ds))
-    cal_o = parse_policy(res_o.calibrated_raw)
+    cal_o = LOCKED if res_o.off_policy.refused else parse_policy(res_o.calibrated_raw)
     out = {"current": true_rate(LOCKED, fresh, fresh_ctx, surface),
            "calibrated": true_rate(cal, fresh, fresh_ctx, surface),
            "random": true_rate(random_search(budget, train, surface, rng), fresh, fresh_ctx, surface),
@@ -203,7 +265,7 @@ def one_trial(surface: Surface, budget: int, train: list[Context], fresh: list[C
                                                                + hard_rule_breaks(cal_o, fresh, res_o.calibrated_raw))}
     for k in ("model_log_loss", "rules_log_loss", "model_brier", "rules_brier"):
         out[k] = res.heldout[k]
-    return out
+    return out | ope
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer contexts, 2 repeats, 300 fresh pairs")
     ap.add_argument("--repeats", type=int, help="independent logs per budget (default 3, quick 2)")
     ap.add_argument("--fresh", type=int, help="fresh simulated pairs to score on (default 1000)")
+    ap.add_argument("--selection", action="store_true", help="instead of the table: choose policies by their "
+                                                             "off-policy estimates, on the tuning seeds")
     args = ap.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 3)
     n_fresh = args.fresh or (300 if args.quick else 1000)
@@ -225,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(123)
     fresh = [nudge(test[int(i)], rng) for i in rng.integers(0, len(test), n_fresh)]
     fresh_ctx = ctx_matrix(fresh)
+    logged_pop = [nudge(train[int(i)], rng) for i in rng.integers(0, len(train), n_fresh // 3)]
+    population = (logged_pop, ctx_matrix(logged_pop))
     cases: dict[str, int] = {}
     for a, r in fresh:
         case = plan(a, r, LOCKED).case
@@ -235,10 +301,19 @@ def main(argv: list[str] | None = None) -> int:
     hard = dict(h)
     limits = {"cfg": (LOCKED.cfg["global_min"], LOCKED.cfg["global_max"])}
     met: list[tuple[str, bool]] = []
+    oracles = {name: float(oracle_values(fresh_ctx, surface, np.random.default_rng(5), 6000, hard, limits).mean())
+               for name, surface in SURFACES.items()}
+    if args.selection:
+        import calibration_selection
+
+        calibration_selection.run(sys.modules[__name__], train, fresh, fresh_ctx, oracles, 30 if args.quick else 60)
+        print(f"[bench calibration] {time.monotonic() - t0:.0f} s")
+        return 0
     for name, surface in SURFACES.items():
-        oracle = float(oracle_values(fresh_ctx, surface, np.random.default_rng(5), 6000, hard, limits).mean())
+        oracle = oracles[name]
         for budget in (50, 100):
-            rows = [one_trial(surface, budget, train, fresh, fresh_ctx, 1000 * budget + s) for s in range(repeats)]
+            rows = [one_trial(surface, budget, train, fresh, fresh_ctx, 1000 * budget + s, population)
+                    for s in range(repeats)]
             agg = {k: np.array([r[k] for r in rows]) for k in rows[0]}
             cur = float(agg["current"].mean())
             print(f"\nsurface {name}, {budget} runs (true expected pass rate on {n_fresh} fresh pairs, mean +- sd "
@@ -256,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"Brier model {agg['model_brier'].mean():.3f} vs rules {agg['rules_brier'].mean():.3f}")
             print(f"  values moved {agg['moved'].mean():.1f}; calibration made things worse in {worse}/{repeats}; "
                   f"hard-rule breaks {int(agg['violations'].sum())}")
+            print_ope(agg, repeats)
             if budget == 100:
                 se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
                 if name.startswith("A"):

@@ -1,7 +1,8 @@
 """`./m4 calibrate`: fit the run log into a calibrated policy overlay (a TOML beside the log) and an HTML report.
 
 Ratings (`./m4 rate`) are preferred over the automatic Line Quality verdict. `--dry-run` prints what
-would change and writes nothing. Fewer usable runs than the fit needs: says how many, exit 2.
+would change and writes nothing. Fewer usable runs than the fit needs: says how many, exit 2. An overlay
+whose doubly robust lower bound is clearly below the current policy's is refused (nothing written, exit 1).
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ def summary(result: Any, ds: Any) -> list[str]:
     if not result.moved:
         why = ("no change passed the confidence test" if p.get("model_trusted") else
                "the model predicts held-out runs no better than the current rules")
+        if result.provenance.get("off_policy", {}).get("chosen") == "current":
+            why = "no candidate's doubly robust lower bound beat the current policy's"
         lines.append(f"no value moved: {why} (the locked policy stands)")
     for m in result.moved:
         lines.append(f"  {m.key}: {_fmt(m.was)} -> {_fmt(m.value)}  ({m.reason})")
-    return lines
+    from cli.calibrate_ope import off_policy_lines
+
+    return lines + off_policy_lines(getattr(result, "off_policy", None))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from agents.calibration.calibrate import NotEnoughRuns, calibrate
     from agents.calibration.dataset import load_dataset
+    from agents.calibration.off_policy import OffPolicyError
     from agents.calibration.settings import load_settings
     from agents.policy import raw_default_policy
     from agents.policy.overlay import default_overlay_path, dump_overlay, load_with_overlay
@@ -93,12 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = calibrate(ds, raw_default_policy(), settings=settings, search=search,
                            progress=lambda m: print(f"[m4 calibrate] {m}", flush=True))
-    except NotEnoughRuns as exc:
+    except (NotEnoughRuns, OffPolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for line in summary(result, ds):
         print(line)
     out = Path(args.out).expanduser() if args.out else default_overlay_path(beside=log_path)
+    refused = result.off_policy.refused if result.off_policy is not None else None
+    if refused:  # the doubly robust check (agents/calibration/off_policy.toml refuse.margin): nothing is written
+        print(f"[m4 calibrate] overlay refused, nothing written to {out.resolve()}: {refused}", file=sys.stderr)
+        return 0 if args.dry_run else 1
     if args.dry_run:
         print(f"[m4 calibrate] dry run: would write {len(result.moved)} moved value(s) to {out.resolve()}; "
               f"nothing written ({time.monotonic() - t0:.1f} s)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,9 @@ from .model import (
     log_loss,
     value_matrix,
 )
+from .off_policy import OPESettings, PolicyComparison, compare_policies, load_ope_settings, split_for_check
 from .search import Evaluator, Move, greedy_search
+from .select import select_by_dr
 from .settings import Settings, Tunable, load_settings, load_tunables
 
 Progress = Callable[[str], None]
@@ -56,6 +58,7 @@ class CalibrationResult:
     reliability: dict[str, list[float]] = field(default_factory=dict)
     distributions: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     moves: list[Move] = field(default_factory=list)
+    off_policy: PolicyComparison | None = None  # IPS/SNIPS/DR of the current and calibrated policy, and the refusal
 
 
 def _iso(t: float) -> str:
@@ -135,7 +138,7 @@ def _distributions(ds: Dataset, locked: Policy, calibrated: Policy) -> dict[str,
 
 def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[str, Tunable] | None = None,
               settings: Settings | None = None, progress: Progress | None = None,
-              search: SearchBackend | None = None) -> CalibrationResult:
+              search: SearchBackend | None = None, ope_settings: OPESettings | None = None) -> CalibrationResult:
     """search: the back end that moves values (default greedy_search; agents/calibration/optuna_search.py)."""
     s = settings or load_settings()
     tun = tunables if tunables is not None else load_tunables(policy_raw)
@@ -168,11 +171,24 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
     else:  # a model that predicts held-out runs no better than the current rules must not move them
         say("the model does not beat the current rules on held-out runs: nothing moves")
         raw, moves, gain = copy.deepcopy(dict(policy_raw)), [], np.zeros(len(models))
+    moved = [MovedValue(key=m.key, value=m.value, was=m.was, reason=_reason(m, len(models))) for m in moves]
+    ope_s = ope_settings or load_ope_settings()
+    if search is not None and ope_settings is None:  # another back end's result stands unless the DR check refuses it
+        ope_s = replace(ope_s, select_candidates=0)
+    fit = lambda Xt, yt: fit_logistic(Xt, yt, main.l2, s.newton_iterations, s.tolerance)  # noqa: E731
+    say(f"choosing among the greedy result and {ope_s.select_candidates} trust-region candidates by doubly robust "
+        f"lower bound")
+    choose_on, check_on = split_for_check(recs, ope_s)
+    chosen = select_by_dr(choose_on, policy_raw, raw, moved, tun, quantiles, locked, fit, ope_s)
+    if chosen is not None:
+        raw, moved = chosen.raw, chosen.moved
     calibrated = parse_policy(raw, source="<calibrated>")
     base_scores = evaluator.score(dict(policy_raw))
     if base_scores is None:
         raise NotEnoughRuns("calibration: the locked policy does not validate")
-    moved = [MovedValue(key=m.key, value=m.value, was=m.was, reason=_reason(m, len(models))) for m in moves]
+    if chosen is not None and chosen.chosen != "greedy":  # the model's view of what DR chose (None: off its support)
+        scores = evaluator.score(raw)
+        gain = scores - base_scores if scores is not None else np.full(len(models), np.nan)
     times = [r.created_at for r in recs]
     sources = ds.sources
     predicted = {"current": float(base_scores[0]), "calibrated": float(base_scores[0] + gain[0]),
@@ -182,10 +198,16 @@ def calibrate(ds: Dataset, policy_raw: Mapping[str, Any], *, tunables: Mapping[s
         "policy_version": str(policy_raw.get("version")), "created_at": _iso(dt.datetime.now(dt.UTC).timestamp()),
         "run_count": len(recs), "first_run": _iso(min(times)), "last_run": _iso(max(times)),
         "tool": getattr(search, "tool", "m4 calibrate (ridge logistic pass-probability model, greedy trust-region "
-                                        "search)"),
+                                        "search, candidates chosen by doubly robust lower bound)"),
         "outcome_source": f"{sources.get('rating', 0)} rated, {sources.get('verdict', 0)} by the automatic verdict",
         "heldout": {k: round(v, 6) for k, v in heldout.items()} | {k: round(v, 6) for k, v in predicted.items()},
     }
+    say("off-policy evaluation (IPS, SNIPS, doubly robust) of the current and the calibrated policy")
+    ope = compare_policies(check_on, locked, locked, calibrated, fit, ope_s)
+    if check_on is not recs and len(check_on) < len(recs):
+        ope.note += f"; these {len(check_on)} explored run(s) were held out from the choice"
+    provenance["off_policy"] = ope.provenance() | ({"chosen": chosen.chosen, "candidates": chosen.candidates}
+                                                   if chosen is not None else {"chosen": "greedy"})
     return CalibrationResult(moved=moved, provenance=provenance, heldout=heldout, predicted=predicted,
                              calibrated_raw=raw, reliability=reliability,
-                             distributions=_distributions(ds, locked, calibrated), moves=moves)
+                             distributions=_distributions(ds, locked, calibrated), moves=moves, off_policy=ope)

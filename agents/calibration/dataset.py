@@ -20,6 +20,17 @@ ANALYSIS_NUMBERS = ("line_quality_score", "construction_lines", "broken_lines", 
 REFERENCE_NUMBERS = ("similarity", "conflict_penalty", "style_distance", "accessory_conflict")
 
 
+@dataclass(frozen=True)
+class LoggedDraw:
+    """What `--explore` logged: the pre-rule draw, the log of its density and the jitter share (checked by
+    off_policy.check_logged, which names the run when a value is unusable)."""
+
+    draw: Any
+    log_density: Any
+    share: Any
+    windows: Any = None  # {value: [lo, hi]} of the logged kernel (newer logs): how much of a candidate's it covers
+
+
 @dataclass
 class Record:
     """One logged attempt a fit can learn from."""
@@ -33,6 +44,7 @@ class Record:
     created_at: float
     propensity: float | None = None
     planned_with: dict[str, Any] | None = None  # the calibrated overlay's moved values it was planned with
+    exploration: LoggedDraw | None = None  # None: the run was not explored (off-policy evaluation leaves it out)
 
 
 @dataclass
@@ -92,13 +104,17 @@ def record_from_row(row: dict[str, Any], rating: dict[str, Any] | None, by_id: d
         return None
     diag = row.get("diagnostics") or {}
     explore = diag.get("exploration")
-    prop: Any = explore.get("propensity") if isinstance(explore, dict) else None
+    logged = None
+    if isinstance(explore, dict) and "log_density" in explore:  # the draw itself; older logs: diagnostics.pre_rules
+        logged = LoggedDraw(draw=explore.get("draw", diag.get("pre_rules")), log_density=explore["log_density"],
+                            share=explore.get("share"), windows=explore.get("windows"))
+    ld: Any = logged.log_density if logged is not None else None
     overlay = diag.get("policy_overlay")
     moved = overlay.get("moved") if isinstance(overlay, dict) and overlay.get("applied") is True else None
     return Record(run_id=int(row["id"]), analysis=a, reference=r,
                   values={k: float(v) for k, v in values.items() if v is not None},
                   outcome=outcome, outcome_source=source, created_at=float(row["created_at"]),
-                  propensity=float(prop) if _finite(prop) and prop > 0 else None,
+                  propensity=math.exp(float(ld)) if _finite(ld) else None, exploration=logged,
                   planned_with=dict(moved) if isinstance(moved, dict) else None)
 
 

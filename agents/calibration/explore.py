@@ -1,6 +1,6 @@
 """Exploration with logged propensities (off unless asked for): jitter a plan's driven values a little inside
 their dynamic bounds, re-apply the hard rules, and return the density of the choice so a candidate
-policy can be scored on the log without bias (inverse propensity / doubly robust: not built yet)."""
+policy can be scored on the log without bias (inverse propensity / doubly robust: off_policy.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def jitter_window(value: float, bounds: tuple[float, float] | list[float], share
     lo, hi = float(bounds[0]), float(bounds[1])
     w = share * (hi - lo)
     return max(lo, value - w), min(hi, value + w)
+
+
+def windows(p: Plan, share: float) -> dict[str, tuple[float, float]]:
+    """Each explored value's jitter window around the plan's pre-rule value (uniform kernel support)."""
+    start = p.diagnostics.get("pre_rules") or p.values()
+    return {name: jitter_window(float(start[name]), p.bounds[name], share) for name in EXPLORED}
 
 
 def explore(p: Plan, policy: Policy, rng: np.random.Generator,
@@ -58,12 +64,13 @@ def explore(p: Plan, policy: Policy, rng: np.random.Generator,
 
 def explored_plan(p: Plan, policy: Policy, rng: np.random.Generator, share: float) -> Plan:
     """The plan with its explored values in place and `diagnostics.exploration` saying what was planned,
-    the jitter share and the log density of the draw (the propensity an off-policy estimate needs)."""
+    the jitter share, the pre-rule draw and its log density (what an off-policy estimate needs)."""
     values, log_density, pre, h = explore(p, policy, rng, share)
     planned = dict(p.values())
     typed: dict[str, Any] = {k: int(round(v)) if VALUE_KINDS[k][1] else float(v) for k, v in values.items()}
     diagnostics = dict(p.diagnostics)
     diagnostics.update(pre_rules=pre, H_hallucination_risk=h["H"], H_after_dampening=h["H_after"])
-    diagnostics["exploration"] = {"share": share, "log_density": log_density, "planned": planned}
+    diagnostics["exploration"] = {"share": share, "log_density": log_density, "planned": planned, "draw": pre,
+                                  "windows": {k: list(w) for k, w in windows(p, share).items()}}
     diagnostics["dual_ip"] = {k: typed[k] for k in ("ip1_weight", "ip1_end_at", "ip2_weight", "ip2_end_at")}
     return dataclasses.replace(p, **typed, diagnostics=diagnostics, signals=dict(p.signals, H=h["H"]))

@@ -33,7 +33,7 @@ ENV_OVERLAY = "M4_POLICY_OVERLAY"
 HARD_PREFIXES = ("version", "model", "nodes", "template", "tunable", "limits", "hard_rules", "cfg.global_min",
                  "cfg.global_max", "prompts", "raw_drivers", "signals", "sanitise")
 _PROVENANCE_KEYS = {"policy_version", "created_at", "run_count", "first_run", "last_run", "tool", "heldout",
-                    "outcome_source"}
+                    "outcome_source", "off_policy"}
 
 
 class OverlayError(PolicyError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.calibration.explore import explore
+from agents.calibration.explore import explored_plan
 from agents.planning.animation_director import plan
 from agents.policy import default_policy
 from agents.runtime.run_log import RunLog
@@ -27,13 +27,12 @@ def _fill(log_path: Path, sketch: Path, n: int, seed: int) -> list[int]:
             a = make_analysis(line_quality_score=float(rng.random()), complexity_score=float(rng.random()),
                               subject_scale=float(rng.random()), construction_lines=float(rng.random() * 0.4))
             r = make_reference(similarity=float(rng.random()), conflict_penalty=float(rng.random() * 0.6))
-            p = plan(a, r, pol)
-            values, logd, *_ = explore(p, pol, rng, 0.3)
+            p = explored_plan(plan(a, r, pol), pol, rng, 0.3)
+            values = {k: float(v) for k, v in p.values().items()}
             z = 0.3 - 2.5 * (values["cfg2"] - 7.0) * values["ip2_weight"] - 1.2 * (values["cfg1"] - 8.0) ** 2
             passed = bool(rng.random() < 1 / (1 + np.exp(-z)))
             rid = log.start_run(sketch=sketch, reference=None, server="test")
-            log.record(rid, plan={**p.to_dict(), **values},
-                       diagnostics={**p.diagnostics, "exploration": {"log_density": logd}},
+            log.record(rid, plan=p.to_dict(), diagnostics=p.diagnostics,
                        metrics={"analysis": a.to_dict(), "reference": r.to_dict()},
                        verdict={"passed": passed}, accepted=passed)
             log.finish(rid, status="done")
@@ -93,3 +92,22 @@ def test_too_few_runs_and_missing_log(sketch: Path, tmp_path: Path, capsys: pyte
     RunLog(empty).close()
     assert calibrate_main(["--log", str(empty)]) == 2
     assert "has 0 usable" in capsys.readouterr().err
+
+
+def test_calibrate_refuses_an_overlay_the_doubly_robust_check_rejects(sketch: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import agents.calibration.off_policy as off_policy
+
+    log = tmp_path / "m4_runs.sqlite3"
+    _fill(log, sketch, 60, 9)
+    assert calibrate_main(["--log", str(log), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "off-policy estimates on 60 explored run(s)" in out and "DR gain of the calibrated policy" in out
+    assert "current     " in out and "REFUSED" not in out
+    monkeypatch.setattr(off_policy, "refusal", lambda cur, cal, s: "the DR lower bound is clearly below (test)")
+    assert calibrate_main(["--log", str(log)]) == 1
+    captured = capsys.readouterr()
+    assert "REFUSED: the DR lower bound is clearly below (test)" in captured.out
+    assert "overlay refused, nothing written" in captured.err
+    assert not (tmp_path / "m4_policy_overlay.toml").exists() and not (tmp_path / "calibration_report.html").exists()

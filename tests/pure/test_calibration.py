@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.calibration.calibrate import NotEnoughRuns, calibrate
-from agents.calibration.dataset import Dataset, Record, load_dataset
-from agents.calibration.explore import explore
+from agents.calibration.dataset import Dataset, LoggedDraw, Record, load_dataset
+from agents.calibration.explore import explored_plan
 from agents.calibration.model import FitError, brier, fit_logistic, log_loss
+from agents.calibration.off_policy import load_ope_settings
 from agents.calibration.search import get_key
 from agents.calibration.settings import CalibrationConfigError, load_settings, load_tunables, parse_tunables
 from agents.planning.animation_director import plan, plan_violations
@@ -28,6 +29,8 @@ from host.records import make_analysis, make_reference
 RAW = raw_default_policy()
 LOCKED = parse_policy(RAW)
 FAST = dataclasses.replace(load_settings(), bootstrap=6, max_rounds=3, l2_grid=(1.0, 10.0), cv_folds=3)
+# the off-policy choice (select.py) runs in every calibration below, on fewer candidates and draws
+FAST_OPE = dataclasses.replace(load_ope_settings(), select_candidates=8, bootstrap=40, dm_samples=2)
 
 
 def _context(rng: np.random.Generator) -> tuple:
@@ -51,21 +54,24 @@ def make_dataset(n: int, seed: int, outcome: str = "truth") -> Dataset:
     recs = []
     for k in range(n):
         a, r = _context(rng)
-        values, *_ = explore(plan(a, r, LOCKED), LOCKED, rng, 0.3)
+        q = explored_plan(plan(a, r, LOCKED), LOCKED, rng, 0.3)
+        values = {n: float(x) for n, x in q.values().items()}
+        ex = q.diagnostics["exploration"]
         if outcome == "truth":
             y = int(rng.random() < _truth(a, r, values))
         else:
             y = int(rng.random() < 0.5)
         recs.append(Record(run_id=k + 1, analysis=a, reference=r, values=values, outcome=y, outcome_source="verdict",
-                           created_at=1.7e9 + k))
+                           created_at=1.7e9 + k,
+                           exploration=LoggedDraw(ex["draw"], ex["log_density"], ex["share"], ex["windows"])))
     return Dataset(records=recs, total_rows=n)
 
 
 def test_too_few_runs_says_how_many() -> None:
     with pytest.raises(NotEnoughRuns, match=r"at least 30 usable runs.*has 10 usable"):
-        calibrate(make_dataset(10, 0), RAW, settings=FAST)
+        calibrate(make_dataset(10, 0), RAW, settings=FAST, ope_settings=FAST_OPE)
     with pytest.raises(NotEnoughRuns, match="has 0 usable"):
-        calibrate(Dataset(records=[]), RAW, settings=FAST)
+        calibrate(Dataset(records=[]), RAW, settings=FAST, ope_settings=FAST_OPE)
 
 
 def test_one_outcome_only_is_refused() -> None:
@@ -73,7 +79,7 @@ def test_one_outcome_only_is_refused() -> None:
     for r in ds.records:
         r.outcome = 1
     with pytest.raises(NotEnoughRuns, match="0 bad"):
-        calibrate(ds, RAW, settings=FAST)
+        calibrate(ds, RAW, settings=FAST, ope_settings=FAST_OPE)
     with pytest.raises(FitError, match="both good and bad"):
         fit_logistic(np.ones((5, 2)), np.ones(5), 1.0, 10, 1e-8)
 
@@ -90,7 +96,7 @@ def test_logistic_recovers_a_known_direction_and_scores() -> None:
 
 
 def test_calibration_moves_tunables_with_reasons_and_overlay_loads(tmp_path: Path) -> None:
-    res = calibrate(make_dataset(120, 7), RAW, settings=FAST)
+    res = calibrate(make_dataset(120, 7), RAW, settings=FAST, ope_settings=FAST_OPE)
     assert res.provenance["run_count"] == 120 and res.provenance["policy_version"] == RAW["version"]
     assert set(res.heldout) >= {"model_log_loss", "rules_log_loss", "model_brier", "rules_brier"}
     tun = load_tunables(RAW)
@@ -160,7 +166,7 @@ def test_no_calibration_ever_touches_a_hard_rule(seed: int, n: int, mode: str) -
     ds = make_dataset(n, seed, mode)
     if min(sum(r.outcome for r in ds.records), n - sum(r.outcome for r in ds.records)) < FAST.min_each_outcome:
         return
-    res = calibrate(ds, copy.deepcopy(RAW), settings=FAST)
+    res = calibrate(ds, copy.deepcopy(RAW), settings=FAST, ope_settings=FAST_OPE)
     raw = res.calibrated_raw
     for section in ("hard_rules", "limits", "signals", "nodes", "prompts", "raw_drivers", "model"):
         assert raw[section] == RAW[section]
