@@ -65,3 +65,23 @@ ROUGH_PRESENT = [r for r in ROWS if r["label"] == "rough" and _path(r).is_file()
 def test_a_real_rough_drawing_is_not_graded_clean(row: dict[str, object]) -> None:
     a = analyse(load_image(_path(row)), str(row["file"]))
     assert a.line_quality != "clean", (row["file"], a.line_quality_score)
+
+
+# issue 16's check "clean line art (madoka_lineart.png) scores above every rough drawing you have", on every
+# real rough drawing, not only the two the rough measures were designed with. One fails today and is kept
+# here as a strict expected failure, so the day it passes the test says so (see the docs page's limits).
+KNOWN_ABOVE_MADOKA = {"real_drawings/gopher_with-C-book_rough.jpg": "a bold, blurred marker drawing with few, "
+                      "even strokes scores 0.615 against madoka_lineart's 0.494 (its hair reads as overdrawing)"}
+MADOKA_CASES = [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=KNOWN_ABOVE_MADOKA[str(r["file"])]))
+                if str(r["file"]) in KNOWN_ABOVE_MADOKA else r for r in ROUGH_PRESENT]
+
+
+@pytest.fixture(scope="module")
+def madoka_score() -> float:
+    return analyse(load_image(FIXTURES / "references" / "madoka_lineart.png"), "madoka_lineart").line_quality_score
+
+
+@pytest.mark.parametrize("row", MADOKA_CASES, ids=[str(r["file"]) for r in ROUGH_PRESENT])
+def test_clean_line_art_scores_above_each_real_rough_drawing(row: dict[str, object], madoka_score: float) -> None:
+    a = analyse(load_image(_path(row)), str(row["file"]))
+    assert madoka_score > a.line_quality_score, (row["file"], a.line_quality_score, madoka_score)
