@@ -34,7 +34,7 @@ from ..policy import Policy
 from .dataset import Record
 from .explore import EXPLORED, explore, windows
 from .model import Logistic, context_vector, features, value_matrix
-from .settings import CalibrationConfigError, _num, _read
+from .settings import _num, _read, check_tables
 
 OPE_PATH = Path(__file__).parent / "off_policy.toml"
 _DEGENERATE = 1e-12
@@ -66,16 +66,7 @@ class OPESettings:
 def parse_ope_settings(raw: dict[str, Any]) -> OPESettings:
     keys = {"estimate": ("clip", "bootstrap", "interval", "dm_samples", "folds", "min_logged", "seed"),
             "refuse": ("margin", "holdout_share"), "select": ("candidates", "move_share", "dm_samples")}
-    for name, allowed in keys.items():
-        sec = raw.get(name)
-        if not isinstance(sec, dict):
-            raise CalibrationConfigError(f"off_policy key {name}: missing table")
-        unknown = sorted(set(sec) - set(allowed))
-        if unknown:
-            raise CalibrationConfigError(f"off_policy key {name}.{unknown[0]}: unknown key")
-    unknown_tables = sorted(set(raw) - set(keys))
-    if unknown_tables:
-        raise CalibrationConfigError(f"off_policy key {unknown_tables[0]}: unknown table")
+    check_tables(raw, keys, "off_policy", other_tables=False)
     e, path = raw["estimate"], "off_policy key estimate"
     return OPESettings(
         clip=_num(e, "clip", path, 1.0, 1e6),

@@ -140,18 +140,27 @@ def parse_tunables(raw: Mapping[str, Any], policy_raw: Mapping[str, Any]) -> dic
     return out
 
 
+def check_tables(raw: Mapping[str, Any], sections: Mapping[str, tuple[str, ...]], what: str,
+                 *, other_tables: bool) -> None:
+    """Each named table present with only its known keys; other_tables=False refuses any other table too."""
+    for name, keys in sections.items():
+        sec = raw.get(name)
+        if not isinstance(sec, Mapping):
+            raise CalibrationConfigError(f"{what} key {name}: missing table")
+        unknown = sorted(set(sec) - set(keys))
+        if unknown:
+            raise CalibrationConfigError(f"{what} key {name}.{unknown[0]}: unknown key")
+    extra = sorted(set(raw) - set(sections))
+    if extra and not other_tables:
+        raise CalibrationConfigError(f"{what} key {extra[0]}: unknown table")
+
+
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
     sections = {"data": ("min_runs", "min_each_outcome", "holdout_fraction"),
                 "model": ("l2_grid", "cv_folds", "newton_iterations", "tolerance", "probability_floor"),
                 "search": ("bootstrap", "confidence", "move_confidence", "min_gain", "max_rounds", "interval", "seed"),
                 "explore": ("jitter", "support_share")}
-    for name, keys in sections.items():
-        sec = raw.get(name)
-        if not isinstance(sec, Mapping):
-            raise CalibrationConfigError(f"calibration key {name}: missing table")
-        unknown = sorted(set(sec) - set(keys))
-        if unknown:
-            raise CalibrationConfigError(f"calibration key {name}.{unknown[0]}: unknown key")
+    check_tables(raw, sections, "calibration", other_tables=True)  # [optuna] is read by optuna_space.py
     d, m, s = raw["data"], raw["model"], raw["search"]
     grid = m.get("l2_grid")
     if not (isinstance(grid, list) and grid and all(isinstance(v, int | float) and not isinstance(v, bool)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agents.measure.analysis_types import ReferenceReport, VisualAnalysis
 
 
@@ -20,3 +22,14 @@ def make_reference(**overrides) -> ReferenceReport:
                 accessory_conflict=0.0, reference_final_score=0.7)
     base.update(overrides)
     return ReferenceReport(**base)
+
+
+def random_context(rng: Any) -> tuple[VisualAnalysis, ReferenceReport]:
+    """A random but plausible (analysis, reference) pair, as a logged run's context (numpy Generator rng)."""
+    a = make_analysis(line_quality_score=float(rng.random()), construction_lines=float(rng.random() * 0.5),
+                      broken_lines=float(rng.random() * 0.5), complexity_score=float(rng.random()),
+                      subject_scale=float(rng.random()), anatomy_risk_score=float(rng.random()),
+                      object_count=int(rng.integers(1, 3)))
+    r = make_reference(similarity=float(rng.random()), conflict_penalty=float(rng.random()),
+                       style_distance=float(rng.random()), colored=bool(rng.random() < 0.2))
+    return a, r

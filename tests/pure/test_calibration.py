@@ -24,23 +24,13 @@ from agents.planning.animation_director import plan, plan_violations
 from agents.policy import parse_policy, raw_default_policy
 from agents.policy.overlay import dump_overlay, load_with_overlay
 from agents.runtime.run_log import RunLog
-from host.records import make_analysis, make_reference
+from host.records import random_context
 
 RAW = raw_default_policy()
 LOCKED = parse_policy(RAW)
 FAST = dataclasses.replace(load_settings(), bootstrap=6, max_rounds=3, l2_grid=(1.0, 10.0), cv_folds=3)
 # the off-policy choice (select.py) runs in every calibration below, on fewer candidates and draws
 FAST_OPE = dataclasses.replace(load_ope_settings(), select_candidates=8, bootstrap=40, dm_samples=2)
-
-
-def _context(rng: np.random.Generator) -> tuple:
-    a = make_analysis(line_quality_score=float(rng.random()), construction_lines=float(rng.random() * 0.5),
-                      broken_lines=float(rng.random() * 0.5), complexity_score=float(rng.random()),
-                      subject_scale=float(rng.random()), anatomy_risk_score=float(rng.random()),
-                      object_count=int(rng.integers(1, 3)))
-    r = make_reference(similarity=float(rng.random()), conflict_penalty=float(rng.random()),
-                       style_distance=float(rng.random()), colored=bool(rng.random() < 0.2))
-    return a, r
 
 
 def _truth(a, r, v: dict[str, float]) -> float:
@@ -53,7 +43,7 @@ def make_dataset(n: int, seed: int, outcome: str = "truth") -> Dataset:
     rng = np.random.default_rng(seed)
     recs = []
     for k in range(n):
-        a, r = _context(rng)
+        a, r = random_context(rng)
         q = explored_plan(plan(a, r, LOCKED), LOCKED, rng, 0.3)
         values = {n: float(x) for n, x in q.values().items()}
         ex = q.diagnostics["exploration"]
@@ -116,7 +106,7 @@ def test_log_round_trip_prefers_ratings_and_drops_nan(tmp_path: Path) -> None:
     with RunLog(tmp_path / "log.sqlite3") as log:
         ids = []
         for k in range(4):
-            a, r = _context(rng)
+            a, r = random_context(rng)
             p = plan(a, r, LOCKED)
             rid = log.start_run(sketch=img, reference=None, server="t")
             log.record(rid, plan=p.to_dict(), diagnostics=p.diagnostics, accepted=k % 2 == 0,
@@ -177,7 +167,7 @@ def test_no_calibration_ever_touches_a_hard_rule(seed: int, n: int, mode: str) -
     pol = parse_policy(raw)
     rng = np.random.default_rng(seed)
     for _ in range(40):
-        a, r = _context(rng)
+        a, r = random_context(rng)
         p = plan(a, r, pol)
         assert not plan_violations(p, pol)
         assert 7.0 <= p.cfg2 <= p.cfg1 <= 10.0 and p.ip2_weight <= min(0.55, p.ip1_weight - 0.10 + 1e-9)
@@ -194,7 +184,7 @@ def test_exploration_keeps_bounds_and_hard_rules(seed: int, share: float) -> Non
     from agents.calibration.explore import explored_plan
 
     rng = np.random.default_rng(seed)
-    a, r = _context(rng)
+    a, r = random_context(rng)
     p = plan(a, r, LOCKED)
     q = explored_plan(p, LOCKED, rng, share)
     assert not plan_violations(q, LOCKED)

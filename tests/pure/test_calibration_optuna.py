@@ -34,7 +34,7 @@ from agents.calibration.settings import CalibrationConfigError, load_settings, l
 from agents.planning.animation_director import plan, plan_violations
 from agents.policy import parse_policy, raw_default_policy
 from agents.policy.overlay import MovedValue, apply_overlay, dump_overlay, load_with_overlay
-from host.records import make_analysis, make_reference
+from host.records import random_context
 
 REPO = Path(__file__).resolve().parents[2]
 RAW = raw_default_policy()
@@ -48,22 +48,12 @@ OVERLAY_B = {"cases.multi_object.denoise2": [0.2, 0.3]}
 OUTSIDE = {"classify.complex_threshold": 0.9}
 
 
-def _context(rng: np.random.Generator) -> tuple:
-    a = make_analysis(line_quality_score=float(rng.random()), construction_lines=float(rng.random() * 0.5),
-                      broken_lines=float(rng.random() * 0.5), complexity_score=float(rng.random()),
-                      subject_scale=float(rng.random()), anatomy_risk_score=float(rng.random()),
-                      object_count=int(rng.integers(1, 3)))
-    r = make_reference(similarity=float(rng.random()), conflict_penalty=float(rng.random()),
-                       style_distance=float(rng.random()), colored=bool(rng.random() < 0.2))
-    return a, r
-
-
 def make_records(n: int, seed: int, overlays: list[dict | None]) -> list[Record]:
     """n runs explored around the locked plan; run k was planned with overlays[k % len(overlays)]."""
     rng = np.random.default_rng(seed)
     recs = []
     for k in range(n):
-        a, r = _context(rng)
+        a, r = random_context(rng)
         values, *_ = explore(plan(a, r, LOCKED), LOCKED, rng, 0.3)
         z = 0.5 - 2.0 * (values["cfg2"] - 7.2) * values["ip2_weight"] - 1.5 * (values["cfg1"] - 8.2) ** 2
         recs.append(Record(run_id=k + 1, analysis=a, reference=r, values=values,
@@ -102,7 +92,7 @@ def _check_hard_rules(raw: dict, seed: int) -> None:
     pol = parse_policy(raw)
     rng = np.random.default_rng(seed)
     for _ in range(40):
-        a, r = _context(rng)
+        a, r = random_context(rng)
         p = plan(a, r, pol)
         assert not plan_violations(p, pol) and not plan_violations(p, LOCKED)
         assert 7.0 <= p.cfg2 <= p.cfg1 <= 10.0 and p.ip2_weight <= min(0.55, p.ip1_weight - 0.10 + 1e-9)
