@@ -41,7 +41,8 @@ TARGET_MS = 60.0
 
 def _no_rough(*args: Any) -> RoughStats:
     ends = args[7]
-    return RoughStats(0, 0.0, 1.0, 0, 0, 0.0, np.zeros(len(ends), bool))
+    return RoughStats(overdrawn_px=0, grain=0.0, darkness=1.0, solid_share=0.0, hatched_px=0, hatch_segments=0,
+                      wobble_px=0.0, tapered_ends=np.zeros(len(ends), bool))
 
 
 @contextmanager

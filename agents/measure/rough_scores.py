@@ -41,7 +41,10 @@ def _ramp(x: float, start: float, span: float) -> float:
 def rough_scores(s: StrokeStats, k: Mapping[str, Any]) -> dict[str, float]:
     """overdrawn_strokes, graphite_texture, hatching, line_wobble, heavy_strokes (0..1) of one drawing."""
     length = max(float(s.skeleton_px), 1.0)
-    grain = _ramp(s.grain, k["grain_from"], k["grain_span"])
+    # Grain inside solid ink is the width change of filled strokes, not paper tooth: it fades out
+    # as the solid share rises.
+    solid = _ramp(s.solid_share, k["solid_from"], k["solid_span"])
+    grain = _ramp(s.grain, k["grain_from"], k["grain_span"]) * (1.0 - solid)
     light = _ramp(k["darkness_from"] - s.darkness, 0.0, k["darkness_span"])
     side = float(max(s.width, s.height))
     return {

@@ -7,7 +7,10 @@ Visual Analyst turns them into 0..1 signals. Every constant is a key of measure.
 - overdraw: share of skeleton length with a near-parallel stroke (orientation within
   parallel_deg) across a paper gap, within a few stroke widths along the stroke's normal.
 - grain: robust spread of the ink along the skeleton around its local mean (normalised by the
-  drawing's ink level); darkness: the skeleton's median ink (1 = black, light graphite ~0.3-0.5).
+  drawing's ink level); darkness: the skeleton's median ink (1 = black, light graphite ~0.3-0.5);
+  solid share: share of the skeleton inside solid ink (the darkest ink in a small square around it
+  at least solid_ink): a filled or bold pen stroke, whose mass per length changes with its width,
+  not with paper tooth (graphite never fills a whole neighbourhood).
 - hatching: share of stroke length in groups of >= hatch_min_group short straight parallel segments
   (the skeleton cut at junctions) lying side by side at a few stroke widths' spacing.
 - wobble: band-passed deviation (px) along the skeleton's segments (cut at junctions), smoothed
@@ -36,6 +39,7 @@ class RoughStats:
     overdrawn_px: int
     grain: float
     darkness: float
+    solid_share: float
     hatched_px: int
     hatch_segments: int
     wobble_px: float
@@ -86,6 +90,15 @@ def overdrawn_pixels(
 
 def _box(a: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(a, -1, (2 * r + 1, 2 * r + 1), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+
+def solid_share(ink: np.ndarray, skel: np.ndarray, k: Mapping[str, Any]) -> float:
+    """Share of the skeleton whose (2 solid_radius_px + 1)^2 square holds only ink >= solid_ink."""
+    if not skel.any():
+        return 0.0
+    side = 2 * k["solid_radius_px"] + 1
+    darkest_low = cv2.erode(ink, np.ones((side, side), np.uint8))
+    return float(np.count_nonzero(darkest_low[skel] >= k["solid_ink"])) / float(np.count_nonzero(skel))
 
 
 def grain_and_darkness(
@@ -207,11 +220,12 @@ def rough_stats(
     nx, ny = _normals(ink, sigma)
     over = overdrawn_pixels(ink, skel, nx, ny, width, k)
     grain, darkness = grain_and_darkness(ink, mask, skel, k)
+    solid = solid_share(ink, skel, k)
     n, labels, _ = _segments(skel.view(np.uint8))
     hatched, hatch_n = hatched_pixels(n, labels, width, side, k)
     wob = wobble_px(n, labels, k)
     peak_img = cv2.dilate(ink, np.ones((3, 3), np.uint8))
     ey, ex = (ends_yx[:, 0], ends_yx[:, 1]) if ends_yx.size else (np.zeros(0, np.intp), np.zeros(0, np.intp))
     tap = tapered(ends_yx, dist[ey, ex], peak_img[ey, ex], median_half, main_level, k)
-    return RoughStats(overdrawn_px=over, grain=grain, darkness=darkness, hatched_px=hatched,
+    return RoughStats(overdrawn_px=over, grain=grain, darkness=darkness, solid_share=solid, hatched_px=hatched,
                       hatch_segments=hatch_n, wobble_px=wob, tapered_ends=tap)

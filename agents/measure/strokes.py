@@ -58,6 +58,7 @@ class StrokeStats:
     overdrawn_px: int = 0  # skeleton px with a near-parallel stroke close beside them
     grain: float = 0.0  # relative ink spread along the strokes
     darkness: float = 0.0  # median ink along the strokes (1 = black)
+    solid_share: float = 0.0  # share of the skeleton inside solid ink (filled / bold pen strokes)
     hatched_px: int = 0  # skeleton px in hatching groups
     hatch_segments: int = 0
     wobble_px: float = 0.0  # band-passed deviation of the skeleton paths
@@ -372,6 +373,7 @@ def measure_strokes(ink: InkMap) -> StrokeStats:
         short_fragments=short_fragments, specks=specks, median_width=median_w, width_p10=p10,
         width_p90=p90, object_boxes=boxes, object_masses=masses, gap_radius=gap_radius,
         group_radius=group_radius, outline_px=float(outline), tapered_ends=int(rough.tapered_ends.sum()),
-        overdrawn_px=rough.overdrawn_px, grain=rough.grain, darkness=rough.darkness, hatched_px=rough.hatched_px,
+        overdrawn_px=rough.overdrawn_px, grain=rough.grain, darkness=rough.darkness,
+        solid_share=rough.solid_share, hatched_px=rough.hatched_px,
         hatch_segments=rough.hatch_segments, wobble_px=rough.wobble_px,
     )
