@@ -74,6 +74,7 @@ SNAPSHOT_CLASSES = (
     "M4LineQualityAnalyzer", "M4AdaptiveCFG", "M4AdaptiveGuider", "M4EarlyStopSampler", "M4AdaptiveKSampler",
     "ImageBatch", "SaveAnimatedWEBP", "M4KeyframeImputer", "M4InbetweenNoiseMask",
     "LoadAudio", "CreateVideo", "SaveVideo", "M4AudioFeatures", "M4CPPNFrames",
+    "M4RunLogger", "M4RateRun",
 )
 
 
@@ -388,6 +389,12 @@ def _wire_masks(g: UIGraph, sketch: int, reference: int, analyst: int, compare: 
 
 def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[str, str]],
              unpack_outputs: dict[str, str], adaptive: bool = False) -> dict[str, Any]:
+    return m4_graph(defs, api, drivers, unpack_outputs, adaptive).serialise()
+
+
+def m4_graph(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[str, str]],
+             unpack_outputs: dict[str, str], adaptive: bool = False) -> UIGraph:
+    """The M4 preset as a graph (build_m4 serialises it; the logged-run example adds to it)."""
     name = "Animation_Workflow_M4_Adaptive" if adaptive else "Animation_Workflow_M4"
     g = UIGraph(name, defs)
     layout, contract = _template_layout(), _contract()
@@ -464,7 +471,7 @@ def build_m4(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[
     for above, below in _layout_stacks():
         if below in g.nodes:  # a patch node exists in the adaptive preset only
             g.stack_below(above, below)
-    return g.serialise()
+    return g
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,6 +655,36 @@ def _example_audio_patterns(defs: dict[str, Any]) -> UIGraph:
     return g
 
 
+LOGGED_RUN = "M4_Example_Logged_Run"
+RUN_LOGGER, RATE_RUN = 220, 221  # outside the template contract, like LINE_QUALITY
+MUTED = 2  # a node's mode the frontend leaves out of the prompt (Ctrl+M toggles it)
+
+
+def build_logged_run(defs: dict[str, Any], api: dict[str, Any], drivers: dict[str, dict[str, str]],
+                     unpack_outputs: dict[str, str]) -> dict[str, Any]:
+    """The static M4 preset with every run written to the run log in ComfyUI's user folder: M4 Run Logger on the
+    final image (the one the Line Quality check judges; it records the same verdict) with the plan, the
+    analysis, the reference report and the sketch. M4 Rate Run takes the logger's run_id and starts MUTED, so
+    no run is rated unasked: a person un-mutes it (Ctrl+M), picks good or bad and queues again; the rest of
+    the graph is cached (fixed seeds), so only the rating runs and it lands on the run just logged."""
+    g = m4_graph(defs, api, drivers, unpack_outputs)
+    g.name = LOGGED_RUN
+    contract = _contract()
+    x = _X["out2"] + 380  # a column right of the outputs
+    g.add(RUN_LOGGER, "M4RunLogger", (x, _S2), "Run log", "Log this run", width=320)
+    g.add(RATE_RUN, "M4RateRun", (x, _S2), "Run log", "Rate it (Ctrl+M, queue again)", width=320)
+    g.link(int(contract.feeds["final_image"]), 0, RUN_LOGGER, "image")
+    g.link(int(contract.planning["prompts"]), "plan", RUN_LOGGER, "plan")
+    g.link(int(contract.planning["analyst"]), "analysis", RUN_LOGGER, "analysis")
+    g.link(int(contract.planning["compare"]), "report", RUN_LOGGER, "reference_report")
+    g.link(int(contract.images["sketch"]), 0, RUN_LOGGER, "sketch")
+    g.link(RUN_LOGGER, "run_id", RATE_RUN, "run_id")
+    g.stack_below(RUN_LOGGER, RATE_RUN)
+    wf = g.serialise()
+    next(n for n in wf["nodes"] if n["id"] == RATE_RUN)["mode"] = MUTED
+    return wf
+
+
 EXAMPLES = (_example_planning, _example_line_quality, _example_adaptive_cfg, _example_adaptive_guider,
             _example_adaptive_ksampler, _example_inbetween, _example_audio_patterns)
 
@@ -660,6 +697,7 @@ def build_all(snapshot: Path = SNAPSHOT) -> dict[str, dict[str, Any]]:
     out = {
         "Animation_Workflow_M4.json": build_m4(defs, api, drivers, outputs),
         "Animation_Workflow_M4_Adaptive.json": build_m4(defs, api, drivers, outputs, adaptive=True),
+        f"{LOGGED_RUN}.json": build_logged_run(defs, api, drivers, outputs),
     }
     for make in EXAMPLES:
         graph = make(defs)

@@ -3,8 +3,9 @@ two nodes overlapping, before or after the run: the M4 panels reserve their heig
 so a report never grows a node over its neighbour. The Line Quality panel draws pass/fail per measure.
 
 What runs: the planning and line-quality examples whole; the M4 presets' planning branch (the locked
-model files are not on this server); the adaptive examples on the random-weight stand-in checkpoint at
-64x64 with few steps (said here: this checks layout and drawing, not images).
+model files are not on this server); the adaptive examples and the logged-run example (the whole preset with
+M4 Run Logger) on the random-weight stand-in checkpoint and ControlNet at 64x64 with few steps (said here:
+this checks layout and drawing, not images).
 """
 
 from __future__ import annotations
@@ -35,17 +36,25 @@ SHOWN = {
     "M4_Example_Adaptive_CFG": ["M4AdaptiveCFG"], "M4_Example_Adaptive_KSampler": ["M4AdaptiveKSampler"],
     "M4_Example_Adaptive_Guider_Early_Stop": [], "M4_Example_Inbetween": ["M4KeyframeImputer"],
     "M4_Example_Audio_Patterns": ["M4AudioFeatures"],
+    build_workflows.LOGGED_RUN: [*PLANNING_OUTPUTS, "M4LineQualityAnalyzer"],
 }
 PASS, FAIL, THRESHOLD = "#5fd38d", "#ff5a5a", "#e040fb"
 _SIZES_JS = "() => Object.fromEntries(app.graph._nodes.map(n => [n.id, [...n.size]]))"
 
 
 def _prepare(wf: dict[str, Any], comfy_server: Any) -> None:
-    """Stand-in checkpoint, 64x64 and 4 steps, fresh seeds and tags: the server's cache answers nothing."""
+    """Stand-in checkpoint and ControlNet, 64x64 and 4 steps, fresh seeds and tags: the server's cache answers
+    nothing."""
     for node in wf["nodes"]:
         values = node.get("widgets_values")
         if node["type"] == "CheckpointLoaderSimple":
             values[0] = comfy_server.checkpoint
+        elif node["type"] == "ControlNetLoader":
+            values[0] = comfy_server.controlnet
+        elif node["type"] == "ImageScale":  # upscale_method, width, height, crop
+            values[1:3] = [64, 64]
+        elif node["type"] == "OpenposePreprocessor":  # detect_hand, detect_body, detect_face, resolution, ...
+            values[3] = 64
         elif node["type"] == "EmptyLatentImage":
             values[:2] = [64, 64]
         elif node["type"] in ("KSampler", "M4AdaptiveKSampler"):
