@@ -86,7 +86,10 @@ class M4RunLogger(io.ComfyNode):
             log.set_stage(run_id, "judged")
             log.finish(run_id, status="done")
         text = f"run {run_id} logged ({'pass' if verdict.passed else 'fail'}) to {path}"
-        return io.NodeOutput(run_id, text, ui={"text": [text]})
+        panel = {"kind": "run_log", "title": "Run logged", "data": {
+            "run_id": run_id, "verdict": "pass" if verdict.passed else "fail", "case": p.case,
+            "log": path.name, "rate it": "M4 Rate Run, or ./m4 rate RUN good|bad"}}
+        return io.NodeOutput(run_id, text, ui={"text": [text], "m4_panel": [panel]})
 
 
 class M4RateRun(io.ComfyNode):
@@ -118,7 +121,9 @@ class M4RateRun(io.ComfyNode):
             except RunLogError as exc:
                 raise ValueError(str(exc)) from None
         text = f"run {run_id} rated {rating}"
-        return io.NodeOutput(text, ui={"text": [text]})
+        panel = {"kind": "run_log", "title": "Run rated", "data": {"run_id": int(run_id), "rating": rating,
+                                                                   "note": note or "—", "log": path.name}}
+        return io.NodeOutput(text, ui={"text": [text], "m4_panel": [panel]})
 
 
 NODES = [M4RunLogger, M4RateRun]

@@ -47,6 +47,10 @@ def test_page_queued_and_batch_runs_share_one_log_and_are_rated(comfy_server, br
         arg=logger, timeout=240_000)
     text = page.evaluate("(id) => String(app.nodeOutputs[id].text[0])", logger)
     canvas_id = int(text.split()[1])
+    # ... and is drawn on it: the run id the panel shows is the one logged.
+    page.wait_for_function("(id) => Array.isArray(app.graph.getNodeById(Number(id))?.m4Panel)", arg=logger)
+    shown = page.evaluate("(id) => app.graph.getNodeById(Number(id)).m4Element.textContent", logger)
+    assert "Run logged" in shown and f"run_id{canvas_id}" in shown.replace(" ", ""), shown
     # From the command line: one pair into the same file.
     listing = tmp_path / "pairs.csv"
     listing.write_text(f"sketch,reference\n{FIXTURES / 'sketches' / 'house_line.png'},"
