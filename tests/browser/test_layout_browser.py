@@ -36,7 +36,8 @@ SHOWN = {
     "M4_Example_Adaptive_CFG": ["M4AdaptiveCFG"], "M4_Example_Adaptive_KSampler": ["M4AdaptiveKSampler"],
     "M4_Example_Adaptive_Guider_Early_Stop": [], "M4_Example_Inbetween": ["M4KeyframeImputer"],
     "M4_Example_Audio_Patterns": ["M4AudioFeatures"],
-    build_workflows.LOGGED_RUN: [*PLANNING_OUTPUTS, "M4LineQualityAnalyzer"],
+    # Runs whole from the page (stand-in models): Plan Unpack feeds the samplers, so its panel is drawn too.
+    build_workflows.LOGGED_RUN: [*PLANNING_OUTPUTS, "M4PlanUnpack", "M4LineQualityAnalyzer", "M4RunLogger"],
 }
 PASS, FAIL, THRESHOLD = "#5fd38d", "#ff5a5a", "#e040fb"
 _SIZES_JS = "() => Object.fromEntries(app.graph._nodes.map(n => [n.id, [...n.size]]))"
