@@ -18,12 +18,12 @@ from agents.calibration.dataset import Dataset, LoggedDraw, Record, load_dataset
 from agents.calibration.explore import explored_plan
 from agents.calibration.model import FitError, brier, fit_logistic, log_loss
 from agents.calibration.off_policy import load_ope_settings
-from agents.calibration.search import get_key
 from agents.calibration.settings import CalibrationConfigError, load_settings, load_tunables, parse_tunables
 from agents.planning.animation_director import plan, plan_violations
 from agents.policy import parse_policy, raw_default_policy
 from agents.policy.overlay import dump_overlay, load_with_overlay
 from agents.runtime.run_log import RunLog
+from host.calibration_checks import assert_keeps_hard_rules
 from host.records import random_context
 
 RAW = raw_default_policy()
@@ -144,12 +144,6 @@ def test_tunables_refuse_hard_keys_and_bad_ranges() -> None:
         parse_tunables({"tunables": {"cfg.global_max": {"kind": "amount", "range": [7, 10], "step": 0.1}}}, RAW)
 
 
-def _within(t, original, value) -> bool:
-    vals = value if isinstance(value, list) else [value]
-    orig = original if isinstance(original, list) else [original]
-    return all(t.lo - 1e-9 <= v <= t.hi + 1e-9 and abs(v - o) <= t.step + 1e-9 for v, o in zip(vals, orig, strict=True))
-
-
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), n=st.integers(30, 90), mode=st.sampled_from(["truth", "coin"]))
 def test_no_calibration_ever_touches_a_hard_rule(seed: int, n: int, mode: str) -> None:
@@ -157,25 +151,7 @@ def test_no_calibration_ever_touches_a_hard_rule(seed: int, n: int, mode: str) -
     if min(sum(r.outcome for r in ds.records), n - sum(r.outcome for r in ds.records)) < FAST.min_each_outcome:
         return
     res = calibrate(ds, copy.deepcopy(RAW), settings=FAST, ope_settings=FAST_OPE)
-    raw = res.calibrated_raw
-    for section in ("hard_rules", "limits", "signals", "nodes", "prompts", "raw_drivers", "model"):
-        assert raw[section] == RAW[section]
-    assert raw["cfg"]["global_min"] == 7.0 and raw["cfg"]["global_max"] == 10.0
-    tun = load_tunables(RAW)
-    for key, t in tun.items():
-        assert _within(t, get_key(RAW, key), get_key(raw, key)), key
-    pol = parse_policy(raw)
-    rng = np.random.default_rng(seed)
-    for _ in range(40):
-        a, r = random_context(rng)
-        p = plan(a, r, pol)
-        assert not plan_violations(p, pol)
-        assert 7.0 <= p.cfg2 <= p.cfg1 <= 10.0 and p.ip2_weight <= min(0.55, p.ip1_weight - 0.10 + 1e-9)
-        assert p.denoise2 <= 0.60
-        if p.ip2_weight > 0.50:
-            assert p.cfg2 <= 7.4 + 1e-9
-        elif p.ip2_weight > 0.40:
-            assert p.cfg2 <= 7.8 + 1e-9
+    assert_keeps_hard_rules(res.calibrated_raw, RAW, load_tunables(RAW), seed)
 
 
 @settings(max_examples=25, deadline=None)

@@ -31,9 +31,10 @@ from agents.calibration.optuna_space import (
 )
 from agents.calibration.search import Evaluator, get_key
 from agents.calibration.settings import CalibrationConfigError, load_settings, load_tunables
-from agents.planning.animation_director import plan, plan_violations
+from agents.planning.animation_director import plan
 from agents.policy import parse_policy, raw_default_policy
 from agents.policy.overlay import MovedValue, apply_overlay, dump_overlay, load_with_overlay
+from host.calibration_checks import assert_keeps_hard_rules
 from host.records import random_context
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,30 +78,8 @@ def evaluator_for(recs: list[Record]) -> Evaluator:
                      jitter=FAST.jitter, support_share=FAST.support_share)
 
 
-def _within(t, original, value) -> bool:
-    vals = value if isinstance(value, list) else [value]
-    orig = original if isinstance(original, list) else [original]
-    return all(t.lo - 1e-9 <= v <= t.hi + 1e-9 and abs(v - o) <= t.step + 1e-9 for v, o in zip(vals, orig, strict=True))
-
-
 def _check_hard_rules(raw: dict, seed: int) -> None:
-    for section in ("hard_rules", "limits", "signals", "nodes", "prompts", "raw_drivers", "model", "template"):
-        assert raw[section] == RAW[section]
-    assert raw["cfg"]["global_min"] == 7.0 and raw["cfg"]["global_max"] == 10.0
-    for key, t in TUN.items():
-        assert _within(t, get_key(RAW, key), get_key(raw, key)), key
-    pol = parse_policy(raw)
-    rng = np.random.default_rng(seed)
-    for _ in range(40):
-        a, r = random_context(rng)
-        p = plan(a, r, pol)
-        assert not plan_violations(p, pol) and not plan_violations(p, LOCKED)
-        assert 7.0 <= p.cfg2 <= p.cfg1 <= 10.0 and p.ip2_weight <= min(0.55, p.ip1_weight - 0.10 + 1e-9)
-        assert p.denoise2 <= 0.60
-        if p.ip2_weight > 0.50:
-            assert p.cfg2 <= 7.4 + 1e-9
-        elif p.ip2_weight > 0.40:
-            assert p.cfg2 <= 7.8 + 1e-9
+    assert_keeps_hard_rules(raw, RAW, TUN, seed)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,7 +9,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -21,27 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 import build_workflows  # noqa: E402
 
-WIDGETS = build_workflows.WIDGET_TYPES
-
-
-def ui_to_api(wf: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """A UI-format workflow as the API prompt the frontend would queue (links + widget values)."""
-    links = {lk[0]: lk for lk in wf["links"]}
-    api: dict[str, Any] = {}
-    for node in wf["nodes"]:
-        inputs: dict[str, Any] = {}
-        values = list(node.get("widgets_values", []))
-        for spec in defs[node["type"]]["inputs"]:
-            if spec["type"] in WIDGETS:
-                inputs[spec["name"]] = values.pop(0)
-                if spec.get("control_after_generate") or spec.get("image_upload"):
-                    values.pop(0)
-        for row in node["inputs"]:
-            if row.get("link") is not None:
-                _, src, slot, *_ = links[row["link"]]
-                inputs[row["name"]] = [str(src), slot]
-        api[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
-    return api
+from host.ui_prompt import ui_to_api  # noqa: E402
 
 
 def _write_key(folder: Path, name: str, frame: np.ndarray) -> Path:
@@ -52,7 +31,7 @@ def _write_key(folder: Path, name: str, frame: np.ndarray) -> Path:
 
 def test_inbetween_example_runs_and_keeps_keys_exact(comfy_server, tmp_path: Path) -> None:
     wf = json.loads((REPO / "workflows" / "M4_Example_Inbetween.json").read_text(encoding="utf-8"))
-    api = ui_to_api(wf, build_workflows.load_snapshot())
+    api = ui_to_api(wf, build_workflows.load_snapshot(), build_workflows.WIDGET_TYPES)
     seq = figure_sequence(9, 128, width=2)
     for name, frame in ((build_workflows.KEY_A, seq[0]), (build_workflows.KEY_B, seq[8])):
         assert comfy_server.upload_image(_write_key(tmp_path, name, frame)) == name

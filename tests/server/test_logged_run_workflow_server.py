@@ -27,34 +27,15 @@ FIXTURES = REPO / "tests" / "fixtures"
 sys.path.insert(0, str(REPO / "scripts"))
 import build_workflows  # noqa: E402
 
+from host.ui_prompt import ui_to_api  # noqa: E402
+
 WIDGETS = build_workflows.WIDGET_TYPES
-LEFT_OUT = (2, 4)  # muted ("never") and bypassed nodes: the frontend does not queue them
 
 
-def ui_to_api(wf: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """A UI-format workflow as the API prompt the frontend would queue (links + widget values)."""
-    links = {lk[0]: lk for lk in wf["links"]}
-    api: dict[str, Any] = {}
-    for node in wf["nodes"]:
-        if node.get("mode", 0) in LEFT_OUT:
-            continue
-        inputs: dict[str, Any] = {}
-        values = list(node.get("widgets_values", []))
-        for spec in defs[node["type"]]["inputs"]:
-            if spec["type"] in WIDGETS:
-                inputs[spec["name"]] = values.pop(0)
-                if spec.get("control_after_generate") or spec.get("image_upload"):
-                    values.pop(0)
-        for row in node["inputs"]:
-            if row.get("link") is not None:
-                _, src, slot, *_ = links[row["link"]]
-                inputs[row["name"]] = [str(src), slot]
-        api[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
-    return api
 
 
 def _prompt(wf: dict[str, Any], srv: Any, seed: int) -> dict[str, Any]:
-    api = ui_to_api(wf, build_workflows.load_snapshot())
+    api = ui_to_api(wf, build_workflows.load_snapshot(), build_workflows.WIDGET_TYPES)
     api = swap_in_standins(api, checkpoint=srv.checkpoint, controlnet=srv.controlnet).workflow  # 64x64, 3 steps
     for node in api.values():
         if node["class_type"] == "KSampler":

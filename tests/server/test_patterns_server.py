@@ -7,7 +7,6 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -17,6 +16,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "pure"))
 import build_workflows  # noqa: E402
 from patterns_signals import click_track, write_wav  # noqa: E402
+
+from host.ui_prompt import ui_to_api  # noqa: E402
 
 SR, SECONDS = 22050, 2.0
 ONSETS = np.array([0.25, 0.75, 1.25, 1.75])
@@ -28,24 +29,6 @@ def test_core_audio_and_video_nodes_load(comfy_server):
     assert not missing, f"nodes missing: {missing}; server log:\n{comfy_server.log_tail()}"
 
 
-def ui_to_api(wf: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """The generated UI workflow as the API prompt the frontend would queue (widgets in snapshot order)."""
-    links = {link[0]: link for link in wf["links"]}
-    prompt: dict[str, Any] = {}
-    for node in wf["nodes"]:
-        values = iter(node["widgets_values"])
-        inputs: dict[str, Any] = {}
-        for spec in defs[node["type"]]["inputs"]:
-            if spec["type"] in build_workflows.WIDGET_TYPES:
-                inputs[spec["name"]] = next(values)
-                if spec.get("audio_upload"):
-                    next(values), next(values)
-        for row in node["inputs"]:
-            if row["link"] is not None:
-                _, origin, slot, *_ = links[row["link"]]
-                inputs[row["name"]] = [str(origin), slot]
-        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
-    return prompt
 
 
 def test_audio_patterns_example_runs_and_saves_a_video_with_sound(comfy_server, tmp_path):
@@ -53,7 +36,7 @@ def test_audio_patterns_example_runs_and_saves_a_video_with_sound(comfy_server, 
     write_wav(wav, click_track(ONSETS, SR, SECONDS), SR)
     assert comfy_server.upload_image(wav) == wav.name
     wf = json.loads((REPO / "workflows" / "M4_Example_Audio_Patterns.json").read_text(encoding="utf-8"))
-    prompt = ui_to_api(wf, build_workflows.load_snapshot())
+    prompt = ui_to_api(wf, build_workflows.load_snapshot(), build_workflows.WIDGET_TYPES)
     frames = next(k for k, v in prompt.items() if v["class_type"] == "M4CPPNFrames")
     prompt[frames]["inputs"].update(width=48, height=32)  # small: the example's 512 px is for a real run
     entry = comfy_server.run(prompt, timeout=300)
