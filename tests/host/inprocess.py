@@ -111,3 +111,9 @@ def conditioning(batch: int = 1, tokens: int = 4, dim: int = 32, seed: int = 1):
     pos = [[torch.randn(batch, tokens, dim, generator=gen), {}]]
     neg = [[torch.randn(batch, tokens, dim, generator=gen), {}]]
     return pos, neg
+
+
+def run_node(node, **inputs):
+    """A V3 node run as ComfyUI's executor runs it: schema validated, class cloned, EXECUTE_NORMALIZED."""
+    node.GET_SCHEMA()
+    return node.PREPARE_CLASS_CLONE({}).EXECUTE_NORMALIZED(**inputs)

@@ -12,6 +12,8 @@ import json
 import pytest
 import torch
 
+from host.inprocess import run_node as _run
+
 
 def _tensor(path) -> torch.Tensor:
     from agents.measure.imaging import load_image, to_rgb_float
@@ -19,10 +21,6 @@ def _tensor(path) -> torch.Tensor:
     return torch.from_numpy(to_rgb_float(load_image(path)))[None]
 
 
-def _run(node, **inputs):
-    """As execution.py does: validate the schema, clone the class, run EXECUTE_NORMALIZED."""
-    node.GET_SCHEMA()
-    return node.PREPARE_CLASS_CLONE({}).EXECUTE_NORMALIZED(**inputs)
 
 
 @pytest.fixture(scope="module")

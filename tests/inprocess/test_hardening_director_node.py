@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from host import records
+from host.inprocess import run_node as _run
 
 
 def _as_pack(record: Any) -> Any:
@@ -27,9 +28,6 @@ def make_reference(**overrides: Any) -> Any:
     return _as_pack(records.make_reference(**overrides))
 
 
-def _run(node, **inputs):
-    node.GET_SCHEMA()
-    return node.PREPARE_CLASS_CLONE({}).EXECUTE_NORMALIZED(**inputs)
 
 
 @pytest.fixture(scope="module")

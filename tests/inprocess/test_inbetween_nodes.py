@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench.inbetween_figures import figure_sequence
+from host.inprocess import run_node as run
 
 MODULE = "m4_director.nodes.inbetween"
 
@@ -22,9 +23,6 @@ def mod(pack):
     return sys.modules[MODULE]
 
 
-def run(node_cls, **inputs):
-    clone = node_cls.PREPARE_CLASS_CLONE({})  # the way ComfyUI's executor calls a V3 node
-    return clone.EXECUTE_NORMALIZED(**inputs)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from host.inprocess import run_node as run
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pure"))
 from patterns_signals import click_track  # noqa: E402
 
@@ -25,9 +27,6 @@ def mod(pack):
     return sys.modules[MODULE]
 
 
-def run(cls, **inputs):
-    clone = cls.PREPARE_CLASS_CLONE({})  # the way ComfyUI's executor calls a V3 node
-    return clone.EXECUTE_NORMALIZED(**inputs)
 
 
 def _audio(channels: int = 2, duration: float = 2.0) -> dict:

@@ -8,6 +8,8 @@ import importlib
 import pytest
 import torch
 
+from host.inprocess import run_node as _run
+
 
 def _tensor(path) -> torch.Tensor:
     from agents.measure.imaging import load_image, to_rgb_float
@@ -15,9 +17,6 @@ def _tensor(path) -> torch.Tensor:
     return torch.from_numpy(to_rgb_float(load_image(path)))[None]
 
 
-def _run(node, **inputs):
-    node.GET_SCHEMA()
-    return node.PREPARE_CLASS_CLONE({}).EXECUTE_NORMALIZED(**inputs)
 
 
 def test_canvas_run_logged_rated_and_readable(pack, fixture_data, tmp_path, monkeypatch) -> None:

@@ -12,6 +12,7 @@ import torch
 
 from agents.measure.imaging import load_image, to_rgb_float
 from agents.measure.visual_analyst import analyse
+from host.inprocess import run_node as run
 
 MODULE = "m4_director.nodes.visual_analyst"
 
@@ -28,9 +29,6 @@ def node_cls(pack):
     return cls
 
 
-def run(node_cls, **inputs):
-    clone = node_cls.PREPARE_CLASS_CLONE({})  # the way ComfyUI's executor calls a V3 node
-    return clone.EXECUTE_NORMALIZED(**inputs)
 
 
 @pytest.fixture(scope="module")
