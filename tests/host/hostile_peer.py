@@ -85,9 +85,9 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def hostile_server(script: Script) -> Iterator[str]:
-    """Serve `script` on 127.0.0.1; yields the URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering with `handler`; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -95,3 +95,10 @@ def hostile_server(script: Script) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def hostile_server(script: Script) -> Iterator[str]:
+    """Serve `script` on 127.0.0.1; yields the URL."""
+    with serving(_handler(script)) as url:
+        yield url

@@ -7,11 +7,8 @@ every request, so a test can prove a refused entry never reached the network or 
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,6 +22,7 @@ from agents.runtime.comfyui_client import (
     safe_filename,
 )
 from cli.local_comfy import free_port
+from host.hostile_peer import serving
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -75,22 +73,10 @@ def _reply(handler: BaseHTTPRequestHandler, body: bytes, content_type: str) -> N
     handler.wfile.write(body)
 
 
-@contextmanager
-def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 answering with `handler`; yields its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture()
 def peer():
     _Peer.requests = []
-    with _serving(_Peer) as url:
+    with serving(_Peer) as url:
         yield url
 
 
@@ -200,7 +186,7 @@ class _Proxy(BaseHTTPRequestHandler):
 @pytest.fixture()
 def proxy():
     _Proxy.seen = []
-    with _serving(_Proxy) as url:
+    with serving(_Proxy) as url:
         yield url
 
 
