@@ -5,7 +5,10 @@ mask, the pruned one-pixel skeleton and the distance to paper) and returns raw n
 Visual Analyst turns them into 0..1 signals. Every constant is a key of measure.toml [rough].
 
 - overdraw: share of skeleton length with a near-parallel stroke (orientation within
-  parallel_deg) across a paper gap, within a few stroke widths along the stroke's normal.
+  parallel_deg) across a paper gap, within a few stroke widths along the stroke's normal. The
+  width here is the smaller of the mask's median width and the ink-mass width (ink per skeleton
+  pixel over the main ink level): the distance transform of a thresholded mask cannot measure a
+  line thinner than about 3 px, so for fine lines it over-reaches onto the next strand.
 - grain: robust spread of the ink along the skeleton around its local mean (normalised by the
   drawing's ink level); darkness: the skeleton's median ink (1 = black, light graphite ~0.3-0.5);
   solid share: share of the skeleton inside solid ink (the darkest ink in a small square around it
@@ -86,6 +89,14 @@ def overdrawn_pixels(
             hit |= second & par
             np.minimum(low, v, out=low)
     return int(np.count_nonzero(hit))
+
+
+def ink_mass_width(ink: np.ndarray, mask: np.ndarray, skel_px: int, main_level: float) -> float:
+    """Mean stroke width from ink mass: the ink inside the stroke mask per skeleton pixel, over the
+    strokes' main ink level (sub-pixel: a 1 px black line holds 1 px of ink per pixel of length)."""
+    if skel_px == 0 or main_level <= 0.0:
+        return 0.0
+    return float(ink[mask].sum()) / skel_px / main_level
 
 
 def _box(a: np.ndarray, r: int) -> np.ndarray:
@@ -218,7 +229,8 @@ def rough_stats(
     """All rough-stroke measures of one cropped drawing (see the module docstring)."""
     sigma = min(k["tensor_sigma_max_px"], max(k["tensor_sigma_min_px"], k["tensor_sigma_widths"] * width))
     nx, ny = _normals(ink, sigma)
-    over = overdrawn_pixels(ink, skel, nx, ny, width, k)
+    fine = ink_mass_width(ink, mask, int(np.count_nonzero(skel)), main_level)
+    over = overdrawn_pixels(ink, skel, nx, ny, min(width, fine) if fine > 0.0 else width, k)
     grain, darkness = grain_and_darkness(ink, mask, skel, k)
     solid = solid_share(ink, skel, k)
     n, labels, _ = _segments(skel.view(np.uint8))

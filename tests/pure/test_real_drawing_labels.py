@@ -1,7 +1,7 @@
 """The labelled real drawings (bench/real_drawings.toml, tests/fixtures/real_drawings/labels.toml): every
 entry names its source, author, licence and changes; the bundled ones are fixtures with a NOTICE line; the
 public-domain line drawings are split into a tuning and a checking half by the written rule; no real rough
-drawing is graded clean, each scores below the clean line art madoka_lineart.png (one known exception), and
+drawing is graded clean, each scores below the clean line art madoka_lineart.png, and
 each pair's clean version scores above its rough sketch. The rough sketches are checking data only."""
 
 from __future__ import annotations
@@ -68,20 +68,13 @@ def test_a_real_rough_drawing_is_not_graded_clean(row: dict[str, object]) -> Non
 
 
 # issue 16's check "clean line art (madoka_lineart.png) scores above every rough drawing you have", on every
-# real rough drawing, not only the two the rough measures were designed with. One fails today and is kept
-# here as a strict expected failure, so the day it passes the test says so (see the docs page's limits).
-KNOWN_ABOVE_MADOKA = {"real_drawings/gopher_with-C-book_rough.jpg": "a bold, blurred marker drawing with few, "
-                      "even strokes scores 0.615 against madoka_lineart's 0.494 (its hair reads as overdrawing)"}
-MADOKA_CASES = [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=KNOWN_ABOVE_MADOKA[str(r["file"])]))
-                if str(r["file"]) in KNOWN_ABOVE_MADOKA else r for r in ROUGH_PRESENT]
-
-
+# real rough drawing, not only the two the rough measures were designed with.
 @pytest.fixture(scope="module")
 def madoka_score() -> float:
     return analyse(load_image(FIXTURES / "references" / "madoka_lineart.png"), "madoka_lineart").line_quality_score
 
 
-@pytest.mark.parametrize("row", MADOKA_CASES, ids=[str(r["file"]) for r in ROUGH_PRESENT])
+@pytest.mark.parametrize("row", ROUGH_PRESENT, ids=[str(r["file"]) for r in ROUGH_PRESENT])
 def test_clean_line_art_scores_above_each_real_rough_drawing(row: dict[str, object], madoka_score: float) -> None:
     a = analyse(load_image(_path(row)), str(row["file"]))
     assert madoka_score > a.line_quality_score, (row["file"], a.line_quality_score, madoka_score)

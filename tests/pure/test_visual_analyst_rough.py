@@ -37,6 +37,30 @@ def test_duplicating_every_stroke_raises_overdrawing_and_is_not_clean(drawing) -
     assert dup.line_quality != "clean"
 
 
+def test_fine_strands_side_by_side_are_not_a_second_pass(drawing) -> None:
+    """Hair-like bundles of thin tapered strokes (1.4 px) stay clean and read far less overdrawn than the
+    same drawing's strokes doubled: the overdraw reach follows the lines' ink-mass width, which the
+    thresholded mask cannot measure under about 3 px."""
+    seed, paths = drawing
+    strands = analyse(D.render(D.with_strands(paths, seed, count=6), width=1.4, taper=True, seed=seed), "strands")
+    dup = analyse(D.render(D.duplicated(paths, seed, 1.0, 4.0), width=1.4, seed=seed), "overdrawn")
+    assert strands.line_quality == "clean", strands.line_quality_score
+    assert dup.overdrawn_strokes > strands.overdrawn_strokes + 0.25
+    assert dup.line_quality != "clean"
+
+
+def test_ink_mass_width_measures_lines_thinner_than_the_mask_can() -> None:
+    from agents.measure.stroke_signals import ink_mass_width
+
+    for width, level in ((1.0, 1.0), (2.0, 1.0), (6.0, 1.0), (1.0, 0.5)):
+        ink = np.zeros((64, 64), np.float32)
+        ink[:, 20:20 + int(width)] = level
+        mask = ink > 0.0
+        skel_px = 64  # one skeleton pixel per row
+        assert ink_mass_width(ink, mask, skel_px, level) == pytest.approx(width)
+    assert ink_mass_width(np.zeros((4, 4), np.float32), np.zeros((4, 4), bool), 0, 1.0) == 0.0
+
+
 def test_light_grainy_graphite_raises_texture_and_lowers_quality(drawing) -> None:
     seed, paths = drawing
     base = _clean(seed, paths)
