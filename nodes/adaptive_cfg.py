@@ -8,7 +8,7 @@ from typing import Any
 
 from comfy_api.v0_0_2 import io
 
-from ..agents.guidance import parse_options
+from ..agents.guidance import GuidanceInputError, parse_options
 from .adaptive_inputs import (
     DEFAULTS,
     SUBCATEGORY,
@@ -30,6 +30,7 @@ from .adaptive_runtime import (
     send_event,
     sigma_to_t_norm,
 )
+from .combo_check import combo_verdict, require_combos
 
 __all__ = ["DEFAULTS", "NODES", "STATE_KEY", "SUBCATEGORY", "WRAPPER_KEY", "AdaptiveCFGGuider", "M4AdaptiveCFG",
            "M4AdaptiveGuider", "RunState", "adaptive_step", "check_latent", "guidance_inputs", "make_patch_wrappers",
@@ -53,7 +54,15 @@ class M4AdaptiveCFG(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, schedule: str | None = None, base_source: str | None = None,
+                        early_stop_rule: str | None = None, preset: str | None = None) -> bool | str:
+        """The guidance combos refused at /prompt by name (ComfyUI 0.3.75 does not check V3 combos)."""
+        return combo_verdict(cls, schedule=schedule, base_source=base_source, early_stop_rule=early_stop_rule,
+                             preset=preset)
+
+    @classmethod
     def execute(cls, model: Any, **options: Any) -> io.NodeOutput:
+        require_combos(cls, options, GuidanceInputError)
         opts = parse_options(options)
         # prompt analysis without prompt text: the base is read from the sampler's conditioning at run time
         from_conditioning = opts["base_source"] == "prompt analysis" and not opts["prompt"].strip()
@@ -86,7 +95,15 @@ class M4AdaptiveGuider(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, schedule: str | None = None, base_source: str | None = None,
+                        early_stop_rule: str | None = None, preset: str | None = None) -> bool | str:
+        """The guidance combos refused at /prompt by name (ComfyUI 0.3.75 does not check V3 combos)."""
+        return combo_verdict(cls, schedule=schedule, base_source=base_source, early_stop_rule=early_stop_rule,
+                             preset=preset)
+
+    @classmethod
     def execute(cls, model: Any, positive: Any, negative: Any, cfg: float, **options: Any) -> io.NodeOutput:
+        require_combos(cls, options, GuidanceInputError)
         settings, _ = node_settings(options, positive)
         guider = AdaptiveCFGGuider(model, settings, node_id=node_id_of(cls))
         guider.set_conds(positive, negative)

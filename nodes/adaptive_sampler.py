@@ -18,6 +18,7 @@ from ..agents.guidance.data import EARLY_STOP_RULES, guidance_data, tunable
 from ..agents.guidance.schedule_plot import plot_schedule_rgb
 from .adaptive_inputs import SUBCATEGORY, guidance_inputs, node_settings
 from .adaptive_runtime import check_latent, patch_model
+from .combo_check import combo_verdict, require_combos
 from .types import GuidanceSchedule
 
 _TOL = guidance_data().options["early_stop_tolerance"]
@@ -113,8 +114,13 @@ class M4EarlyStopSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, rule: str | None = None) -> bool | str:
+        return combo_verdict(cls, rule=rule)  # V3 combos are not checked by ComfyUI 0.3.75 (nodes/combo_check.py)
+
+    @classmethod
     def execute(cls, ancestral, tolerance, patience, min_fraction, eta, s_noise,
                 rule: str = EARLY_STOP_RULES[0]) -> io.NodeOutput:
+        require_combos(cls, {"rule": rule}, GuidanceInputError)
         return io.NodeOutput(early_stop_sampler(ancestral, tolerance, patience, min_fraction, eta, s_noise,
                                                 rule=rule))
 
@@ -123,15 +129,6 @@ def plot_schedule(summary: dict, width: int = 640, height: int = 320) -> torch.T
     """The schedule as an IMAGE [1, H, W, 3] (drawn with OpenCV, agents.guidance.schedule_plot)."""
     rgb = plot_schedule_rgb(summary, width, height)
     return torch.from_numpy(rgb.astype(np.float32) / 255.0).unsqueeze(0)
-
-
-def combo_problem(sampler_name: object, scheduler: object) -> str | None:
-    """What is wrong with a sampler_name / scheduler value (not one of ComfyUI's), or None."""
-    for name, value, options in (("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS),
-                                 ("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)):
-        if value not in options:
-            return f"{name}: {value!r} is not one of ComfyUI's {len(options)} {name.split('_')[0]}s"
-    return None
 
 
 class M4AdaptiveKSampler(io.ComfyNode):
@@ -172,21 +169,23 @@ class M4AdaptiveKSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, sampler_name: str, scheduler: str) -> bool | str:
+    def validate_inputs(cls, sampler_name: str | None = None, scheduler: str | None = None,
+                        schedule: str | None = None, base_source: str | None = None,
+                        early_stop_rule: str | None = None, preset: str | None = None) -> bool | str:
         """ComfyUI 0.3.75 checks combo values only for V1-style option lists; a V3 Combo is declared as
-        ("COMBO", {"options": ...}), so /prompt accepted any sampler_name. Refused here, by name."""
-        return combo_problem(sampler_name, scheduler) or True
+        ("COMBO", {"options": ...}), so /prompt accepted any sampler_name. Refused here, by name
+        (nodes/combo_check.py; the guidance options' combos too)."""
+        return combo_verdict(cls, sampler_name=sampler_name, scheduler=scheduler, schedule=schedule,
+                             base_source=base_source, early_stop_rule=early_stop_rule, preset=preset)
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
                 **options) -> io.NodeOutput:
         import nodes  # ComfyUI's own nodes.py: common_ksampler is exactly what KSampler runs
 
+        require_combos(cls, {"sampler_name": sampler_name, "scheduler": scheduler, **options}, GuidanceInputError)
         if not isinstance(steps, int) or steps < 1:
             raise GuidanceInputError(f"steps: must be an integer >= 1, got {steps!r}")
-        problem = combo_problem(sampler_name, scheduler)
-        if problem:
-            raise GuidanceInputError(problem)
         if not (0.0 <= denoise <= 1.0):
             raise GuidanceInputError(f"denoise: must be in [0, 1], got {denoise}")
         if not isinstance(latent_image, dict) or "samples" not in latent_image:

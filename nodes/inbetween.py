@@ -15,9 +15,9 @@ from ..agents.inbetween.config import default_config
 from ..agents.inbetween.flow import FLOW_METHODS
 from ..agents.inbetween.imputer import iter_chunks, keep_mask, prepare
 from ..agents.inbetween.keys import InbetweenInputError
-from ..agents.inbetween.modes import MODES
 from ..agents.inbetween.noise_mask import latent_noise_mask
 from ..agents.inbetween.report import Reporter
+from .combo_check import combo_verdict, require_combos
 from .convert import image_batch_to_numpy
 from .types import CATEGORY, InbetweenReport
 
@@ -96,10 +96,13 @@ class M4KeyframeImputer(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, mode: str | None = None, flow_method: str | None = None) -> bool | str:
+        return combo_verdict(cls, mode=mode, flow_method=flow_method)  # nodes/combo_check.py
+
+    @classmethod
     def execute(cls, keyframes: Any, key_indices: str, length: int, mode: str, flow_method: str,
                 soft_mask: bool, mask: Any = None, frames: Any = None, line_quality: bool = True) -> io.NodeOutput:
-        if mode not in MODES:
-            raise InbetweenInputError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+        require_combos(cls, {"mode": mode, "flow_method": flow_method}, InbetweenInputError)
         keys = image_batch_to_numpy(keyframes, "keyframes")
         if frames is not None and mode != "external":
             raise InbetweenInputError(f"frames: given, but mode is {mode!r}; only the external mode uses them "

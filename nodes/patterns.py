@@ -23,6 +23,7 @@ from ..agents.patterns.render import (
     render_chunks,
     schedule_for,
 )
+from .combo_check import combo_verdict, require_combos
 from .convert import image_batch_to_numpy
 from .types import CATEGORY
 from .types import AudioFeatures as AudioFeaturesType
@@ -123,8 +124,14 @@ class M4CPPNFrames(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, preset: str | None = None, pattern: str | None = None,
+                        palette: str | None = None) -> bool | str:
+        return combo_verdict(cls, preset=preset, pattern=pattern, palette=palette)  # nodes/combo_check.py
+
+    @classmethod
     def execute(cls, features: AudioFeatures, preset: str, pattern: str, palette: str, width: int, height: int,
                 seed: int, start_frame: int, frame_count: int, palette_image: Any = None) -> io.NodeOutput:
+        require_combos(cls, {"preset": preset, "pattern": pattern, "palette": palette})
         if not isinstance(features, AudioFeatures):
             raise ValueError("features: expected M4_AUDIO_FEATURES from M4 Audio Features")
         lut: str | np.ndarray | None = None if palette == FROM_PRESET else palette
@@ -195,9 +202,14 @@ class M4CLIPGuidedCPPN(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, preset: str | None = None, pattern: str | None = None) -> bool | str:
+        return combo_verdict(cls, preset=preset, pattern=pattern)  # nodes/combo_check.py
+
+    @classmethod
     def execute(cls, features: AudioFeatures, open_clip_model_path: str, prompt: str, preset: str, pattern: str,
                 width: int, height: int, seed: int, steps: int, lr: float, optimise_size: int,
                 reactivity_weight: float) -> io.NodeOutput:
+        require_combos(cls, {"preset": preset, "pattern": pattern})
         if not isinstance(features, AudioFeatures):
             raise ValueError("features: expected M4_AUDIO_FEATURES from M4 Audio Features")
         settings = GuideSettings(steps, lr, optimise_size, reactivity_weight, seed).check()

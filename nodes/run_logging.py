@@ -14,6 +14,7 @@ from comfy_api.v0_0_2 import io
 from ..agents.measure.line_quality import judge, score_line_art
 from ..agents.policy import default_policy
 from ..agents.runtime.run_log import RunLog, RunLogError
+from .combo_check import combo_verdict, require_combos
 from .convert import image_batch_to_numpy
 from .plan_sockets import first_analysis, plan_input, reference_input
 from .types import CATEGORY, Analysis, Plan, ReferenceReport
@@ -111,7 +112,12 @@ class M4RateRun(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, rating: str | None = None) -> bool | str:
+        return combo_verdict(cls, rating=rating)  # nodes/combo_check.py
+
+    @classmethod
     def execute(cls, run_id: int, rating: str, note: str = "") -> io.NodeOutput:
+        require_combos(cls, {"rating": rating})
         path = _log_path()
         if not path.is_file():
             raise ValueError(f"run_id: no run log at {path} yet (M4 Run Logger or ./m4 run writes it)")

@@ -16,9 +16,10 @@ def sampler(pack):
 
 def test_validate_inputs_names_the_bad_combo(sampler) -> None:
     assert sampler.validate_inputs(sampler_name="euler", scheduler="karras") is True
-    assert sampler.validate_inputs(sampler_name="bogus", scheduler="karras") == (
-        "sampler_name: 'bogus' is not one of ComfyUI's "
-        f"{len(importlib.import_module('comfy.samplers').KSampler.SAMPLERS)} samplers")
+    # ComfyUI's sampler list is long: counted, not listed (nodes/combo_check.py, the one check of every combo)
+    assert str(sampler.validate_inputs(sampler_name="bogus", scheduler="karras")).startswith(
+        "sampler_name: 'bogus' is not one of the "
+        f"{len(importlib.import_module('comfy.samplers').KSampler.SAMPLERS)} options (euler, ")
     assert str(sampler.validate_inputs(sampler_name="euler", scheduler="weekly")).startswith("scheduler: 'weekly'")
 
 
