@@ -11,7 +11,8 @@ Per configuration every method samples `samples` items per class from the same i
   swd        sliced Wasserstein-2 to fresh true samples (paired bootstrap, bench_guidance_stats.py)
   evals      model rows per sample (cond + uncond), counted by a forward pre-hook
 Methods (all at the configuration's base): static CFG; the pack's defaults; the candidate method
-(constant guidance, dropped per run by the guidance gap, residual early stop); anchors: guidance interval
+(constant guidance, dropped per run by the guidance gap, residual early stop, spread-matched estimate after
+the stop: the nodes' preset gap_residual, or --preset/--params); anchors: guidance interval
 (tuned), Adaptive Guidance at several cutoffs, every built-in schedule, ComfyUI core's CFG-Zero*, APG and
 CFGNorm.
 
@@ -26,6 +27,8 @@ Usage (from the repository root):
   $PY bench/bench_guidance_gmm.py --quick         # 8 configurations, 96 samples per class, fewer anchors
   $PY bench/bench_guidance_gmm.py --set tune      # the same report on the tuning configurations
   $PY bench/bench_guidance_gmm.py --search        # choose the candidate's parameters on the tuning set only
+  $PY bench/bench_guidance_gmm.py --params "gap_measure=estimate"   # the candidate with other option values
+  $PY bench/bench_guidance_gmm.py --quick --t1-only --range 12:13  # one row, no anchors (T1 only), quick
 """
 
 from __future__ import annotations

@@ -59,9 +59,8 @@ TOOLTIPS: dict[str, str] = {
                        "denoised estimate (robust to injected noise; one item still moving keeps the batch going).",
     "preset": "none (default): the options as set. gap_residual: constant guidance at the base, dropped per run by "
               "the guidance gap, and the residual early stop (values in guidance.toml, chosen on the benchmark's "
-              "tuning configurations); it overrides schedule, skip_below, early_stop, early_stop_rule, "
-              "early_stop_tolerance and gap_cutoff. gap_estimate: the same with gap_measure estimate and "
-              "early_stop_estimate spread matched.",
+              "tuning configurations), returning the spread-matched estimate after a stop; it overrides schedule, "
+              "skip_below, early_stop, early_stop_rule, early_stop_tolerance, early_stop_estimate and gap_cutoff.",
     "gap_cutoff": "0 = off. Otherwise guidance runs until it has mattered and then stops mattering: once the "
                   "guidance gap ||D_cond - D_uncond|| / ||x - D_cond|| (the batch mean) has risen to this value "
                   "(the noise levels where the class is decided) and then fallen below it, the rest of the run "

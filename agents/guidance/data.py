@@ -49,7 +49,7 @@ _OPTIONS: dict[str, tuple[Kind, tuple[str, ...], bool]] = {
     "cap_at_base": ("bool", (), True),
     "early_stop_rule": ("choice", EARLY_STOP_RULES, True),
     "gap_cutoff": ("float", (), True),
-    "preset": ("choice", ("none", "gap_residual", "gap_estimate"), True),
+    "preset": ("choice", ("none", "gap_residual"), True),
     "early_stop_estimate": ("choice", EARLY_STOP_ESTIMATES, True),
     "gap_measure": ("choice", GAP_MEASURES, True),
 }

@@ -108,13 +108,11 @@ def test_the_estimate_gap_falls_at_low_noise_where_the_residual_gap_does_not() -
     assert gaps["residual"][-1] > 0.5 * gaps["residual"][0]
 
 
-def test_the_gap_estimate_preset_sets_both_new_options_and_the_defaults_keep_todays_behaviour() -> None:
-    from agents.guidance import guidance_data, parse_options
 
-    opts = parse_options({"preset": "gap_estimate"})
-    assert opts["gap_measure"] == "estimate" and opts["early_stop_estimate"] == "spread matched"
-    assert opts["early_stop_rule"] == "residual" and opts["gap_cutoff"] > 0
-    plain, residual = parse_options({}), parse_options({"preset": "gap_residual"})
-    for o in (plain, residual):  # the default and the earlier preset are unchanged by the new options
-        assert o["gap_measure"] == "residual" and o["early_stop_estimate"] == "denoised"
-    assert set(guidance_data().presets) == {"gap_residual", "gap_estimate"}
+def test_the_preset_returns_the_spread_matched_estimate_and_the_defaults_keep_todays_behaviour() -> None:
+    from agents.guidance import parse_options
+
+    opts = parse_options({"preset": "gap_residual"})
+    assert opts["early_stop_estimate"] == "spread matched" and opts["gap_measure"] == "residual"
+    plain = parse_options({})
+    assert plain["gap_measure"] == "residual" and plain["early_stop_estimate"] == "denoised"

@@ -111,14 +111,14 @@ def test_the_new_options_are_validated_by_name_and_default_to_todays_behaviour(c
 
 
 @pytest.mark.parametrize("sampler", ["dpmpp_2m_sde", "euler_ancestral"])
-def test_the_gap_estimate_preset_on_the_adaptive_ksampler(comfy, pack, sampler):
+def test_the_preset_with_the_estimate_gap_on_the_adaptive_ksampler(comfy, pack, sampler):
     asamp = importlib.import_module("m4_director.nodes.adaptive_sampler")
     spec, model, pos, neg = _gmm(8, 3, 2, 1.0, seed=3)
     latent = {"samples": torch.zeros(8, spec.dim, 1, 1)}
     out = asamp.M4AdaptiveKSampler.execute(model, 0, 30, 3.0, sampler, "karras", pos, neg, latent, 1.0,
-                                           preset="gap_estimate")
+                                           preset="gap_residual", gap_measure="estimate")
     samples, schedule, _, _, steps_used = out.result
-    settings = schedule["settings"]
+    settings = schedule["settings"]  # the preset leaves gap_measure as set
     assert settings["gap_measure"] == "estimate" and settings["early_exit"]["estimate"] == "spread matched"
     assert steps_used < 30 and "saved" in schedule["early_stop_note"]
     calls = [c for c in schedule["calls"] if not c["skipped"]]
