@@ -284,6 +284,7 @@ def main() -> None:
     ap.add_argument("--gaps", default="0.02,0.03,0.05,0.1", help="--search: gap_cutoff values")
     ap.add_argument("--tols", default="0.02,0.05,0.1", help="--search: early_stop_tolerance values")
     ap.add_argument("--estimates", default="denoised", help="--search: early_stop_estimate values (';' between)")
+    ap.add_argument("--agreements", default="0", help="--search: agreement_cutoff values (0 = off)")
     ap.add_argument("--measures", default="residual", help="--search: gap_measure values")
     ap.add_argument("--t1-only", action="store_true", help="no anchors (T2 not tested): static, defaults, candidate")
     ap.add_argument("--preset", default="gap_residual", help="the candidate's preset (guidance.toml [presets])")
@@ -297,9 +298,11 @@ def main() -> None:
     ac, g = setup()
     samples = args.samples or (96 if args.quick else 256)
     if args.search:
-        grid = [{"gap_cutoff": gc, "early_stop_tolerance": tol, "early_stop_estimate": e, "gap_measure": m}
+        grid = [{"gap_cutoff": gc, "early_stop_tolerance": tol, "early_stop_estimate": e, "gap_measure": m,
+                 "agreement_cutoff": ag}
                 for m in args.measures.split(",") for gc in map(float, args.gaps.split(","))
-                for tol in map(float, args.tols.split(",")) for e in args.estimates.split(";")]
+                for tol in map(float, args.tols.split(",")) for e in args.estimates.split(";")
+                for ag in map(float, args.agreements.split(","))]
         search(ac, g, samples, grid)
         return
     cs = configs.check_set() if args.set == "check" else configs.tune_set()
