@@ -11,7 +11,8 @@ Per configuration every method samples `samples` items per class from the same i
   swd        sliced Wasserstein-2 to fresh true samples (paired bootstrap, bench_guidance_stats.py)
   evals      model rows per sample (cond + uncond), counted by a forward pre-hook
 Methods (all at the configuration's base): static CFG; the pack's defaults; the candidate method
-(constant guidance, dropped per run by the guidance gap, residual early stop); anchors: guidance interval
+(constant guidance, dropped per run by the guidance gap, residual early stop, spread-matched estimate after
+the stop: the nodes' preset gap_residual, or --preset/--params); anchors: guidance interval
 (tuned), Adaptive Guidance at several cutoffs, every built-in schedule, ComfyUI core's CFG-Zero*, APG and
 CFGNorm.
 
@@ -26,6 +27,8 @@ Usage (from the repository root):
   $PY bench/bench_guidance_gmm.py --quick         # 8 configurations, 96 samples per class, fewer anchors
   $PY bench/bench_guidance_gmm.py --set tune      # the same report on the tuning configurations
   $PY bench/bench_guidance_gmm.py --search        # choose the candidate's parameters on the tuning set only
+  $PY bench/bench_guidance_gmm.py --params "gap_measure=estimate"   # the candidate with other option values
+  $PY bench/bench_guidance_gmm.py --quick --t1-only --range 12:13  # one row, no anchors (T1 only), quick
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ STATIC = "static cfg"
 # whose parameters --search chose on the tuning set; --search tries other parameters in its place.
 INTERVAL_GRID = ((0.1, 2.0), (0.1, 5.42), (0.28, 5.42), (0.28, 20.0), (0.6, 5.42), (0.6, 20.0), (1.2, 20.0))
 AG_CUTOFFS = (0.95, 0.99, 0.999)
+candidate_preset = "gap_residual"  # --preset
 
 
 def setup() -> tuple[Any, Any]:
@@ -88,11 +92,13 @@ class Result:
     seconds: float
 
 
-def candidate_settings(ac: Any, params: dict[str, float] | None) -> Any:
+def candidate_settings(ac: Any, params: dict[str, Any] | None) -> Any:
+    """The candidate: the preset `candidate_preset` as shipped, or (params given) the preset's options with
+    `params` in place of its own values (--search, --params)."""
     if params is None:
-        return ac.settings_from_inputs({"preset": "gap_residual"})
-    return ac.settings_from_inputs({"schedule": "constant", "skip_below": 0.0, "early_stop_rule": "residual",
-                                    **params})
+        return ac.settings_from_inputs({"preset": candidate_preset})
+    preset = dict(importlib.import_module("m4_director.agents.guidance").guidance_data().presets[candidate_preset])
+    return ac.settings_from_inputs({**preset, **params})
 
 
 def methods(ac: Any, g: Any, interval: tuple[float, float], full: bool,
@@ -229,13 +235,14 @@ HEADER = ("| config | evals method / static | saving | precision method / static
           "| note |\n|---|---|---|---|---|---|---|---|")
 
 
-def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool) -> None:
+def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool,
+           params: dict[str, Any] | None = None, only: tuple[str, ...] | None = None) -> None:
     verdicts: dict[str, list[Verdict]] = {CANDIDATE: [], PACK_DEFAULT: []}
     t0 = time.perf_counter()
     print(f"\nmethod = {CANDIDATE}, then {PACK_DEFAULT}, one row each per configuration (as they finish)\n")
     print(HEADER.replace("| config |", "| method | config |", 1).replace("|---|", "|---|---|", 1))
     for c in cs:
-        results = run_config(ac, g, c, samples, full)
+        results = run_config(ac, g, c, samples, full, params=params, only=only)
         for name in verdicts:
             text, v = row(c, results, name)
             print(f"| {name} {text}", flush=True)
@@ -247,9 +254,8 @@ def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool) 
     print(f"time: {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.1f}, torch threads 1)")
 
 
-def search(ac: Any, g: Any, samples: int, gaps: tuple[float, ...], tols: tuple[float, ...]) -> None:
+def search(ac: Any, g: Any, samples: int, grid: list[dict[str, Any]]) -> None:
     """Grid search of the candidate's parameters on the tuning set only: most T1 passes, then the median saving."""
-    grid = [{"gap_cutoff": gc, "early_stop_tolerance": tol} for gc in gaps for tol in tols]
     cs = configs.tune_set()
     base = {c.name: run_config(ac, g, c, samples, False, only=("static",)) for c in cs}
     scored = []
@@ -277,12 +283,27 @@ def main() -> None:
     ap.add_argument("--search", action="store_true", help="choose the candidate's parameters on the tuning set")
     ap.add_argument("--gaps", default="0.02,0.03,0.05,0.1", help="--search: gap_cutoff values")
     ap.add_argument("--tols", default="0.02,0.05,0.1", help="--search: early_stop_tolerance values")
+    ap.add_argument("--estimates", default="denoised", help="--search: early_stop_estimate values (';' between)")
+    ap.add_argument("--agreements", default="0", help="--search: agreement_cutoff values (0 = off)")
+    ap.add_argument("--measures", default="residual", help="--search: gap_measure values")
+    ap.add_argument("--t1-only", action="store_true", help="no anchors (T2 not tested): static, defaults, candidate")
+    ap.add_argument("--preset", default="gap_residual", help="the candidate's preset (guidance.toml [presets])")
+    ap.add_argument("--params", default=None, help="the candidate with these options over its preset's, "
+                    "e.g. early_stop_estimate=half step,gap_measure=estimate")
     args = ap.parse_args()
+    global candidate_preset, CANDIDATE
+    candidate_preset = args.preset
+    CANDIDATE = "m4 " + candidate_preset.replace("_", "+")
     torch.set_num_threads(1)  # the machine is shared; the GMM model is tiny anyway
     ac, g = setup()
     samples = args.samples or (96 if args.quick else 256)
     if args.search:
-        search(ac, g, samples, tuple(map(float, args.gaps.split(","))), tuple(map(float, args.tols.split(","))))
+        grid = [{"gap_cutoff": gc, "early_stop_tolerance": tol, "early_stop_estimate": e, "gap_measure": m,
+                 "agreement_cutoff": ag}
+                for m in args.measures.split(",") for gc in map(float, args.gaps.split(","))
+                for tol in map(float, args.tols.split(",")) for e in args.estimates.split(";")
+                for ag in map(float, args.agreements.split(","))]
+        search(ac, g, samples, grid)
         return
     cs = configs.check_set() if args.set == "check" else configs.tune_set()
     if args.range is not None:
@@ -292,10 +313,26 @@ def main() -> None:
         cs = cs[:8]
     if args.only is not None:
         cs = [cs[args.only]]
-    preset = dict(importlib.import_module("m4_director.agents.guidance").guidance_data().presets["gap_residual"])
-    print(f"candidate {CANDIDATE} = preset gap_residual {preset}; significance level {stats.ALPHA}, "
-          f"{stats.BOOTSTRAP} bootstrap draws")
-    report(ac, g, cs, samples, full=not args.quick)
+    preset = dict(importlib.import_module("m4_director.agents.guidance").guidance_data().presets[candidate_preset])
+    params = parse_params(args.params)
+    print(f"candidate {CANDIDATE} = preset {candidate_preset} {preset}" + (f" with {params}" if params else "")
+          + f"; significance level {stats.ALPHA}, {stats.BOOTSTRAP} bootstrap draws")
+    report(ac, g, cs, samples, full=not args.quick, params=params,
+           only=("static", "pack", "candidate") if args.t1_only else None)
+
+
+def parse_params(text: str | None) -> dict[str, Any] | None:
+    """'a=0.5,b=estimate' -> {'a': 0.5, 'b': 'estimate'} (numbers where they parse)."""
+    if not text:
+        return None
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            out[key.strip()] = value.strip()
+    return out
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 FULL = "patch + early-exit check"
 RESIDUAL = "patch + residual early-exit check + guidance gap"
+ESTIMATE = "patch + residual early-exit check + estimate gap (gap_measure estimate)"
 
 
 def setup():
@@ -69,6 +70,11 @@ def variants(ac, g, model) -> dict:
         RESIDUAL: ac.patch_model(model, g.GuidanceSettings(
             quality_adjust=False, gap_cutoff=10.0,
             early_exit=g.EarlyExitSettings(tolerance=1e-12, rule="residual"), **same_work)),
+        # the estimate gap (batch max) instead; the spread-matched final estimate runs once, at a stop
+        ESTIMATE: ac.patch_model(model, g.GuidanceSettings(
+            quality_adjust=False, gap_cutoff=10.0, gap_measure="estimate",
+            early_exit=g.EarlyExitSettings(tolerance=1e-12, rule="residual", estimate="spread matched"),
+            **same_work)),
     }
 
 
@@ -188,6 +194,9 @@ def main() -> None:
     own_r = own_code_time(ac, run, models[RESIDUAL], args.steps, max(args.reps // 5, 3))
     r1, r2, r3 = quartiles(own_r)
     print(f"   {RESIDUAL}: median {r2 * 1e6:.0f} us [IQR {r1 * 1e6:.0f}, {r3 * 1e6:.0f}] = {r2 / plain_step:.2%}")
+    own_e = own_code_time(ac, run, models[ESTIMATE], args.steps, max(args.reps // 5, 3))
+    e1, e2, e3 = quartiles(own_e)
+    print(f"   {ESTIMATE}: median {e2 * 1e6:.0f} us [IQR {e1 * 1e6:.0f}, {e3 * 1e6:.0f}] = {e2 / plain_step:.2%}")
     sig = [float(v) for v in torch.linspace(0.05, 14.0, 40)]
     lookup = statistics.median(t_norm_lookup_time(ac, unet.model.model_sampling, sig) for _ in range(5))
     print(f"   of which the sigma -> t_norm lookup (per-model table over percent_to_sigma, one per new sigma): "

@@ -59,12 +59,20 @@ TOOLTIPS: dict[str, str] = {
                        "denoised estimate (robust to injected noise; one item still moving keeps the batch going).",
     "preset": "none (default): the options as set. gap_residual: constant guidance at the base, dropped per run by "
               "the guidance gap, and the residual early stop (values in guidance.toml, chosen on the benchmark's "
-              "tuning configurations); it overrides schedule, skip_below, early_stop, early_stop_rule, "
-              "early_stop_tolerance and gap_cutoff.",
+              "tuning configurations), returning the spread-matched estimate after a stop; it overrides schedule, "
+              "skip_below, early_stop, early_stop_rule, early_stop_tolerance, early_stop_estimate and gap_cutoff.",
     "gap_cutoff": "0 = off. Otherwise guidance runs until it has mattered and then stops mattering: once the "
                   "guidance gap ||D_cond - D_uncond|| / ||x - D_cond|| (the batch mean) has risen to this value "
                   "(the noise levels where the class is decided) and then fallen below it, the rest of the run "
                   "skips the unconditional pass. Decided per run, not at a fixed noise level.",
+    "early_stop_estimate": "What the run returns after an early stop. denoised (default): the denoised estimate "
+                           "at the stop, whose spread is slightly too small. half step: halfway from it to the "
+                           "current latent (an Euler step to half the noise). spread matched: per item, as far "
+                           "towards the latent as restores the spread the remaining steps would have added "
+                           "(estimated from the residual; about half at low noise, less at higher noise).",
+    "gap_measure": "The guidance gap's reference (gap_cutoff > 0). residual (default): ||x - D_cond||, the step "
+                   "itself. estimate: ||D_cond||, the result's estimate; it also falls at low noise where classes "
+                   "overlap, so guidance is dropped there too.",
 }
 
 

@@ -43,6 +43,7 @@ class GuidanceSettings:
     interval_sigma_lo: float = _D["interval_sigma_lo"]
     interval_sigma_hi: float = _D["interval_sigma_hi"]
     gap_cutoff: float = _D["gap_cutoff"]  # > 0: guidance off once the gap has risen to this and fallen below it
+    gap_measure: str = _D["gap_measure"]  # what the gap is relative to: "residual" (x - D_cond) or "estimate" (D_cond)
     base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
     early_exit: EarlyExitSettings | None = None
     frames_in_batch: bool = False  # treat the batch as the frames of one clip (temporal signals)
@@ -58,6 +59,7 @@ class GuidanceSettings:
                 f"cfg_min/cfg_max: bounds are inverted (cfg_min {self.cfg_min} > cfg_max {self.cfg_max})"
             )
         guidance_data().options["gap_cutoff"].check(self.gap_cutoff)  # names gap_cutoff and its range
+        guidance_data().options["gap_measure"].check(self.gap_measure)
         if not (0.0 <= self.agreement_cutoff <= 1.0):
             raise GuidanceInputError(f"agreement_cutoff: must be in [0, 1] (0 = off), got {self.agreement_cutoff}")
         if self.base_override is not None and not (math.isfinite(self.base_override) and self.base_override >= 0):
@@ -72,13 +74,13 @@ class GuidanceSettings:
         """Settings from checked node options (agents.guidance.data.parse_options), the one path every
         guidance node takes."""
         o = options
-        early = EarlyExitSettings(tolerance=o["early_stop_tolerance"], rule=o["early_stop_rule"]) \
-            if o["early_stop"] else None
+        early = EarlyExitSettings(tolerance=o["early_stop_tolerance"], rule=o["early_stop_rule"],
+                                  estimate=o["early_stop_estimate"]) if o["early_stop"] else None
         return cls(schedule=o["schedule"], cfg_min=o["cfg_min"], cfg_max=o["cfg_max"], skip_below=o["skip_below"],
                    quality_adjust=o["quality_adjust"], agreement_cutoff=o["agreement_cutoff"],
                    interval_sigma_lo=o["interval_sigma_lo"], interval_sigma_hi=o["interval_sigma_hi"],
-                   gap_cutoff=o["gap_cutoff"], base_override=base_override, early_exit=early,
-                   cap_at_base=bool(o["cap_at_base"]))
+                   gap_cutoff=o["gap_cutoff"], gap_measure=o["gap_measure"], base_override=base_override,
+                   early_exit=early, cap_at_base=bool(o["cap_at_base"]))
 
 
 @dataclass
@@ -174,9 +176,9 @@ class GuidanceController:
         if cut > 0 and signals.agreement is not None and signals.agreement >= cut:
             self._guidance_off = True
         if self.settings.gap_cutoff > 0 and cond_denoised is not None and uncond_denoised is not None:
-            self._gap_latch(guidance_gap(x, cond_denoised, uncond_denoised))
+            self._gap_latch(guidance_gap(x, cond_denoised, uncond_denoised, self.settings.gap_measure))
         if self.early is not None and self.early.update(denoised, sigma, progress, x):
-            self._frozen = denoised.detach().clone()
+            self._frozen = final_estimate(x, denoised, float(sigma), self.early.settings.estimate)
             self.stopped_at_sigma = float(sigma)
 
     def _gap_latch(self, gap: float) -> None:
@@ -207,14 +209,46 @@ class GuidanceController:
         }
 
 
-def guidance_gap(x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor) -> float:
-    """Batch mean of ||D_cond - D_uncond|| / ||x - D_cond||: how much guidance moves this step relative to the
-    step itself (near 0 at very high noise, where both estimates are the data mean, and again once the sample
-    sits where cond and uncond agree). One number per call: ComfyUI's cfg is one scale for the batch."""
+def guidance_gap(x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, measure: str = "residual") -> float:
+    """||D_cond - D_uncond|| over a reference, one number per call (ComfyUI's cfg is one scale for the batch).
+
+    "residual" (batch mean): over ||x - D_cond||, how much guidance moves this step relative to the step
+    itself (near 0 at very high noise, where both estimates are the data mean, and again once the sample
+    sits where cond and uncond agree; for overlapping classes both terms shrink together as sigma -> 0,
+    so it may never fall).
+    "estimate" (batch max): over ||D_cond||, how much guidance changes the estimate of the result (largest
+    at high noise, where the estimates are the class and data means; falls once the sample has committed,
+    and as sigma -> 0 in every case, since both estimates tend to x). The batch's largest: one item still
+    being decided keeps guidance on for all."""
     c = cond.detach().float().flatten(1)
     gap = (c - uncond.detach().float().flatten(1)).norm(dim=1)
-    step = (x.detach().float().flatten(1) - c).norm(dim=1).clamp_min(1e-12)
-    return float((gap / step).mean())
+    if measure == "estimate":
+        return float((gap / c.norm(dim=1).clamp_min(1e-12)).max())
+    return float((gap / (x.detach().float().flatten(1) - c).norm(dim=1).clamp_min(1e-12)).mean())
+
+
+def final_estimate(x: torch.Tensor, denoised: torch.Tensor, sigma: float, kind: str) -> torch.Tensor:
+    """What the run returns after an early stop (every later call gets it; every sampler ends on it).
+
+    "denoised": the posterior mean D at the stop's noise level sigma, whose spread is too small by the
+    posterior variance. The others return D + c (x - D): for data of local variance v the spread-consistent
+    c is sqrt(u (u + 1)) - u with u = v / sigma^2, which tends to 1/2 as sigma -> 0.
+    "half step": c = 1/2, the point an Euler step from x reaches at half the noise level.
+    "spread matched": c per batch item from u estimated by the residual itself: for a Gaussian,
+    E ||x - D||^2 = n sigma^2 * sigma^2 / (v + sigma^2) (n values), so r = ||x - D||^2 / (n sigma^2)
+    estimates sigma^2 / (v + sigma^2) and u = (1 - r) / r. No constant: c -> 1/2 where the stop is at low
+    noise, c -> 0 (the plain D) where the residual is as large as the noise itself."""
+    d = denoised.detach()
+    if kind == "denoised":
+        return d.clone()
+    resid = x.detach().to(d.dtype) - d
+    if kind == "half step":
+        return d + 0.5 * resid
+    flat = resid.flatten(1).double()
+    r = (flat.square().mean(dim=1) / max(sigma, 1e-12) ** 2).clamp(1e-12, 1.0)
+    u = (1.0 - r) / r
+    c = (torch.sqrt(u * (u + 1.0)) - u).to(d.dtype).reshape(-1, *([1] * (d.ndim - 1)))
+    return d + c * resid
 
 
 def _entry_dict(e: ScheduleEntry) -> dict:

@@ -28,6 +28,8 @@ EVENT = "m4.guidance"
 Kind = Literal["float", "bool", "choice", "text"]
 BASE_SOURCES: tuple[str, ...] = ("sampler cfg", "prompt analysis")
 EARLY_STOP_RULES: tuple[str, ...] = ("denoised change", "residual")
+GAP_MEASURES: tuple[str, ...] = ("residual", "estimate")
+EARLY_STOP_ESTIMATES: tuple[str, ...] = ("denoised", "half step", "spread matched")  # controller.final_estimate
 
 # name -> (kind, allowed choices, optional input). Order = the nodes' input order (saved workflows
 # address widgets by position: append new options at the end, optional).
@@ -48,6 +50,8 @@ _OPTIONS: dict[str, tuple[Kind, tuple[str, ...], bool]] = {
     "early_stop_rule": ("choice", EARLY_STOP_RULES, True),
     "gap_cutoff": ("float", (), True),
     "preset": ("choice", ("none", "gap_residual"), True),
+    "early_stop_estimate": ("choice", EARLY_STOP_ESTIMATES, True),
+    "gap_measure": ("choice", GAP_MEASURES, True),
 }
 OPTION_NAMES: tuple[str, ...] = tuple(_OPTIONS)
 

@@ -30,6 +30,7 @@ class EarlyExitSettings:
     patience: int = field(default_factory=lambda: int(tunable("early_stop_patience")))
     min_fraction: float = field(default_factory=lambda: tunable("early_stop_min_fraction"))
     rule: str = field(default_factory=lambda: guidance_data().options["early_stop_rule"].default)
+    estimate: str = field(default_factory=lambda: guidance_data().options["early_stop_estimate"].default)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tolerance) and self.tolerance > 0.0):
@@ -38,6 +39,7 @@ class EarlyExitSettings:
             raise GuidanceInputError(f"early_stop_patience: must be an integer >= 1, got {self.patience}")
         if not (0.0 <= self.min_fraction <= 1.0):
             raise GuidanceInputError(f"early_stop_min_fraction: must be in [0, 1], got {self.min_fraction}")
+        guidance_data().options["early_stop_estimate"].check(self.estimate)  # names the option and its choices
         if self.rule not in EARLY_STOP_RULES:
             raise GuidanceInputError(f"early_stop_rule: unknown rule {self.rule!r}; choose one of "
                                      f"{', '.join(EARLY_STOP_RULES)}")
