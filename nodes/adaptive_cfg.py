@@ -55,10 +55,11 @@ class M4AdaptiveCFG(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, schedule: str | None = None, base_source: str | None = None,
-                        early_stop_rule: str | None = None, preset: str | None = None) -> bool | str:
+                        early_stop_rule: str | None = None, preset: str | None = None,
+                        early_stop_estimate: str | None = None, gap_measure: str | None = None) -> bool | str:
         """The guidance combos refused at /prompt by name (ComfyUI 0.3.75 does not check V3 combos)."""
         return combo_verdict(cls, schedule=schedule, base_source=base_source, early_stop_rule=early_stop_rule,
-                             preset=preset)
+                             preset=preset, early_stop_estimate=early_stop_estimate, gap_measure=gap_measure)
 
     @classmethod
     def execute(cls, model: Any, **options: Any) -> io.NodeOutput:
@@ -96,10 +97,11 @@ class M4AdaptiveGuider(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, schedule: str | None = None, base_source: str | None = None,
-                        early_stop_rule: str | None = None, preset: str | None = None) -> bool | str:
+                        early_stop_rule: str | None = None, preset: str | None = None,
+                        early_stop_estimate: str | None = None, gap_measure: str | None = None) -> bool | str:
         """The guidance combos refused at /prompt by name (ComfyUI 0.3.75 does not check V3 combos)."""
         return combo_verdict(cls, schedule=schedule, base_source=base_source, early_stop_rule=early_stop_rule,
-                             preset=preset)
+                             preset=preset, early_stop_estimate=early_stop_estimate, gap_measure=gap_measure)
 
     @classmethod
     def execute(cls, model: Any, positive: Any, negative: Any, cfg: float, **options: Any) -> io.NodeOutput:

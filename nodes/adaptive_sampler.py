@@ -171,12 +171,14 @@ class M4AdaptiveKSampler(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, sampler_name: str | None = None, scheduler: str | None = None,
                         schedule: str | None = None, base_source: str | None = None,
-                        early_stop_rule: str | None = None, preset: str | None = None) -> bool | str:
+                        early_stop_rule: str | None = None, preset: str | None = None,
+                        early_stop_estimate: str | None = None, gap_measure: str | None = None) -> bool | str:
         """ComfyUI 0.3.75 checks combo values only for V1-style option lists; a V3 Combo is declared as
         ("COMBO", {"options": ...}), so /prompt accepted any sampler_name. Refused here, by name
         (nodes/combo_check.py; the guidance options' combos too)."""
         return combo_verdict(cls, sampler_name=sampler_name, scheduler=scheduler, schedule=schedule,
-                             base_source=base_source, early_stop_rule=early_stop_rule, preset=preset)
+                             base_source=base_source, early_stop_rule=early_stop_rule, preset=preset,
+                             early_stop_estimate=early_stop_estimate, gap_measure=gap_measure)
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
