@@ -69,7 +69,9 @@ TOOLTIPS: dict[str, str] = {
                            "at the stop, whose spread is slightly too small. half step: halfway from it to the "
                            "current latent (an Euler step to half the noise). spread matched: per item, as far "
                            "towards the latent as restores the spread the remaining steps would have added "
-                           "(estimated from the residual; about half at low noise, less at higher noise).",
+                           "(estimated from the residual; about half at low noise, less at higher noise). "
+                           "Measured on an exact-score model only: on images the part kept is the noise left at "
+                           "the stop, which may show as fine grain (not yet checked on a real checkpoint).",
     "gap_measure": "The guidance gap's reference (gap_cutoff > 0). residual (default): ||x - D_cond||, the step "
                    "itself. estimate: ||D_cond||, the result's estimate; it also falls at low noise where classes "
                    "overlap, so guidance is dropped there too.",
