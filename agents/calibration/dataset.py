@@ -13,6 +13,7 @@ from typing import Any
 
 from ..measure.analysis_types import ReferenceReport, VisualAnalysis
 from ..policy import VALUE_NAMES
+from ..policy.data_checks import is_number
 from ..runtime.run_log import RunLog
 
 ANALYSIS_NUMBERS = ("line_quality_score", "construction_lines", "broken_lines", "complexity_score",
@@ -64,10 +65,6 @@ class Dataset:
         return out
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _reports(row: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> tuple[Any, Any]:
     metrics = row.get("metrics") or {}
     if "analysis" not in metrics and row.get("parent_run") in by_id:  # a retry: planned from its parent's reports
@@ -94,7 +91,7 @@ def record_from_row(row: dict[str, Any], rating: dict[str, Any] | None, by_id: d
     values = {n: plan.get(n) for n in VALUE_NAMES}
     numbers = [*values.values(), *(analysis.get(k) for k in ANALYSIS_NUMBERS),
                *(reference.get(k) for k in REFERENCE_NUMBERS)]
-    if not all(_finite(v) for v in numbers):
+    if not all(is_number(v) for v in numbers):
         ds.drop("a NaN, infinite or missing number in the plan or the reports")
         return None
     try:
@@ -114,7 +111,7 @@ def record_from_row(row: dict[str, Any], rating: dict[str, Any] | None, by_id: d
     return Record(run_id=int(row["id"]), analysis=a, reference=r,
                   values={k: float(v) for k, v in values.items() if v is not None},
                   outcome=outcome, outcome_source=source, created_at=float(row["created_at"]),
-                  propensity=math.exp(float(ld)) if _finite(ld) else None, exploration=logged,
+                  propensity=math.exp(float(ld)) if is_number(ld) else None, exploration=logged,
                   planned_with=dict(moved) if isinstance(moved, dict) else None)
 
 

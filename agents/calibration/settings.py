@@ -5,7 +5,6 @@ Errors name the key, e.g. "tunables key classify.small_below.step: expected a nu
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..policy.data_checks import is_number, number_problem
 from ..policy.overlay import is_hard_key
 
 HERE = Path(__file__).parent
@@ -61,15 +61,9 @@ class Settings:
 def _num(d: Mapping[str, Any], key: str, path: str, lo: float, hi: float, *, integer: bool = False,
          open_lo: bool = False) -> float:
     v: Any = d.get(key)
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    if ok and integer:
-        ok = float(v).is_integer()
-    if ok:
-        ok = (lo < v if open_lo else lo <= v) and v <= hi
-    if not ok:
-        br = "(" if open_lo else "["
-        raise CalibrationConfigError(f"{path}.{key}: expected {'an integer' if integer else 'a number'} in "
-                                     f"{br}{lo:g}, {hi:g}], got {v!r}")
+    problem = number_problem(v, lo, hi, integer=integer, whole_floats=True, open_lo=open_lo)
+    if problem:
+        raise CalibrationConfigError(f"{path}.{key}: {problem}")
     return float(v)
 
 
@@ -113,8 +107,7 @@ def parse_tunables(raw: Mapping[str, Any], policy_raw: Mapping[str, Any]) -> dic
         if not isinstance(marks, Mapping) or key not in marks:
             raise CalibrationConfigError(f"{path}: not marked tunable in the policy's [tunable] table")
         rng: Any = entry.get("range", marks[key])
-        numbers = isinstance(rng, list) and all(isinstance(v, int | float) and not isinstance(v, bool)
-                                                and math.isfinite(v) for v in rng)
+        numbers = isinstance(rng, list) and all(is_number(v) for v in rng)
         if not (numbers and len(rng) == 2 and rng[0] < rng[1]):
             raise CalibrationConfigError(f"{path}.range: expected [lo, hi] numbers with lo < hi, got {rng!r}")
         p_lo, p_hi = (float(x) for x in marks[key])
@@ -163,8 +156,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     check_tables(raw, sections, "calibration", other_tables=True)  # [optuna] is read by optuna_space.py
     d, m, s = raw["data"], raw["model"], raw["search"]
     grid = m.get("l2_grid")
-    if not (isinstance(grid, list) and grid and all(isinstance(v, int | float) and not isinstance(v, bool)
-                                                     and math.isfinite(v) and v > 0 for v in grid)):
+    if not (isinstance(grid, list) and grid and all(is_number(v) and v > 0 for v in grid)):
         raise CalibrationConfigError(f"calibration key model.l2_grid: expected positive numbers, got {grid!r}")
     return Settings(
         min_runs=int(_num(d, "min_runs", "calibration key data", 10, 1e6, integer=True)),

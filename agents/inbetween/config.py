@@ -10,6 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..policy.data_checks import number_problem
+
 DEFAULT_PATH = Path(__file__).with_name("inbetween.toml")
 
 # section -> key -> (low, high, is_integer)
@@ -49,13 +51,9 @@ class InbetweenConfig:
 
 def _value(section: str, key: str, raw: object) -> float | int:
     low, high, integer = _SCHEMA[section][key]
-    name = f"inbetween key {section}.{key}"
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(raw, int) if integer else isinstance(raw, (int, float))
-    if isinstance(raw, bool) or not ok_type:
-        raise InbetweenConfigError(f"{name}: expected {kind} in [{low:g}, {high:g}], got {raw!r}")
-    if not low <= raw <= high:  # type: ignore[operator]
-        raise InbetweenConfigError(f"{name}: expected {kind} in [{low:g}, {high:g}], got {raw!r}")
+    problem = number_problem(raw, low, high, integer=integer)
+    if problem:
+        raise InbetweenConfigError(f"inbetween key {section}.{key}: {problem}")
     number = float(raw)  # type: ignore[arg-type]
     return int(number) if integer else number
 

@@ -8,7 +8,6 @@ pixel-grid fact). Errors name the key, e.g. "measure key scores.broken_scale: ex
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from ..policy.data_checks import number_problem, unknown_problem
 
 DEFAULT_MEASURE_PATH = Path(__file__).with_name("measure.toml")
 
@@ -119,25 +120,20 @@ class MeasureDataError(ValueError):
     """measure.toml is missing a key, has a wrong type or a value outside its range."""
 
 
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
 def _value(section: Mapping[str, Any], key: str, path: str, spec: KeySpec) -> float | int:
     if key not in section:
         raise MeasureDataError(f"measure key {path}: missing")
     v = section[key]
-    kind = "an integer" if spec.integer else "a number"
-    ok = isinstance(v, int) if spec.integer else isinstance(v, int | float)
-    if isinstance(v, bool) or not ok or not math.isfinite(v) or not spec.lo <= v <= spec.hi:
-        raise MeasureDataError(f"measure key {path}: expected {kind} in [{_fmt(spec.lo)}, {_fmt(spec.hi)}], got {v!r}")
+    problem = number_problem(v, spec.lo, spec.hi, integer=spec.integer)
+    if problem:
+        raise MeasureDataError(f"measure key {path}: {problem}")
     return int(v) if spec.integer else float(v)
 
 
 def _no_unknown(data: Mapping[str, Any], known: Mapping[str, Any], prefix: str) -> None:
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise MeasureDataError(f"measure key {prefix}{unknown[0]}: unknown key (expected one of {sorted(known)})")
+    bad = unknown_problem(data, known)
+    if bad:
+        raise MeasureDataError(f"measure key {prefix}{bad[0]}: {bad[1]}")
 
 
 @dataclass(frozen=True)

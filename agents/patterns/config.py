@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..policy.data_checks import number_problem, unknown_problem
 from .errors import PatternsConfigError
 
 CONFIG_PATH = Path(__file__).with_name("patterns.toml")
@@ -68,14 +68,10 @@ def _num(data: dict[str, Any], key: str, path: str, spec: tuple[float, float, bo
     lo, hi, is_int = spec
     if key not in data:
         raise PatternsConfigError(f"patterns key {path}: missing")
-    v = data[key]
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    if ok and is_int and not float(v).is_integer():
-        ok = False
-    if not ok or not lo <= v <= hi:
-        kind = "an integer" if is_int else "a number"
-        raise PatternsConfigError(f"patterns key {path}: expected {kind} in [{lo:g}, {hi:g}], got {v!r}")
-    return float(v)
+    problem = number_problem(data[key], lo, hi, integer=is_int, whole_floats=True)
+    if problem:
+        raise PatternsConfigError(f"patterns key {path}: {problem}")
+    return float(data[key])
 
 
 def _table(data: Any, key: str, path: str) -> dict[str, Any]:
@@ -88,9 +84,9 @@ def _table(data: Any, key: str, path: str) -> dict[str, Any]:
 
 
 def _no_unknown(data: dict[str, Any], known: Any, path: str) -> None:
-    extra = sorted(set(data) - set(known))
-    if extra:
-        raise PatternsConfigError(f"patterns key {path}.{extra[0]}: unknown key (expected one of {sorted(known)})")
+    bad = unknown_problem(data, known)
+    if bad:
+        raise PatternsConfigError(f"patterns key {path}.{bad[0]}: {bad[1]}")
 
 
 def _section(data: dict[str, Any], name: str, spec: dict[str, tuple[float, float, bool]]) -> dict[str, float]:

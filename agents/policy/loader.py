@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .data_checks import number_problem, unknown_problem
 from .template_contract import ContractError, TemplateContract, parse_template_contract
 from .tunables import TunableError, parse_tunables
 
@@ -96,11 +97,10 @@ def _fmt(x: float) -> str:
 def _number(data: Mapping[str, Any], key: str, path: str, lo: float, hi: float) -> float:
     if key not in data:
         raise PolicyError(f"policy key {path}: missing")
-    value = data[key]
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not lo <= value <= hi:
-        raise PolicyError(f"policy key {path}: expected a number in [{_fmt(lo)}, {_fmt(hi)}], got {value!r}")
-    return float(value)
+    problem = number_problem(data[key], lo, hi)
+    if problem:
+        raise PolicyError(f"policy key {path}: {problem}")
+    return float(data[key])
 
 
 def _table(data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
@@ -113,10 +113,10 @@ def _table(data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
 
 
 def _no_unknown(data: Mapping[str, Any], known: set[str] | tuple[str, ...], path: str) -> None:
-    unknown = sorted(set(data) - set(known))
-    if unknown:
+    bad = unknown_problem(data, known)
+    if bad:
         where = f"{path}." if path else ""
-        raise PolicyError(f"policy key {where}{unknown[0]}: unknown key (expected one of {sorted(known)})")
+        raise PolicyError(f"policy key {where}{bad[0]}: {bad[1]}")
 
 
 def _string(data: Mapping[str, Any], key: str, path: str) -> str:

@@ -17,7 +17,6 @@ parse_policy, so an overlay can never produce a policy the loader would reject.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .data_checks import is_number
 from .loader import Policy, PolicyError, parse_policy, read_policy_document
 
 OVERLAY_FILE = "m4_policy_overlay.toml"
@@ -88,13 +88,9 @@ def _lookup(raw: Mapping[str, Any], key: str) -> Any:
     return node
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _check_shape(key: str, value: Any, current: Any, what: str) -> float | list[float]:
     if isinstance(current, list):
-        if not (isinstance(value, list) and len(value) == len(current) and all(_is_number(v) for v in value)):
+        if not (isinstance(value, list) and len(value) == len(current) and all(is_number(v) for v in value)):
             raise OverlayError(f"overlay key {key}: {what} must be [lower, upper] numbers like the policy's "
                                f"{current!r}, got {value!r}")
         if all(isinstance(c, int) and not isinstance(c, bool) for c in current):
@@ -102,9 +98,9 @@ def _check_shape(key: str, value: Any, current: Any, what: str) -> float | list[
                 raise OverlayError(f"overlay key {key}: {what} must be integers, got {value!r}")
             return [int(v) for v in value]
         return [float(v) for v in value]
-    if not _is_number(current):
+    if not is_number(current):
         raise OverlayError(f"overlay key {key}: not a numeric policy value")
-    if not _is_number(value):
+    if not is_number(value):
         raise OverlayError(f"overlay key {key}: {what} must be a finite number, got {value!r}")
     return float(value)
 

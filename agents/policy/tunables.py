@@ -7,9 +7,10 @@ a range must lie inside the key's own schema range and inside the hard rule that
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
+
+from .data_checks import is_number
 
 # Sections whose every key is a hard rule or structure: never tunable.
 LOCKED_SECTIONS = ("hard_rules", "limits", "nodes", "template", "tunable", "version", "model", "sanitise")
@@ -57,7 +58,7 @@ def parse_tunables(raw: Mapping[str, Any], ranges: Mapping[str, tuple[float, flo
         if dotted not in ranges:
             raise TunableError(f"policy key {path}: {dotted} is not a number or a bound calibration can move")
         ok = (isinstance(bounds, list) and len(bounds) == 2
-              and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in bounds))
+              and all(is_number(v) for v in bounds))
         if not ok or bounds[0] > bounds[1]:
             raise TunableError(f"policy key {path}: expected [lower, upper] numbers, got {bounds!r}")
         lo, hi = float(bounds[0]), float(bounds[1])
