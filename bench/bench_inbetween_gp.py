@@ -43,12 +43,8 @@ def rbf(t: int, ell: float) -> torch.Tensor:
 
 
 def build_model(kernel: torch.Tensor, channels: int):
-    import comfy.latent_formats
-    import comfy.model_base
-    import comfy.model_management
-    import comfy.model_patcher
-    import comfy.model_sampling
-    import comfy.supported_models_base
+    """A ModelPatcher whose diffusion model is the exact GP posterior mean over time (video-shaped latents)."""
+    from bench.exact_model import wrap_denoiser  # the repository root is on sys.path once setup() ran
 
     class ExactGP(torch.nn.Module):
         def __init__(self, **_unused):
@@ -68,30 +64,7 @@ def build_model(kernel: torch.Tensor, channels: int):
             eps = (seq - out) / sigma.reshape(-1, 1, 1)
             return eps[:, :, :, None, None].to(x.dtype).to(x.device)
 
-    class GPLatent(comfy.latent_formats.LatentFormat):
-        scale_factor = 1.0
-        latent_channels = channels
-        latent_dimensions = 3
-
-    class GPConfig(comfy.supported_models_base.BASE):
-        unet_config: dict = {}
-        unet_extra_config: dict = {}
-        latent_format = GPLatent
-        memory_usage_factor = 0.001
-        supported_inference_dtypes = [torch.float32]
-
-    class GPSampling(comfy.model_sampling.EPS, comfy.model_sampling.ModelSamplingContinuousEDM):
-        pass
-
-    config = GPConfig({})
-    config.set_inference_dtype(torch.float32, None)
-    model = comfy.model_base.BaseModel(config, model_type=comfy.model_base.ModelType.EPS, unet_model=ExactGP)
-    sampling = GPSampling()
-    sampling.set_parameters(0.002, 20.0, 1.0)
-    model.model_sampling = sampling
-    model.eval()
-    device = comfy.model_management.get_torch_device()
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+    return wrap_denoiser(ExactGP, channels, latent_dimensions=3)
 
 
 def swd(a: torch.Tensor, b: torch.Tensor, projections: int = 128, seed: int = 7) -> float:

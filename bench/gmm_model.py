@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from bench.exact_model import wrap_denoiser
+
 
 @dataclass
 class GMMSpec:
@@ -77,15 +79,9 @@ def class_context(spec: GMMSpec, class_idx: int | None) -> torch.Tensor:
 
 def build_model(spec: GMMSpec, sigma_min: float = 0.002, sigma_max: float = 20.0):
     """A ModelPatcher around a BaseModel whose diffusion_model is the exact GMM denoiser."""
-    import comfy.latent_formats
-    import comfy.model_base
-    import comfy.model_management
-    import comfy.model_patcher
-    import comfy.model_sampling
-    import comfy.supported_models_base
 
     class ExactDenoiser(torch.nn.Module):
-        """Returns the exact EPS prediction for the EPS parametrisation below."""
+        """Returns the exact EPS prediction for the EPS parametrisation of bench/exact_model.py."""
 
         def __init__(self, gmm: GMMSpec | None = None, **_unused):
             super().__init__()
@@ -106,29 +102,8 @@ def build_model(spec: GMMSpec, sigma_min: float = 0.002, sigma_max: float = 20.0
             eps = (flat.cpu() - d) / sigma.cpu().reshape(-1, 1)
             return eps.reshape(x.shape).to(x.dtype).to(x.device)
 
-    class GMMLatent(comfy.latent_formats.LatentFormat):
-        scale_factor = 1.0
-        latent_channels = spec.dim
-
-    class GMMConfig(comfy.supported_models_base.BASE):
-        unet_config: dict = {}
-        unet_extra_config: dict = {}
-        latent_format = GMMLatent
-        memory_usage_factor = 0.001
-        supported_inference_dtypes = [torch.float32]
-
-    class GMMSampling(comfy.model_sampling.EPS, comfy.model_sampling.ModelSamplingContinuousEDM):
-        pass
-
-    config = GMMConfig({"gmm": spec})
-    config.set_inference_dtype(torch.float32, None)
-    model = comfy.model_base.BaseModel(config, model_type=comfy.model_base.ModelType.EPS, unet_model=ExactDenoiser)
-    sampling = GMMSampling()
-    sampling.set_parameters(sigma_min, sigma_max, 1.0)
-    model.model_sampling = sampling
-    model.eval()
-    device = comfy.model_management.get_torch_device()
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+    return wrap_denoiser(ExactDenoiser, spec.dim, unet_kwargs={"gmm": spec}, sigma_min=sigma_min,
+                         sigma_max=sigma_max)
 
 
 class RowCounter:
