@@ -43,9 +43,17 @@ def _panel(report: dict[str, Any]) -> dict[str, Any]:
          "grey": round(f["grey_share"], 3), "unsafe": ", ".join(f["unsafe"])}
         for f in report["frames"][:PANEL_FRAMES]
     ]
+    frames = report["frames"]
+    # every frame for the drawn strip (web/m4_panels.js renderInbetween): distance to the nearest key, keep
+    # weight, key and flagged frames; the table rows above stop at PANEL_FRAMES
+    chart = {"cd": [round(f["chamfer_nearest_key"], 5) for f in frames],
+             "keep": [round(f["keep"], 3) for f in frames],
+             "keys": [f["index"] for f in frames if f["is_key"]],
+             "flagged": [f["index"] for f in frames if f["unsafe"]]}
     return {"mode": report["mode"], "length": report["length"], "key_indices": report["key_indices"],
             "keys_exact": report["keys_exact"], "mean_chamfer_nearest_key": report["mean_chamfer_nearest_key"],
-            "max_grey_share": report["max_grey_share"], "unsafe_frames": report["unsafe_frames"], "frames": rows}
+            "max_grey_share": report["max_grey_share"], "unsafe_frames": report["unsafe_frames"], "frames": rows,
+            "chart": chart}
 
 
 class M4KeyframeImputer(io.ComfyNode):

@@ -6,6 +6,8 @@ from typing import Any
 
 from comfy_api.v0_0_2 import io
 
+from ..agents.measure.measure_data import measure_data
+from ..agents.measure.rough_scores import ROUGH_SIGNALS
 from ..agents.measure.subject_tags import load_tagger
 from ..agents.measure.visual_analyst import analyse_batch
 from ..agents.policy import default_policy
@@ -19,12 +21,14 @@ def _notes_text(notes: dict[str, list[str]]) -> str:
 
 
 def _panel_marks() -> dict[str, list[float]]:
-    """The policy thresholds the Director applies to the analysis, per 0..1 signal (drawn on its bar)."""
+    """The thresholds drawn on the analysis bars, per 0..1 signal: the policy's that the Director applies,
+    and for the rough-pencil signals the level at which the Analyst writes its fix / remove note."""
     pol = default_policy()
     c, m = pol.classify, pol.modifiers
+    at = float(measure_data()["notes"]["rough_fix_at"])
     return {"line_quality_score": [m["low_lq_below"], m["high_lq_above"]],
             "construction_lines": [c["construction_threshold"]], "complexity_score": [c["complex_threshold"]],
-            "subject_scale": [c["small_below"], c["large_above"]]}
+            "subject_scale": [c["small_below"], c["large_above"]], **{name: [at] for name in ROUGH_SIGNALS}}
 
 
 class M4VisualAnalyst(io.ComfyNode):

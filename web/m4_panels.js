@@ -1,5 +1,6 @@
 // M4 Director's report panels, drawn from the payloads the nodes send (imported by m4_director.js):
-// tables of fields, and bars on canvases for the plan, the Visual Analyst, Reference Compare and Line Quality.
+// tables of fields, and bars on canvases for the plan, the Visual Analyst, Reference Compare, Line Quality and
+// the Keyframe Imputer's frames.
 // Built with DOM nodes, textContent and canvas drawing only: report strings come from user images and prompts.
 
 const MAX_ROWS = 40;
@@ -85,6 +86,7 @@ const SIGNALS = ["S", "R", "D", "P", "H"];
 // The 0..1 signals drawn as bars, per report kind (other fields stay text).
 const BAR_FIELDS = {
   analysis: ["line_quality_score", "construction_lines", "broken_lines", "stroke_width_consistency",
+    "overdrawn_strokes", "graphite_texture", "hatching", "line_wobble", "heavy_strokes",
     "complexity_score", "subject_scale", "anatomy_risk_score"],
   reference: ["similarity", "text_conflict", "image_conflict", "conflict_penalty", "style_distance",
     "accessory_conflict", "saturation", "reference_final_score"],
@@ -92,7 +94,9 @@ const BAR_FIELDS = {
 const LINE_METRICS = ["broken", "dotted", "fringe", "jitter", "stray"];
 const LABELS = {
   line_quality_score: "line quality", construction_lines: "construction", broken_lines: "broken lines",
-  stroke_width_consistency: "stroke width", complexity_score: "complexity", subject_scale: "subject scale",
+  stroke_width_consistency: "stroke width", overdrawn_strokes: "overdrawn", graphite_texture: "graphite",
+  hatching: "hatching", line_wobble: "wobble", heavy_strokes: "heavy strokes",
+  complexity_score: "complexity", subject_scale: "subject scale",
   anatomy_risk_score: "anatomy risk", similarity: "similarity", text_conflict: "text conflict",
   image_conflict: "image conflict", conflict_penalty: "conflict", style_distance: "style dist. D",
   accessory_conflict: "accessory AC", saturation: "saturation", reference_final_score: "reliability R",
@@ -284,4 +288,60 @@ function renderLineQuality(payload) {
   return titled(payload, ...parts);
 }
 
-export const RENDERERS = { plan: renderPlan, analysis: renderSignals, reference: renderSignals, line_quality: renderLineQuality };
+// The Keyframe Imputer's frames as columns: height = line distance to the nearest key (the frame's
+// departure from the drawings it was made from), keys in green, frames with a safety flag in red,
+// and below them the keep weight (1 = kept exactly). dataset.frames holds each column for the tests.
+const STRIP = { top: 4, chart: 44, gap: 4, keep: 8, label: 84 };
+
+function renderInbetween(payload) {
+  const d = payload.data || {}, ch = d.chart || {};
+  const cds = Array.isArray(ch.cd) ? ch.cd : [], keeps = Array.isArray(ch.keep) ? ch.keep : [];
+  const keys = new Set(Array.isArray(ch.keys) ? ch.keys : []), flagged = new Set(Array.isArray(ch.flagged) ? ch.flagged : []);
+  const frames = cds.map((cd, i) => ({ frame: i, cd, keep: keeps[i], key: keys.has(i), unsafe: flagged.has(i) }));
+  const c = document.createElement("canvas");
+  c.className = "m4-bars m4-inbetween-frames";
+  c.width = BAR.width;
+  c.height = STRIP.top * 2 + STRIP.chart + STRIP.gap + STRIP.keep;
+  c.style.width = "100%";
+  const ctx = c.getContext("2d");
+  ctx.fillStyle = COLOURS.background;
+  ctx.fillRect(0, 0, c.width, c.height);
+  ctx.font = "10px sans-serif";
+  ctx.textBaseline = "middle";
+  ctx.fillStyle = COLOURS.text;
+  ctx.fillText("to nearest key", 2, STRIP.top + STRIP.chart / 2);
+  ctx.fillText("keep", 2, STRIP.top + STRIP.chart + STRIP.gap + STRIP.keep / 2);
+  const x0 = STRIP.label, w = BAR.width - STRIP.label - 4, n = Math.max(1, frames.length);
+  const peak = Math.max(1e-9, ...frames.map((f) => (num(f.cd) ? f.cd : 0)));
+  const yKeep = STRIP.top + STRIP.chart + STRIP.gap;
+  const cols = frames.map((f, i) => {
+    const left = Math.round(x0 + (i * w) / n), right = Math.max(left + 1, Math.round(x0 + ((i + 1) * w) / n) - 1);
+    const unsafe = f.unsafe;
+    const h = f.key ? STRIP.chart : Math.max(1, Math.round(((num(f.cd) ? f.cd : 0) / peak) * STRIP.chart));
+    ctx.fillStyle = COLOURS.track;
+    ctx.fillRect(left, STRIP.top, right - left, STRIP.chart);
+    ctx.fillStyle = f.key ? COLOURS.pass : unsafe ? COLOURS.fail : COLOURS.signal;
+    ctx.fillRect(left, STRIP.top + STRIP.chart - h, right - left, h);
+    const keep = num(f.keep) ? Math.min(Math.max(f.keep, 0), 1) : 0;
+    ctx.fillStyle = COLOURS.track;
+    ctx.fillRect(left, yKeep, right - left, STRIP.keep);
+    ctx.fillStyle = COLOURS.bounds;
+    ctx.fillRect(left, yKeep + STRIP.keep - Math.round(keep * STRIP.keep), right - left, Math.round(keep * STRIP.keep));
+    return { frame: f.frame, x0: left, x1: right, key: Boolean(f.key), unsafe, height: h };
+  });
+  c.dataset.frames = JSON.stringify(cols);
+  c.addEventListener("mousemove", (e) => {
+    const r = c.getBoundingClientRect(), x = ((e.clientX - r.left) * c.width) / Math.max(1, r.width);
+    const f = frames[cols.findIndex((col) => x >= col.x0 && x <= col.x1)];
+    c.title = f ? `frame ${f.frame}${f.key ? " (key)" : ""}: distance to the nearest key ${fmt(f.cd)}, ` +
+      `keep ${fmt(f.keep)}${f.unsafe ? "; flagged (see the frames table)" : ""}` : "";
+  });
+  const unsafe = Array.isArray(d.unsafe_frames) ? d.unsafe_frames.length : 0;
+  const head = chips([[`mode: ${d.mode ?? "?"}`], [`${d.length ?? "?"} frames`],
+    d.keys_exact ? ["keys exact", "m4-pass"] : ["keys changed", "m4-fail"],
+    ...(unsafe ? [[`${unsafe} flagged`, "m4-warn"]] : [])]);
+  return titled(payload, head, c, details(payload, ["chart"]));
+}
+
+export const RENDERERS = { plan: renderPlan, analysis: renderSignals, reference: renderSignals, line_quality: renderLineQuality,
+  inbetween: renderInbetween };

@@ -130,7 +130,45 @@ def test_no_two_nodes_overlap_before_or_after_a_run(comfy_server, browser_page, 
     screenshot(page, f"layout_{name}")
     if name == "M4_Example_Line_Quality":
         _check_line_quality_panel(page)
+    if name == "M4_Example_Inbetween":
+        _check_inbetween_strip(page)
     assert unexpected_console_errors(page) == []
+
+
+# Pixels of one colour inside each column of the Keyframe Imputer's strip (web/m4_panels.js renderInbetween).
+_STRIP_PIXELS_JS = """([nodeId, hex]) => {
+    const c = app.graph.getNodeById(nodeId)?.m4Element?.querySelector('canvas.m4-inbetween-frames');
+    if (!c) return null;
+    const want = [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16));
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    return JSON.parse(c.dataset.frames).map(col => {
+        let count = 0;
+        for (let y = 0; y < c.height; y++) for (let x = col.x0; x < col.x1; x++) {
+            const i = 4 * (y * c.width + x);
+            if (want.every((v, k) => Math.abs(d[i + k] - v) <= 12)) count++;
+        }
+        return {...col, count};
+    });
+}"""
+
+
+def _check_inbetween_strip(page: Any) -> None:
+    """One column per frame; the keys (exact) full height in green, the other frames in yellow (or red when
+    flagged) with a height that grows with their distance to the nearest key."""
+    node = page.evaluate("() => app.graph._nodes.find(n => n.type === 'M4KeyframeImputer').id")
+    data = page.evaluate("(id) => app.graph.getNodeById(id).m4Panel[0].data", node)
+    green = page.evaluate(_STRIP_PIXELS_JS, [node, PASS])
+    assert green is not None and len(green) == data["length"], (len(green or []), data["length"])
+    keys = set(data["key_indices"])  # the report lists them as numbers
+    assert {c["frame"] for c in green if c["key"]} == keys
+    for col in green:
+        width = col["x1"] - col["x0"]
+        assert (col["count"] >= width * 40) == col["key"], col  # a key's column is green over its 44 px
+    cds = data["chart"]["cd"]
+    inner = [c for c in green if not c["key"]]
+    if len(inner) >= 2:  # taller where the frame departs further from its nearest key
+        far, near = max(inner, key=lambda c: cds[c["frame"]]), min(inner, key=lambda c: cds[c["frame"]])
+        assert far["height"] >= near["height"], (far, near)
 
 
 def _check_line_quality_panel(page: Any) -> None:
