@@ -32,10 +32,21 @@ FROM_PRESET = "from preset"
 FROM_IMAGE = "from palette_image"
 
 
+PANEL_CURVES = ("rms", "onset", "low", "mid", "high")  # drawn on the node, one row each (web/m4_panels.js)
+PANEL_POINTS = 240  # a curve is sent at most this long (the canvas is narrower): frames averaged in bins
+
+
+def _curve(x: np.ndarray) -> list[float]:
+    bins = np.array_split(np.asarray(x, np.float64), min(PANEL_POINTS, max(1, x.size))) if x.size else []
+    return [round(float(b.mean()), 3) for b in bins if b.size]
+
+
 def _panel(f: AudioFeatures) -> dict[str, Any]:
     data = f.summary() | {
         "onsets": int(np.sum((f.raw_onset[1:] >= 0.5) & (f.raw_onset[:-1] < 0.5)) + (f.raw_onset[:1] >= 0.5).sum()),
         "mean_rms": round(float(f.values["rms"].mean()), 4),
+        "curves": {name: _curve(f.values[name]) for name in PANEL_CURVES if name in f.values},
+        "beat_positions": [round(float(t) / max(f.duration_s, 1e-9), 4) for t in f.beat_times],  # 0..1 of the clip
     }
     return {"kind": "audio_features", "title": "Audio Features", "data": data}
 

@@ -1,6 +1,6 @@
 // M4 Director's report panels, drawn from the payloads the nodes send (imported by m4_director.js):
-// tables of fields, and bars on canvases for the plan, the Visual Analyst, Reference Compare, Line Quality and
-// the Keyframe Imputer's frames.
+// tables of fields, and bars on canvases for the plan, the Visual Analyst, Reference Compare, Line Quality,
+// the Keyframe Imputer's frames and the audio features over the clip.
 // Built with DOM nodes, textContent and canvas drawing only: report strings come from user images and prompts.
 
 const MAX_ROWS = 40;
@@ -343,5 +343,38 @@ function renderInbetween(payload) {
   return titled(payload, head, c, details(payload, ["chart"]));
 }
 
+// M4 Audio Features: each feature over the clip as a filled curve (one row each, 0..1), the beats ticked on
+// their own row. The rows are barCanvas rows, so the tests count each row's pixels the same way.
+function drawCurveRow(ctx, row, x0, y, w, h) {
+  ctx.fillStyle = COLOURS.track;
+  ctx.fillRect(x0, y, w, h);
+  const n = row.values.length;
+  if (row.beats) {
+    ctx.fillStyle = COLOURS.threshold;
+    for (const p of row.values) ctx.fillRect(Math.round(x0 + Math.min(Math.max(p, 0), 1) * (w - 1)), y - 2, 1, h + 4);
+    return;
+  }
+  ctx.fillStyle = COLOURS.signal;
+  for (let x = 0; x < w && n; x++) {
+    const v = row.values[Math.min(n - 1, Math.floor((x * n) / w))];
+    const px = Math.round((num(v) ? Math.min(Math.max(v, 0), 1) : 0) * h);
+    if (px) ctx.fillRect(x0 + x, y + h - px, 1, px);
+  }
+}
+
+function renderAudioFeatures(payload) {
+  const d = payload.data || {}, curves = d.curves && typeof d.curves === "object" ? d.curves : {};
+  const rows = Object.entries(curves).filter(([, v]) => Array.isArray(v) && v.length).map(([name, v]) => {
+    const mean = v.reduce((a, b) => a + (num(b) ? b : 0), 0) / v.length;
+    return { field: name, label: name, values: v, valueText: mean.toFixed(2), tip: `${name}: mean ${mean.toFixed(3)} over the clip` };
+  });
+  const beats = Array.isArray(d.beat_positions) ? d.beat_positions.filter(num) : [];
+  rows.push({ field: "beats", label: "beats", values: beats, beats: true, valueText: String(beats.length),
+    tip: `${beats.length} beats at ${fmt(d.tempo_bpm)} bpm` });
+  const head = chips([[`${fmt(d.duration_s)} s`], [`${d.frames ?? "?"} frames at ${fmt(d.fps)} fps`],
+    [`${fmt(d.tempo_bpm)} bpm`], [`${d.onsets ?? "?"} onsets`]]);
+  return titled(payload, head, barCanvas("m4-audio-curves", rows, drawCurveRow), details(payload, ["curves", "beat_positions"]));
+}
+
 export const RENDERERS = { plan: renderPlan, analysis: renderSignals, reference: renderSignals, line_quality: renderLineQuality,
-  inbetween: renderInbetween };
+  inbetween: renderInbetween, audio_features: renderAudioFeatures };

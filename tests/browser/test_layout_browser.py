@@ -39,7 +39,7 @@ SHOWN = {
     # Runs whole from the page (stand-in models): Plan Unpack feeds the samplers, so its panel is drawn too.
     build_workflows.LOGGED_RUN: [*PLANNING_OUTPUTS, "M4PlanUnpack", "M4LineQualityAnalyzer", "M4RunLogger"],
 }
-PASS, FAIL, THRESHOLD = "#5fd38d", "#ff5a5a", "#e040fb"
+PASS, FAIL, THRESHOLD, SIGNAL = "#5fd38d", "#ff5a5a", "#e040fb", "#f4c542"
 _SIZES_JS = "() => Object.fromEntries(app.graph._nodes.map(n => [n.id, [...n.size]]))"
 
 
@@ -132,6 +132,8 @@ def test_no_two_nodes_overlap_before_or_after_a_run(comfy_server, browser_page, 
         _check_line_quality_panel(page)
     if name == "M4_Example_Inbetween":
         _check_inbetween_strip(page)
+    if name == "M4_Example_Audio_Patterns":
+        _check_audio_curves(page)
     assert unexpected_console_errors(page) == []
 
 
@@ -169,6 +171,27 @@ def _check_inbetween_strip(page: Any) -> None:
     if len(inner) >= 2:  # taller where the frame departs further from its nearest key
         far, near = max(inner, key=lambda c: cds[c["frame"]]), min(inner, key=lambda c: cds[c["frame"]])
         assert far["height"] >= near["height"], (far, near)
+
+
+def _check_audio_curves(page: Any) -> None:
+    """Each feature drawn as a filled curve in its own row (its pixels = the curve's columns exactly as the
+    data says), the beats ticked on theirs."""
+    import math
+
+    node = page.evaluate("() => app.graph._nodes.find(n => n.type === 'M4AudioFeatures').id")
+    data = page.evaluate("(id) => app.graph.getNodeById(id).m4Panel[0].data", node)
+    yellow = bar_pixels(page, node, "m4-audio-curves", SIGNAL)
+    ticks = bar_pixels(page, node, "m4-audio-curves", THRESHOLD)
+    bands = {b["field"]: b for b in page.evaluate(
+        "(id) => JSON.parse(app.graph.getNodeById(id).m4Element.querySelector('canvas.m4-audio-curves').dataset.rows)",
+        node)}
+    assert yellow is not None and list(yellow) == [*data["curves"], "beats"], list(yellow or [])
+    for name, values in data["curves"].items():
+        w, n = bands[name]["x1"] - bands[name]["x0"], len(values)
+        want = sum(math.floor(min(max(values[min(n - 1, x * n // w)], 0.0), 1.0) * 10 + 0.5) for x in range(w))
+        assert abs(yellow[name]["count"] - want) <= 3, (name, yellow[name]["count"], want)
+    assert (ticks["beats"]["count"] > 0) == bool(data["beat_positions"]), (ticks["beats"], data["beats"])
+    assert any(yellow[name]["count"] > 0 for name in data["curves"]), "every curve is empty"
 
 
 def _check_line_quality_panel(page: Any) -> None:
