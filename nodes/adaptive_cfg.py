@@ -37,6 +37,15 @@ __all__ = ["DEFAULTS", "NODES", "STATE_KEY", "SUBCATEGORY", "WRAPPER_KEY", "Adap
            "patch_model", "prompt_base", "send_event", "settings_from_inputs", "sigma_to_t_norm"]
 
 
+def _validate_guidance_combos(cls: Any, schedule: str | None = None, base_source: str | None = None,
+                              early_stop_rule: str | None = None, preset: str | None = None,
+                              early_stop_estimate: str | None = None, gap_measure: str | None = None) -> bool | str:
+    """Both nodes' `validate_inputs`: the guidance combos refused at /prompt by name (ComfyUI 0.3.75 does not
+    check V3 combos). Named parameters, no **kwargs: ComfyUI passes exactly these (nodes/combo_check.py)."""
+    return combo_verdict(cls, schedule=schedule, base_source=base_source, early_stop_rule=early_stop_rule,
+                         preset=preset, early_stop_estimate=early_stop_estimate, gap_measure=gap_measure)
+
+
 class M4AdaptiveCFG(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -53,13 +62,7 @@ class M4AdaptiveCFG(io.ComfyNode):
             hidden=[io.Hidden.unique_id],
         )
 
-    @classmethod
-    def validate_inputs(cls, schedule: str | None = None, base_source: str | None = None,
-                        early_stop_rule: str | None = None, preset: str | None = None,
-                        early_stop_estimate: str | None = None, gap_measure: str | None = None) -> bool | str:
-        """The guidance combos refused at /prompt by name (ComfyUI 0.3.75 does not check V3 combos)."""
-        return combo_verdict(cls, schedule=schedule, base_source=base_source, early_stop_rule=early_stop_rule,
-                             preset=preset, early_stop_estimate=early_stop_estimate, gap_measure=gap_measure)
+    validate_inputs = classmethod(_validate_guidance_combos)
 
     @classmethod
     def execute(cls, model: Any, **options: Any) -> io.NodeOutput:
@@ -95,13 +98,7 @@ class M4AdaptiveGuider(io.ComfyNode):
             hidden=[io.Hidden.unique_id],
         )
 
-    @classmethod
-    def validate_inputs(cls, schedule: str | None = None, base_source: str | None = None,
-                        early_stop_rule: str | None = None, preset: str | None = None,
-                        early_stop_estimate: str | None = None, gap_measure: str | None = None) -> bool | str:
-        """The guidance combos refused at /prompt by name (ComfyUI 0.3.75 does not check V3 combos)."""
-        return combo_verdict(cls, schedule=schedule, base_source=base_source, early_stop_rule=early_stop_rule,
-                             preset=preset, early_stop_estimate=early_stop_estimate, gap_measure=gap_measure)
+    validate_inputs = classmethod(_validate_guidance_combos)
 
     @classmethod
     def execute(cls, model: Any, positive: Any, negative: Any, cfg: float, **options: Any) -> io.NodeOutput:
