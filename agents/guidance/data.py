@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ..policy.data_checks import number_problem
 from .errors import GuidanceInputError
 from .schedules import SCHEDULE_NAMES
 
@@ -147,8 +148,9 @@ def _tunable(name: str, raw: Any) -> float:
         raise GuidanceInputError(f"guidance key {key}: needs exactly value and range")
     lo, hi = _range(f"{key}.range", raw["range"])
     v = raw["value"]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi):
-        raise GuidanceInputError(f"guidance key {key}.value: expected a number in [{lo:g}, {hi:g}], got {v!r}")
+    problem = number_problem(v, lo, hi)
+    if problem:
+        raise GuidanceInputError(f"guidance key {key}.value: {problem}")
     if name in _TUNABLE_INTS and not isinstance(v, int):
         raise GuidanceInputError(f"guidance key {key}.value: expected an integer, got {v!r}")
     return v

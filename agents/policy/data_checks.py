@@ -1,6 +1,6 @@
 """The one definition of "a number in its range" and "only known keys" for every data loader.
 
-Each family's loader (policy, measure, in-betweening, patterns, calibration) keeps its own error class
+Each family's loader (policy, measure, guidance, in-betweening, patterns, calibration) keeps its own error class
 and key prefix ("policy key a.b: ..."); these return the part after the prefix, or None when the value
 is fine, so the wording of a bad value is the same in every file.
 """
@@ -33,14 +33,9 @@ def number_problem(v: Any, lo: float, hi: float, *, integer: bool = False, whole
     return f"expected {kind} in {'(' if open_lo else '['}{lo:g}, {hi:g}], got {v!r}"
 
 
-def unknown_key(data: Mapping[str, Any], known: Iterable[str]) -> str | None:
-    """The first key of data (sorted) that known does not list, or None."""
-    extra = sorted(set(data) - set(known))
-    return extra[0] if extra else None
-
-
 def unknown_problem(data: Mapping[str, Any], known: Iterable[str]) -> tuple[str, str] | None:
-    """(the first unknown key, "unknown key (expected one of [...])"), or None."""
+    """(the first key of data, sorted, that known does not list, "unknown key (expected one of [...])"),
+    or None."""
     names = sorted(set(known))
-    key = unknown_key(data, names)
-    return None if key is None else (key, f"unknown key (expected one of {names})")
+    extra = sorted(set(data) - set(names))
+    return (extra[0], f"unknown key (expected one of {names})") if extra else None

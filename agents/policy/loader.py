@@ -7,7 +7,6 @@ Unknown keys fail too: a misspelt key would otherwise silently fall back to noth
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -137,8 +136,7 @@ def _bounds(data: Mapping[str, Any], key: str, path: str, lo: float, hi: float, 
         raise PolicyError(f"policy key {path}: expected [lower, upper] {kind} in [{_fmt(lo)}, {_fmt(hi)}], "
                           f"got {value!r}")
     for v in value:
-        ok = isinstance(v, int) if integer else isinstance(v, int | float)
-        if isinstance(v, bool) or not ok or not math.isfinite(v) or not lo <= v <= hi:
+        if number_problem(v, lo, hi, integer=integer):
             raise PolicyError(f"policy key {path}: expected [lower, upper] {kind} in [{_fmt(lo)}, {_fmt(hi)}], "
                               f"got {value!r}")
     if value[0] > value[1]:
