@@ -44,12 +44,10 @@ def _panel(report: dict[str, Any]) -> dict[str, Any]:
         for f in report["frames"][:PANEL_FRAMES]
     ]
     frames = report["frames"]
-    # every frame for the drawn strip (web/m4_panels.js renderInbetween): distance to the nearest key, keep
-    # weight, key and flagged frames; the table rows above stop at PANEL_FRAMES
+    # every frame for the drawn strip (web/m4_panels.js renderInbetween; it marks key_indices and
+    # unsafe_frames): distance to the nearest key and keep weight; the table rows above stop at PANEL_FRAMES
     chart = {"cd": [round(f["chamfer_nearest_key"], 5) for f in frames],
-             "keep": [round(f["keep"], 3) for f in frames],
-             "keys": [f["index"] for f in frames if f["is_key"]],
-             "flagged": [f["index"] for f in frames if f["unsafe"]]}
+             "keep": [round(f["keep"], 3) for f in frames]}
     return {"mode": report["mode"], "length": report["length"], "key_indices": report["key_indices"],
             "keys_exact": report["keys_exact"], "mean_chamfer_nearest_key": report["mean_chamfer_nearest_key"],
             "max_grey_share": report["max_grey_share"], "unsafe_frames": report["unsafe_frames"], "frames": rows,

@@ -37,8 +37,8 @@ PANEL_POINTS = 240  # a curve is sent at most this long (the canvas is narrower)
 
 
 def _curve(x: np.ndarray) -> list[float]:
-    bins = np.array_split(np.asarray(x, np.float64), min(PANEL_POINTS, max(1, x.size))) if x.size else []
-    return [round(float(b.mean()), 3) for b in bins if b.size]
+    bins = np.array_split(np.asarray(x, np.float64), min(PANEL_POINTS, x.size)) if x.size else []
+    return [round(float(b.mean()), 3) for b in bins]
 
 
 def _panel(f: AudioFeatures) -> dict[str, Any]:

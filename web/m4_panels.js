@@ -106,17 +106,24 @@ function num(v) { return typeof v === "number" && Number.isFinite(v); }
 
 // rows: [{label, lo, hi, draw(ctx, x, y, w)}]; the canvas keeps each row's band and hover text in
 // dataset.rows (the tests read the geometry there and count pixels; people see `title` on hover).
-function barCanvas(className, rows, drawRow) {
+// A BAR.width canvas of the given height on the panel background, scaled to the node's width (the drawing
+// keeps its own pixel grid), with the panels' font set.
+function panelCanvas(className, height) {
   const c = document.createElement("canvas");
   c.className = `m4-bars ${className}`;
   c.width = BAR.width;
-  c.height = BAR.top * 2 + rows.length * BAR.row;
-  c.style.width = "100%"; // scaled to the node's width; the drawing keeps its own pixel grid
+  c.height = height;
+  c.style.width = "100%";
   const ctx = c.getContext("2d");
   ctx.fillStyle = COLOURS.background;
   ctx.fillRect(0, 0, c.width, c.height);
   ctx.font = "10px sans-serif";
   ctx.textBaseline = "middle";
+  return [c, ctx];
+}
+
+function barCanvas(className, rows, drawRow) {
+  const [c, ctx] = panelCanvas(className, BAR.top * 2 + rows.length * BAR.row);
   const x0 = BAR.label, w = BAR.width - BAR.label - BAR.value;
   const bands = rows.map((row, i) => {
     const y = BAR.top + i * BAR.row;
@@ -294,20 +301,10 @@ function renderLineQuality(payload) {
 const STRIP = { top: 4, chart: 44, gap: 4, keep: 8, label: 84 };
 
 function renderInbetween(payload) {
-  const d = payload.data || {}, ch = d.chart || {};
-  const cds = Array.isArray(ch.cd) ? ch.cd : [], keeps = Array.isArray(ch.keep) ? ch.keep : [];
-  const keys = new Set(Array.isArray(ch.keys) ? ch.keys : []), flagged = new Set(Array.isArray(ch.flagged) ? ch.flagged : []);
-  const frames = cds.map((cd, i) => ({ frame: i, cd, keep: keeps[i], key: keys.has(i), unsafe: flagged.has(i) }));
-  const c = document.createElement("canvas");
-  c.className = "m4-bars m4-inbetween-frames";
-  c.width = BAR.width;
-  c.height = STRIP.top * 2 + STRIP.chart + STRIP.gap + STRIP.keep;
-  c.style.width = "100%";
-  const ctx = c.getContext("2d");
-  ctx.fillStyle = COLOURS.background;
-  ctx.fillRect(0, 0, c.width, c.height);
-  ctx.font = "10px sans-serif";
-  ctx.textBaseline = "middle";
+  const d = payload.data || {}, ch = d.chart || {}, list = (v) => (Array.isArray(v) ? v : []);
+  const keeps = list(ch.keep), keys = new Set(list(d.key_indices)), flagged = new Set(list(d.unsafe_frames));
+  const frames = list(ch.cd).map((cd, i) => ({ frame: i, cd, keep: keeps[i], key: keys.has(i), unsafe: flagged.has(i) }));
+  const [c, ctx] = panelCanvas("m4-inbetween-frames", STRIP.top * 2 + STRIP.chart + STRIP.gap + STRIP.keep);
   ctx.fillStyle = COLOURS.text;
   ctx.fillText("to nearest key", 2, STRIP.top + STRIP.chart / 2);
   ctx.fillText("keep", 2, STRIP.top + STRIP.chart + STRIP.gap + STRIP.keep / 2);
@@ -316,18 +313,17 @@ function renderInbetween(payload) {
   const yKeep = STRIP.top + STRIP.chart + STRIP.gap;
   const cols = frames.map((f, i) => {
     const left = Math.round(x0 + (i * w) / n), right = Math.max(left + 1, Math.round(x0 + ((i + 1) * w) / n) - 1);
-    const unsafe = f.unsafe;
     const h = f.key ? STRIP.chart : Math.max(1, Math.round(((num(f.cd) ? f.cd : 0) / peak) * STRIP.chart));
     ctx.fillStyle = COLOURS.track;
     ctx.fillRect(left, STRIP.top, right - left, STRIP.chart);
-    ctx.fillStyle = f.key ? COLOURS.pass : unsafe ? COLOURS.fail : COLOURS.signal;
+    ctx.fillStyle = f.key ? COLOURS.pass : f.unsafe ? COLOURS.fail : COLOURS.signal;
     ctx.fillRect(left, STRIP.top + STRIP.chart - h, right - left, h);
-    const keep = num(f.keep) ? Math.min(Math.max(f.keep, 0), 1) : 0;
+    const keep = Math.round((num(f.keep) ? Math.min(Math.max(f.keep, 0), 1) : 0) * STRIP.keep);
     ctx.fillStyle = COLOURS.track;
     ctx.fillRect(left, yKeep, right - left, STRIP.keep);
     ctx.fillStyle = COLOURS.bounds;
-    ctx.fillRect(left, yKeep + STRIP.keep - Math.round(keep * STRIP.keep), right - left, Math.round(keep * STRIP.keep));
-    return { frame: f.frame, x0: left, x1: right, key: Boolean(f.key), unsafe, height: h };
+    ctx.fillRect(left, yKeep + STRIP.keep - keep, right - left, keep);
+    return { frame: f.frame, x0: left, x1: right, key: f.key, unsafe: f.unsafe, height: h };
   });
   c.dataset.frames = JSON.stringify(cols);
   c.addEventListener("mousemove", (e) => {
@@ -336,10 +332,9 @@ function renderInbetween(payload) {
     c.title = f ? `frame ${f.frame}${f.key ? " (key)" : ""}: distance to the nearest key ${fmt(f.cd)}, ` +
       `keep ${fmt(f.keep)}${f.unsafe ? "; flagged (see the frames table)" : ""}` : "";
   });
-  const unsafe = Array.isArray(d.unsafe_frames) ? d.unsafe_frames.length : 0;
   const head = chips([[`mode: ${d.mode ?? "?"}`], [`${d.length ?? "?"} frames`],
     d.keys_exact ? ["keys exact", "m4-pass"] : ["keys changed", "m4-fail"],
-    ...(unsafe ? [[`${unsafe} flagged`, "m4-warn"]] : [])]);
+    ...(flagged.size ? [[`${flagged.size} flagged`, "m4-warn"]] : [])]);
   return titled(payload, head, c, details(payload, ["chart"]));
 }
 
