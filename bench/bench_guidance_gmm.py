@@ -97,8 +97,12 @@ def candidate_settings(ac: Any, params: dict[str, Any] | None) -> Any:
     `params` in place of its own values (--search, --params)."""
     if params is None:
         return ac.settings_from_inputs({"preset": candidate_preset})
-    preset = dict(importlib.import_module("m4_director.agents.guidance").guidance_data().presets[candidate_preset])
-    return ac.settings_from_inputs({**preset, **params})
+    return ac.settings_from_inputs({**preset_options(), **params})
+
+
+def preset_options() -> dict[str, Any]:
+    """The options guidance.toml's [presets] table gives the candidate's preset."""
+    return dict(importlib.import_module("m4_director.agents.guidance").guidance_data().presets[candidate_preset])
 
 
 def methods(ac: Any, g: Any, interval: tuple[float, float], full: bool,
@@ -313,7 +317,7 @@ def main() -> None:
         cs = cs[:8]
     if args.only is not None:
         cs = [cs[args.only]]
-    preset = dict(importlib.import_module("m4_director.agents.guidance").guidance_data().presets[candidate_preset])
+    preset = preset_options()
     params = parse_params(args.params)
     print(f"candidate {CANDIDATE} = preset {candidate_preset} {preset}" + (f" with {params}" if params else "")
           + f"; significance level {stats.ALPHA}, {stats.BOOTSTRAP} bootstrap draws")

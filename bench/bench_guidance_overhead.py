@@ -191,12 +191,9 @@ def main() -> None:
     print(f"\n2. Own code per model call (perf_counter, {len(own)} calls, signals + early-exit check): "
           f"median {o2 * 1e6:.0f} us [IQR {o1 * 1e6:.0f}, {o3 * 1e6:.0f}] = {o2 / plain_step:.2%} of the plain "
           f"CFG step ({plain_step * 1000:.1f} ms)")
-    own_r = own_code_time(ac, run, models[RESIDUAL], args.steps, max(args.reps // 5, 3))
-    r1, r2, r3 = quartiles(own_r)
-    print(f"   {RESIDUAL}: median {r2 * 1e6:.0f} us [IQR {r1 * 1e6:.0f}, {r3 * 1e6:.0f}] = {r2 / plain_step:.2%}")
-    own_e = own_code_time(ac, run, models[ESTIMATE], args.steps, max(args.reps // 5, 3))
-    e1, e2, e3 = quartiles(own_e)
-    print(f"   {ESTIMATE}: median {e2 * 1e6:.0f} us [IQR {e1 * 1e6:.0f}, {e3 * 1e6:.0f}] = {e2 / plain_step:.2%}")
+    for name in (RESIDUAL, ESTIMATE):
+        q1, q2, q3 = quartiles(own_code_time(ac, run, models[name], args.steps, max(args.reps // 5, 3)))
+        print(f"   {name}: median {q2 * 1e6:.0f} us [IQR {q1 * 1e6:.0f}, {q3 * 1e6:.0f}] = {q2 / plain_step:.2%}")
     sig = [float(v) for v in torch.linspace(0.05, 14.0, 40)]
     lookup = statistics.median(t_norm_lookup_time(ac, unet.model.model_sampling, sig) for _ in range(5))
     print(f"   of which the sigma -> t_norm lookup (per-model table over percent_to_sigma, one per new sigma): "

@@ -21,8 +21,6 @@ def _tensor(path) -> torch.Tensor:
     return torch.from_numpy(to_rgb_float(load_image(path)))[None]
 
 
-
-
 @pytest.fixture(scope="module")
 def mods(pack):
     names = ("director", "prompt_engineer", "visual_analyst", "reference_compare")

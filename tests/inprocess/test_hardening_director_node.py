@@ -28,8 +28,6 @@ def make_reference(**overrides: Any) -> Any:
     return _as_pack(records.make_reference(**overrides))
 
 
-
-
 @pytest.fixture(scope="module")
 def director(pack):
     return importlib.import_module("m4_director.nodes.director").M4AnimationDirector

@@ -108,7 +108,6 @@ def test_the_estimate_gap_falls_at_low_noise_where_the_residual_gap_does_not() -
     assert gaps["residual"][-1] > 0.5 * gaps["residual"][0]
 
 
-
 def test_the_preset_returns_the_spread_matched_estimate_and_the_defaults_keep_todays_behaviour() -> None:
     from agents.guidance import parse_options
 
