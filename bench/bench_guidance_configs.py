@@ -26,7 +26,7 @@ SCHEDULERS = ("karras", "normal", "exponential", "simple", "sgm_uniform", "beta"
 DIMS = (2, 4, 8, 16, 32)
 STD = 0.35
 CHECK_COUNT = 24
-TUNE_COUNT = 11
+TUNE_COUNT = 33
 
 
 @dataclass(frozen=True)

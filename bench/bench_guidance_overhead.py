@@ -27,6 +27,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
+import math  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -55,6 +56,7 @@ def setup():
 
 def variants(ac, g, model) -> dict:
     same_work = dict(schedule="constant", skip_below=0.0, cfg_min=0.0, cfg_max=100.0)
+    never_off = dict(gap_wait_margin=math.inf, gap_peak_fraction=0.0)
     # The controller measures the quality signals on every call whether or not quality_adjust uses them,
     # so FULL pays for all of the patch's per-call work; a 1e-12 tolerance keeps the early-exit check
     # running without ever stopping. quality_adjust itself is left off: it changes the scale, so the
@@ -65,14 +67,14 @@ def variants(ac, g, model) -> dict:
             quality_adjust=False, **same_work)),
         FULL: ac.patch_model(model, g.GuidanceSettings(
             quality_adjust=False, early_exit=g.EarlyExitSettings(tolerance=1e-12), **same_work)),
-        # the residual rule and the guidance gap read norms on every call; a gap cutoff of 10 never
-        # turns guidance off, so the result still equals plain CFG's
+        # the residual rule and the guidance gap read norms on every call; a gap cutoff of 10 with the
+        # gap window's wait and peak rules off never turns guidance off, so the result still equals plain CFG's
         RESIDUAL: ac.patch_model(model, g.GuidanceSettings(
-            quality_adjust=False, gap_cutoff=10.0,
+            quality_adjust=False, gap_cutoff=10.0, **never_off,
             early_exit=g.EarlyExitSettings(tolerance=1e-12, rule="residual"), **same_work)),
         # the estimate gap (batch max) instead; the spread-matched final estimate runs once, at a stop
         ESTIMATE: ac.patch_model(model, g.GuidanceSettings(
-            quality_adjust=False, gap_cutoff=10.0, gap_measure="estimate",
+            quality_adjust=False, gap_cutoff=10.0, gap_measure="estimate", **never_off,
             early_exit=g.EarlyExitSettings(tolerance=1e-12, rule="residual", estimate="spread matched"),
             **same_work)),
     }

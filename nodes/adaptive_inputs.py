@@ -57,14 +57,17 @@ TOOLTIPS: dict[str, str] = {
                        "changes less than the tolerance between calls; the noise SDE/ancestral samplers inject keeps "
                        "it from firing there. 'residual': every batch item is within the tolerance of its own "
                        "denoised estimate (robust to injected noise; one item still moving keeps the batch going).",
-    "preset": "none (default): the options as set. gap_residual: constant guidance at the base, dropped per run by "
-              "the guidance gap, and the residual early stop (values in guidance.toml, chosen on the benchmark's "
-              "tuning configurations), returning the spread-matched estimate after a stop; it overrides schedule, "
-              "skip_below, early_stop, early_stop_rule, early_stop_tolerance, early_stop_estimate and gap_cutoff.",
-    "gap_cutoff": "0 = off. Otherwise guidance runs until it has mattered and then stops mattering: once the "
-                  "guidance gap ||D_cond - D_uncond|| / ||x - D_cond|| (the batch mean) has risen to this value "
-                  "(the noise levels where the class is decided) and then fallen below it, the rest of the run "
-                  "skips the unconditional pass. Decided per run, not at a fixed noise level.",
+    "preset": "none (default): the options as set. gap_residual: constant guidance at the base inside the window "
+              "the guidance gap sets per run (see gap_cutoff), and the residual early stop (values in guidance.toml, "
+              "chosen on the benchmark's tuning configurations), returning the spread-matched estimate after a "
+              "stop; it overrides schedule, skip_below, early_stop, early_stop_rule, early_stop_tolerance, "
+              "early_stop_estimate and gap_cutoff.",
+    "gap_cutoff": "0 = off. Otherwise guidance runs where the guidance gap ||D_cond - D_uncond|| / ||x - D_cond|| "
+                  "(the batch mean) says the class is being decided: unguided (no unconditional pass) above the "
+                  "noise level where the first call's gap, growing as 1/sigma, would reach this value; guided from "
+                  "there; and once the gap has reached the value and fallen below it (or peaked under it and "
+                  "fallen under a quarter of its peak), the rest of the run skips the unconditional pass. Decided "
+                  "per run, not at a fixed noise level.",
     "early_stop_estimate": "What the run returns after an early stop. denoised (default): the denoised estimate "
                            "at the stop, whose spread is slightly too small. half step: halfway from it to the "
                            "current latent (an Euler step to half the noise). spread matched: per item, as far "

@@ -43,6 +43,8 @@ class GuidanceSettings:
     interval_sigma_lo: float = _D["interval_sigma_lo"]
     interval_sigma_hi: float = _D["interval_sigma_hi"]
     gap_cutoff: float = _D["gap_cutoff"]  # > 0: guidance off once the gap has risen to this and fallen below it
+    gap_peak_fraction: float = tunable("gap_peak_fraction")  # an unarmed gap: off under this share of its peak
+    gap_wait_margin: float = tunable("gap_wait_margin")  # before arming: no guidance above margin x predicted sigma
     gap_measure: str = _D["gap_measure"]  # what the gap is relative to: "residual" (x - D_cond) or "estimate" (D_cond)
     base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
     early_exit: EarlyExitSettings | None = None
@@ -60,6 +62,10 @@ class GuidanceSettings:
             )
         guidance_data().options["gap_cutoff"].check(self.gap_cutoff)  # names gap_cutoff and its range
         guidance_data().options["gap_measure"].check(self.gap_measure)
+        if not (0.0 <= self.gap_peak_fraction <= 1.0):
+            raise GuidanceInputError(f"gap_peak_fraction: must be in [0, 1] (0 = off), got {self.gap_peak_fraction}")
+        if not self.gap_wait_margin >= 1.0:  # math.inf: never wait (NaN fails here too)
+            raise GuidanceInputError(f"gap_wait_margin: must be a number >= 1, got {self.gap_wait_margin}")
         if not (0.0 <= self.agreement_cutoff <= 1.0):
             raise GuidanceInputError(f"agreement_cutoff: must be in [0, 1] (0 = off), got {self.agreement_cutoff}")
         if self.base_override is not None and not (math.isfinite(self.base_override) and self.base_override >= 0):
@@ -119,6 +125,8 @@ class GuidanceController:
         self._adjustment = 0.0
         self._guidance_off = False  # Adaptive Guidance / guidance-gap latch
         self._gap_armed = False  # the guidance gap has reached gap_cutoff once
+        self._gap_peak = 0.0  # the largest guidance gap of the run so far
+        self._wait_above: float | None = None  # no guidance above this sigma until the gap arms
         self.last_gap: float | None = None
         self.stopped_at_sigma: float | None = None
         self._frozen: torch.Tensor | None = None
@@ -131,7 +139,8 @@ class GuidanceController:
         if not math.isfinite(sigma) or sigma < 0:
             raise GuidanceInputError(f"sigma: must be a finite number >= 0, got {sigma}")
         base = s.base_override if s.base_override is not None else base
-        weight = None if self._guidance_off else self.schedule.weight(t_norm, sigma)
+        waiting = self._wait_above is not None and not self._gap_armed and sigma > self._wait_above
+        weight = None if self._guidance_off or waiting else self.schedule.weight(t_norm, sigma)
         if weight is None or abs(base - 1.0) <= s.skip_epsilon:
             return 1.0, weight
         adj = self._adjustment if s.quality_adjust else 0.0
@@ -176,18 +185,28 @@ class GuidanceController:
         if cut > 0 and signals.agreement is not None and signals.agreement >= cut:
             self._guidance_off = True
         if self.settings.gap_cutoff > 0 and cond_denoised is not None and uncond_denoised is not None:
-            self._gap_latch(guidance_gap(x, cond_denoised, uncond_denoised, self.settings.gap_measure))
+            self._gap_latch(guidance_gap(x, cond_denoised, uncond_denoised, self.settings.gap_measure), float(sigma))
         if self.early is not None and self.early.update(denoised, sigma, progress, x):
             self._frozen = final_estimate(x, denoised, float(sigma), self.early.settings.estimate)
             self.stopped_at_sigma = float(sigma)
 
-    def _gap_latch(self, gap: float) -> None:
-        """Arm once the gap reaches the cutoff (guidance matters: the class is being decided); once armed,
-        a gap under the cutoff turns guidance off for the rest of the run."""
+    def _gap_latch(self, gap: float, sigma: float) -> None:
+        """The guidance gap's window: guidance runs where the gap says the class is being decided.
+        - Before: at high noise the gap grows as 1/sigma (both estimates sit near the data mean), so the
+          first call's gap predicts the noise level where it reaches the cutoff; above `gap_wait_margin`
+          times that level the run goes unguided (no unconditional pass) until the gap arms.
+        - Armed once the gap reaches the cutoff; once armed, a gap under the cutoff turns guidance off for
+          the rest of the run.
+        - A gap that peaks under the cutoff (many dimensions and overlapping classes: the decision is spread
+          thin) turns guidance off once it has fallen under `gap_peak_fraction` of its peak: its decisive
+          noise levels are past and it only shrinks (before, guidance ran to the end for nothing)."""
+        if self.last_gap is None and 0 < gap < self.settings.gap_cutoff:
+            self._wait_above = self.settings.gap_wait_margin * sigma * gap / self.settings.gap_cutoff
         self.last_gap = gap
+        self._gap_peak = max(self._gap_peak, gap)
         if gap >= self.settings.gap_cutoff:
             self._gap_armed = True
-        elif self._gap_armed:
+        elif self._gap_armed or gap < self.settings.gap_peak_fraction * self._gap_peak:
             self._guidance_off = True
 
     def _record(self, entry: ScheduleEntry) -> None:

@@ -60,7 +60,7 @@ _TUNABLE_INTS = frozenset({"early_stop_patience"})
 TUNABLE_NAMES: tuple[str, ...] = (
     "skip_epsilon", "early_stop_patience", "early_stop_min_fraction", "quality_adj_min", "quality_adj_max",
     "quality_agree_lo", "quality_agree_hi", "quality_spike_tol", "quality_ema", "prompt_base_simple",
-    "prompt_base_complex",
+    "prompt_base_complex", "gap_peak_fraction", "gap_wait_margin",
 )
 
 

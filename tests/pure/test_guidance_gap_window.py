@@ -1,0 +1,88 @@
+"""The guidance gap's window (controller._gap_latch): unguided before the gap is predicted to arm, guided
+while it is at or over the cutoff, off once it falls; a gap that peaks under the cutoff turns guidance off
+after its peak. Driven call by call with estimates built to give an exact gap, so every decision is known."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from agents.guidance import GuidanceController, GuidanceSettings
+from agents.guidance.controller import guidance_gap
+from agents.guidance.data import tunable
+
+CUT = 0.05
+
+
+def _estimates(gap: float, n: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x, D_cond, D_uncond whose residual guidance gap is exactly `gap` (one batch item)."""
+    x = torch.zeros(1, n)
+    cond = torch.ones(1, n)  # ||x - D_cond|| = sqrt(n)
+    uncond = cond.clone()
+    uncond[0, 0] += gap * n ** 0.5
+    return x, cond, uncond
+
+
+def _run(gaps_at: list[tuple[float, float]], **kw: float) -> list[bool]:
+    """Feed (sigma, gap) per call; return whether each call ran the unconditional pass."""
+    s = GuidanceSettings(schedule="constant", skip_below=0.0, cfg_min=0.0, gap_cutoff=CUT, **kw)
+    c = GuidanceController(s)
+    unconds = []
+    for sigma, gap in gaps_at:
+        plan = c.begin(4.0, sigma, min(sigma / 20.0, 1.0))
+        unconds.append(plan.uncond)
+        x, cond, uncond = _estimates(gap)
+        assert guidance_gap(x, cond, uncond) == pytest.approx(gap, rel=1e-4)
+        c.end(x, cond, cond if plan.uncond else None, uncond if plan.uncond else None, sigma, 0.5, 0.5)
+    return unconds
+
+
+def test_an_armed_gap_guides_until_it_falls_under_the_cutoff():
+    # the first gap (0.06) is already over the cutoff: no wait; off after the first call under it
+    seq = [(20.0, 0.06), (10.0, 0.2), (5.0, 0.1), (2.0, 0.04), (1.0, 0.2), (0.5, 0.2)]
+    assert _run(seq) == [True, True, True, True, False, False]
+
+
+def test_before_arming_the_run_waits_down_to_the_predicted_noise_level():
+    # first call: gap 0.01 at sigma 20 -> grows as 1/sigma -> reaches 0.05 at sigma 4: no guidance above 4;
+    # the call that measures a gap under the cutoff is still guided, the next is not
+    seq = [(20.0, 0.01), (10.0, 0.02), (6.0, 0.03), (3.9, 0.06), (2.0, 0.1), (1.0, 0.01), (0.5, 0.1)]
+    assert _run(seq, gap_wait_margin=1.0) == [True, False, False, True, True, True, False]
+    # the shipped margin (guidance.toml) resumes at margin x 4: every call above that level waits
+    m = tunable("gap_wait_margin")
+    assert GuidanceSettings(gap_cutoff=CUT).gap_wait_margin == m >= 1.0
+    expected = [True] + [sigma <= 4.0 * m for sigma, _ in seq[1:4]] + [True, True, False]
+    assert _run(seq) == expected
+
+
+def test_a_margin_resumes_guidance_earlier_and_a_huge_one_guides_from_the_start():
+    seq = [(20.0, 0.01), (10.0, 0.02), (6.0, 0.03), (3.9, 0.06), (2.0, 0.1)]
+    assert _run(seq, gap_wait_margin=2.0) == [True, False, True, True, True]  # waits above sigma 8
+    assert _run(seq, gap_wait_margin=1000.0) == [True] * 5
+    assert _run(seq, gap_wait_margin=math.inf) == [True] * 5
+
+
+def test_a_gap_that_peaks_under_the_cutoff_turns_guidance_off_after_its_peak():
+    frac = tunable("gap_peak_fraction")
+    assert 0.0 < frac < 1.0
+    peak = 0.04  # never reaches the cutoff
+    seq = [(20.0, 0.04), (10.0, 0.03), (5.0, peak * frac * 1.5), (2.0, peak * frac * 0.5), (1.0, 0.001)]
+    assert _run(seq) == [True, True, True, True, False]
+    # with the peak rule off (fraction 0) it guides to the end, as before the rule
+    assert _run(seq, gap_peak_fraction=0.0) == [True] * 5
+
+
+def test_a_gap_that_stays_flat_under_the_cutoff_keeps_guiding():
+    # overlapping classes whose gap plateaus: neither armed nor fallen from a peak -> guidance stays on
+    seq = [(20.0, 0.045), (10.0, 0.04), (5.0, 0.042), (2.0, 0.041), (1.0, 0.04)]
+    assert _run(seq) == [True] * 5
+
+
+def test_the_window_tunables_are_checked_by_name():
+    with pytest.raises(ValueError, match="gap_peak_fraction"):
+        GuidanceSettings(gap_cutoff=CUT, gap_peak_fraction=1.5)
+    for bad in (0.5, math.nan):
+        with pytest.raises(ValueError, match="gap_wait_margin"):
+            GuidanceSettings(gap_cutoff=CUT, gap_wait_margin=bad)
