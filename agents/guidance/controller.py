@@ -42,7 +42,7 @@ class GuidanceSettings:
     agreement_cutoff: float = _D["agreement_cutoff"]  # > 0: Adaptive Guidance, CFG off once cos(eps_c, eps_u) >= this
     interval_sigma_lo: float = _D["interval_sigma_lo"]
     interval_sigma_hi: float = _D["interval_sigma_hi"]
-    gap_cutoff: float = _D["gap_cutoff"]  # > 0: guidance off once the gap has risen to this and fallen below it
+    gap_cutoff: float = _D["gap_cutoff"]  # > 0: guidance only inside the guidance gap's window (_gap_latch)
     gap_peak_fraction: float = tunable("gap_peak_fraction")  # an unarmed gap: off under this share of its peak
     gap_wait_margin: float = tunable("gap_wait_margin")  # before arming: no guidance above margin x predicted sigma
     gap_measure: str = _D["gap_measure"]  # what the gap is relative to: "residual" (x - D_cond) or "estimate" (D_cond)
