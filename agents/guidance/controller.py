@@ -127,6 +127,7 @@ class GuidanceController:
         self._gap_armed = False  # the guidance gap has reached gap_cutoff once
         self._gap_peak = 0.0  # the largest guidance gap of the run so far
         self._wait_above: float | None = None  # no guidance above this sigma until the gap arms
+        self._gap_off_reason: str | None = None  # why the window closed (the summary's gap_note)
         self.last_gap: float | None = None
         self.stopped_at_sigma: float | None = None
         self._frozen: torch.Tensor | None = None
@@ -207,6 +208,10 @@ class GuidanceController:
         if gap >= self.settings.gap_cutoff:
             self._gap_armed = True
         elif self._gap_armed or gap < self.settings.gap_peak_fraction * self._gap_peak:
+            if not self._guidance_off:
+                self._gap_off_reason = (f"the gap fell under the cutoff at sigma {sigma:.3g}" if self._gap_armed else
+                                        f"the gap peaked at {self._gap_peak:.3g} under the cutoff and fell under "
+                                        f"{self.settings.gap_peak_fraction:g} of it at sigma {sigma:.3g}")
             self._guidance_off = True
 
     def _record(self, entry: ScheduleEntry) -> None:
@@ -225,7 +230,21 @@ class GuidanceController:
             "uncond_calls": sum(1 for e in calls if e.uncond),
             "skipped_calls": len(self.entries) - len(calls),
             "stopped_at_sigma": self.stopped_at_sigma,
+            "gap_note": self.gap_note(),
         }
+
+    def gap_note(self) -> str:
+        """What the guidance gap's window did in this run, in words (the schedule output's gap_note)."""
+        if self.settings.gap_cutoff <= 0:
+            return "guidance gap off"
+        guided = [e.sigma for e in self.entries if not e.skipped and e.uncond]
+        waited = [e.sigma for e in self.entries[1:] if not e.skipped and not e.uncond and self._wait_above is not None
+                  and e.sigma > self._wait_above]
+        parts = [f"unguided above sigma {self._wait_above:.3g} ({len(waited)} calls)"] if waited else []
+        parts.append(f"guided from sigma {guided[0]:.3g} to {guided[-1]:.3g}" if guided else "never guided")
+        parts.append(f"then off: {self._gap_off_reason}" if self._gap_off_reason else
+                     "guided to the end: the gap never fell under the cutoff")
+        return "; ".join(parts)
 
 
 def guidance_gap(x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, measure: str = "residual") -> float:

@@ -111,6 +111,8 @@ def test_guidance_gap_guides_where_the_class_is_decided_and_only_there(comfy, ac
     unconds = [c["uncond"] for c in runs[0]["calls"]]
     first, end = _guided_window(unconds)
     assert 1 < first < end < 28  # unguided at the highest noise, guided in between, dropped at the end
+    note = runs[0]["gap_note"]  # the schedule output says so
+    assert note.startswith("unguided above sigma") and f"({first - 1} calls)" in note and "then off" in note
     # overlapping classes need guidance longer: the drop comes later (per run, not a fixed noise level)
     from bench.gmm_model import build_model, class_context, make_gmm
 

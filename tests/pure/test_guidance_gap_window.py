@@ -27,6 +27,10 @@ def _estimates(gap: float, n: int = 16) -> tuple[torch.Tensor, torch.Tensor, tor
 
 def _run(gaps_at: list[tuple[float, float]], **kw: float) -> list[bool]:
     """Feed (sigma, gap) per call; return whether each call ran the unconditional pass."""
+    return _controller(gaps_at, **kw)[1]
+
+
+def _controller(gaps_at: list[tuple[float, float]], **kw: float) -> tuple[GuidanceController, list[bool]]:
     s = GuidanceSettings(schedule="constant", skip_below=0.0, cfg_min=0.0, gap_cutoff=CUT, **kw)
     c = GuidanceController(s)
     unconds = []
@@ -36,7 +40,7 @@ def _run(gaps_at: list[tuple[float, float]], **kw: float) -> list[bool]:
         x, cond, uncond = _estimates(gap)
         assert guidance_gap(x, cond, uncond) == pytest.approx(gap, rel=1e-4)
         c.end(x, cond, cond if plan.uncond else None, uncond if plan.uncond else None, sigma, 0.5, 0.5)
-    return unconds
+    return c, unconds
 
 
 def test_an_armed_gap_guides_until_it_falls_under_the_cutoff():
@@ -86,3 +90,18 @@ def test_the_window_tunables_are_checked_by_name():
     for bad in (0.5, math.nan):
         with pytest.raises(ValueError, match="gap_wait_margin"):
             GuidanceSettings(gap_cutoff=CUT, gap_wait_margin=bad)
+
+
+def test_the_schedule_output_says_what_the_window_did():
+    c, _ = _controller([(20.0, 0.01), (10.0, 0.02), (6.0, 0.03), (3.9, 0.06), (2.0, 0.1), (1.0, 0.01), (0.5, 0.1)],
+                       gap_wait_margin=1.0)
+    note = c.summary()["gap_note"]
+    assert note == ("unguided above sigma 4 (2 calls); guided from sigma 20 to 1; "
+                    "then off: the gap fell under the cutoff at sigma 1")
+    c, _ = _controller([(20.0, 0.04), (10.0, 0.03), (5.0, 0.001), (2.0, 0.001)])
+    frac = tunable("gap_peak_fraction")
+    assert c.gap_note().endswith(f"then off: the gap peaked at 0.04 under the cutoff and fell under {frac:g} of it "
+                                 "at sigma 5")
+    c, _ = _controller([(20.0, 0.06), (10.0, 0.2)])
+    assert c.gap_note() == "guided from sigma 20 to 10; guided to the end: the gap never fell under the cutoff"
+    assert GuidanceController(GuidanceSettings()).gap_note() == "guidance gap off"
