@@ -64,10 +64,11 @@ TOOLTIPS: dict[str, str] = {
               "early_stop_estimate and gap_cutoff.",
     "gap_cutoff": "0 = off. Otherwise guidance runs where the guidance gap ||D_cond - D_uncond|| / ||x - D_cond|| "
                   "(the batch mean) says the class is being decided: unguided (no unconditional pass) above the "
-                  "noise level where the first call's gap, growing as 1/sigma, would reach this value; guided from "
-                  "there; and once the gap has reached the value and fallen below it (or peaked under it and "
-                  "fallen under a quarter of its peak), the rest of the run skips the unconditional pass. Decided "
-                  "per run, not at a fixed noise level.",
+                  "noise level where the first call's gap, growing as 1/sigma, would reach this value (times "
+                  f"{_BASES['gap_wait_margin']:g}); guided from there; and once the gap has reached the value "
+                  "and fallen below it (or peaked under it and "
+                  f"fallen under {_BASES['gap_peak_fraction']:g} of its peak), the rest of the run skips the "
+                  "unconditional pass. Decided per run, not at a fixed noise level.",
     "early_stop_estimate": "What the run returns after an early stop. denoised (default): the denoised estimate "
                            "at the stop, whose spread is slightly too small. half step: halfway from it to the "
                            "current latent (an Euler step to half the noise). spread matched: per item, as far "

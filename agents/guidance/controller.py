@@ -238,9 +238,10 @@ class GuidanceController:
         if self.settings.gap_cutoff <= 0:
             return "guidance gap off"
         guided = [e.sigma for e in self.entries if not e.skipped and e.uncond]
-        waited = [e.sigma for e in self.entries[1:] if not e.skipped and not e.uncond and self._wait_above is not None
-                  and e.sigma > self._wait_above]
-        parts = [f"unguided above sigma {self._wait_above:.3g} ({len(waited)} calls)"] if waited else []
+        wait = self._wait_above
+        waited = 0 if wait is None else sum(1 for e in self.entries[1:]
+                                            if not e.skipped and not e.uncond and e.sigma > wait)
+        parts = [f"unguided above sigma {wait:.3g} ({waited} calls)"] if waited else []
         parts.append(f"guided from sigma {guided[0]:.3g} to {guided[-1]:.3g}" if guided else "never guided")
         parts.append(f"then off: {self._gap_off_reason}" if self._gap_off_reason else
                      "guided to the end: the gap never fell under the cutoff")
