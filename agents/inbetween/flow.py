@@ -42,8 +42,9 @@ def compute_flow(a: np.ndarray, b: np.ndarray, method: str, cfg: Mapping[str, An
         dis = cv2.DISOpticalFlow_create(int(cfg["dis_preset"]))  # type: ignore[attr-defined]
         flow = dis.calc(a, b, None).astype(np.float32)
     elif method == "farneback":
-        flow = cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]
-            a, b, None, float(cfg["farneback_pyr_scale"]), int(cfg["farneback_levels"]),
+        no_init: Any = None  # OpenCV 4's stubs refuse None for the flow argument, 5's accept it
+        flow = cv2.calcOpticalFlowFarneback(
+            a, b, no_init, float(cfg["farneback_pyr_scale"]), int(cfg["farneback_levels"]),
             int(cfg["farneback_winsize"]), int(cfg["farneback_iterations"]), int(cfg["farneback_poly_n"]),
             float(cfg["farneback_poly_sigma"]), 0).astype(np.float32)
     else:
