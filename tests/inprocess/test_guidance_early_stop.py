@@ -133,6 +133,14 @@ def test_a_run_that_never_converges_says_so_in_its_schedule(comfy, ac, gmm):
     assert runs[0]["steps_used"] == 12 and "saved nothing" in runs[0]["early_stop_note"]
 
 
+def test_a_stop_at_the_last_call_is_not_called_a_saving(comfy, ac):
+    rt = importlib.import_module("m4_director.nodes.adaptive_runtime")
+    s = _opts(ac, early_stop=True, early_stop_rule="residual")
+    assert rt.early_stop_note(s, 0.03, 12, 12).startswith("early stop (residual) saved nothing: the run converged only")
+    assert rt.early_stop_note(s, 0.3, 10, 12) == "early stop (residual) saved 2 of 12 steps"
+    assert "did not converge" in rt.early_stop_note(s, None, 12, 12)
+
+
 def test_new_options_are_validated_by_name(comfy, ac):
     with pytest.raises(ValueError, match="gap_cutoff"):
         _opts(ac, gap_cutoff=-0.1)
