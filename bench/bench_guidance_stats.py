@@ -37,13 +37,14 @@ def z_quantile(p: float) -> float:
 Z = z_quantile(1 - ALPHA)
 
 
-def precision_lower(p_method: float, p_ref: float, n: int) -> bool:
+def precision_lower(p_method: float, p_ref: float, n: int, alpha: float = ALPHA) -> bool:
     """One-sided test: is the method's precision significantly below the reference's (n samples each)?"""
     pooled = (p_method + p_ref) / 2
     se = math.sqrt(max(2 * pooled * (1 - pooled) / n, 1e-12))
     if pooled in (0.0, 1.0):
         return p_method < p_ref
-    return (p_method - p_ref) / se < -Z
+    z = Z if alpha == ALPHA else z_quantile(1 - alpha)
+    return (p_method - p_ref) / se < -z
 
 
 def projections(dim: int, seed: int = 7) -> torch.Tensor:
@@ -77,7 +78,7 @@ def mean_swd(per_class: list[SwdSample]) -> tuple[float, torch.Tensor]:
             torch.stack([s.boot for s in per_class]).mean(dim=0))
 
 
-def swd_bounds(boot_a: torch.Tensor, boot_b: torch.Tensor) -> tuple[float, float]:
-    """One-sided (1 - ALPHA) bounds of SWD(a) - SWD(b): (lower, upper)."""
+def swd_bounds(boot_a: torch.Tensor, boot_b: torch.Tensor, alpha: float = ALPHA) -> tuple[float, float]:
+    """One-sided (1 - alpha) bounds of SWD(a) - SWD(b): (lower, upper)."""
     diff = boot_a - boot_b
-    return float(torch.quantile(diff, ALPHA)), float(torch.quantile(diff, 1 - ALPHA))
+    return float(torch.quantile(diff, alpha)), float(torch.quantile(diff, 1 - alpha))
