@@ -66,7 +66,7 @@ TOOLTIPS: dict[str, str] = {
                   "(the batch mean) says the class is being decided: unguided (no unconditional pass) above the "
                   "noise level where the first call's gap, growing as 1/sigma, would reach this value (times "
                   f"{_BASES['gap_wait_margin']:g}); guided from there; and once the gap has reached the value "
-                  "and fallen below it (or peaked under it and "
+                  f"and stayed below it for {_BASES['gap_close_calls']:g} calls in a row (or peaked under it and "
                   f"fallen under {_BASES['gap_peak_fraction']:g} of its peak), the rest of the run skips the "
                   "unconditional pass. Decided per run, not at a fixed noise level.",
     "early_stop_estimate": "What the run returns after an early stop. denoised (default): the denoised estimate "

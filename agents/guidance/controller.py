@@ -45,6 +45,7 @@ class GuidanceSettings:
     gap_cutoff: float = _D["gap_cutoff"]  # > 0: guidance only inside the guidance gap's window (_gap_latch)
     gap_peak_fraction: float = tunable("gap_peak_fraction")  # an unarmed gap: off under this share of its peak
     gap_wait_margin: float = tunable("gap_wait_margin")  # before arming: no guidance above margin x predicted sigma
+    gap_close_calls: int = int(tunable("gap_close_calls"))  # armed: off after this many calls under the cutoff
     gap_measure: str = _D["gap_measure"]  # what the gap is relative to: "residual" (x - D_cond) or "estimate" (D_cond)
     base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
     early_exit: EarlyExitSettings | None = None
@@ -64,6 +65,9 @@ class GuidanceSettings:
         guidance_data().options["gap_measure"].check(self.gap_measure)
         if not (0.0 <= self.gap_peak_fraction <= 1.0):
             raise GuidanceInputError(f"gap_peak_fraction: must be in [0, 1] (0 = off), got {self.gap_peak_fraction}")
+        if isinstance(self.gap_close_calls, bool) or not isinstance(self.gap_close_calls, int) \
+                or self.gap_close_calls < 1:
+            raise GuidanceInputError(f"gap_close_calls: must be an integer >= 1, got {self.gap_close_calls!r}")
         if not self.gap_wait_margin >= 1.0:  # math.inf: never wait (NaN fails here too)
             raise GuidanceInputError(f"gap_wait_margin: must be a number >= 1, got {self.gap_wait_margin}")
         if not (0.0 <= self.agreement_cutoff <= 1.0):
@@ -126,6 +130,7 @@ class GuidanceController:
         self._guidance_off = False  # Adaptive Guidance / guidance-gap latch
         self._gap_armed = False  # the guidance gap has reached gap_cutoff once
         self._gap_peak = 0.0  # the largest guidance gap of the run so far
+        self._gap_under = 0  # consecutive armed calls under the cutoff
         self._wait_above: float | None = None  # no guidance above this sigma until the gap arms
         self._gap_off_reason: str | None = None  # why the window closed (the summary's gap_note)
         self.last_gap: float | None = None
@@ -196,8 +201,9 @@ class GuidanceController:
         - Before: at high noise the gap grows as 1/sigma (both estimates sit near the data mean), so the
           first call's gap predicts the noise level where it reaches the cutoff; above `gap_wait_margin`
           times that level the run goes unguided (no unconditional pass) until the gap arms.
-        - Armed once the gap reaches the cutoff; once armed, a gap under the cutoff turns guidance off for
-          the rest of the run.
+        - Armed once the gap reaches the cutoff; once armed, `gap_close_calls` consecutive calls under the
+          cutoff turn guidance off for the rest of the run (more than one: a batch mean that dips under it
+          while a few items are still being decided does not end their guidance).
         - A gap that peaks under the cutoff (many dimensions and overlapping classes: the decision is spread
           thin) turns guidance off once it has fallen under `gap_peak_fraction` of its peak: its decisive
           noise levels are past and it only shrinks (before, guidance ran to the end for nothing)."""
@@ -207,9 +213,17 @@ class GuidanceController:
         self._gap_peak = max(self._gap_peak, gap)
         if gap >= self.settings.gap_cutoff:
             self._gap_armed = True
-        elif self._gap_armed or gap < self.settings.gap_peak_fraction * self._gap_peak:
+            self._gap_under = 0
+            return
+        if self._gap_armed:
+            self._gap_under += 1
+        if (self._gap_armed and self._gap_under >= self.settings.gap_close_calls) or (
+                not self._gap_armed and gap < self.settings.gap_peak_fraction * self._gap_peak):
             if not self._guidance_off:
-                self._gap_off_reason = (f"the gap fell under the cutoff at sigma {sigma:.3g}" if self._gap_armed else
+                k = self._gap_under
+                self._gap_off_reason = ((f"the gap fell under the cutoff at sigma {sigma:.3g}" if k == 1 else
+                                         f"the gap stayed under the cutoff for {k} calls, to sigma {sigma:.3g}")
+                                        if self._gap_armed else
                                         f"the gap peaked at {self._gap_peak:.3g} under the cutoff and fell under "
                                         f"{self.settings.gap_peak_fraction:g} of it at sigma {sigma:.3g}")
             self._guidance_off = True

@@ -43,6 +43,8 @@ def _raw() -> dict[str, Any]:
     (lambda r: r["options"].update(wobble={"default": 1}), "options.wobble"),
     (lambda r: r["tunables"]["early_stop_patience"].update(value=0), "tunables.early_stop_patience.value"),
     (lambda r: r["tunables"]["early_stop_patience"].update(value=2.5), "tunables.early_stop_patience.value"),
+    (lambda r: r["tunables"]["gap_close_calls"].update(value=0), "tunables.gap_close_calls.value"),
+    (lambda r: r["tunables"]["gap_close_calls"].update(value=1.5), "tunables.gap_close_calls.value"),
     (lambda r: r["tunables"]["quality_agree_lo"].update(value=0.995), "tunables.quality_agree_lo"),
     (lambda r: r["template_preset"].update(cap_at_base=3), "template_preset.cap_at_base"),
     (lambda r: r.update(extra={}), "extra"),

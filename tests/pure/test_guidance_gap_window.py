@@ -5,6 +5,7 @@ after its peak. Driven call by call with estimates built to give an exact gap, s
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -25,12 +26,12 @@ def _estimates(gap: float, n: int = 16) -> tuple[torch.Tensor, torch.Tensor, tor
     return x, cond, uncond
 
 
-def _run(gaps_at: list[tuple[float, float]], **kw: float) -> list[bool]:
+def _run(gaps_at: list[tuple[float, float]], **kw: Any) -> list[bool]:
     """Feed (sigma, gap) per call; return whether each call ran the unconditional pass."""
     return _controller(gaps_at, **kw)[1]
 
 
-def _controller(gaps_at: list[tuple[float, float]], **kw: float) -> tuple[GuidanceController, list[bool]]:
+def _controller(gaps_at: list[tuple[float, float]], **kw: Any) -> tuple[GuidanceController, list[bool]]:
     s = GuidanceSettings(schedule="constant", skip_below=0.0, cfg_min=0.0, gap_cutoff=CUT, **kw)
     c = GuidanceController(s)
     unconds = []
@@ -44,21 +45,35 @@ def _controller(gaps_at: list[tuple[float, float]], **kw: float) -> tuple[Guidan
 
 
 def test_an_armed_gap_guides_until_it_falls_under_the_cutoff():
-    # the first gap (0.06) is already over the cutoff: no wait; off after the first call under it
+    # the first gap (0.06) is already over the cutoff: no wait; with one close call, off after the first call under it
     seq = [(20.0, 0.06), (10.0, 0.2), (5.0, 0.1), (2.0, 0.04), (1.0, 0.2), (0.5, 0.2)]
-    assert _run(seq) == [True, True, True, True, False, False]
+    assert _run(seq, gap_close_calls=1) == [True, True, True, True, False, False]
+
+
+def test_an_armed_gap_closes_only_after_gap_close_calls_calls_in_a_row_under_the_cutoff():
+    n = int(tunable("gap_close_calls"))
+    assert GuidanceSettings(gap_cutoff=CUT).gap_close_calls == n >= 2
+    # a dip of one call under the cutoff (a batch mean with a few items still being decided) keeps guidance on
+    dip = [(20.0, 0.06), (10.0, 0.04), (5.0, 0.1), (2.0, 0.2), (1.0, 0.2)]
+    assert _run(dip) == [True] * 5
+    assert _run(dip, gap_close_calls=1) == [True, True, False, False, False]
+    # n calls in a row under it close the window after the n-th
+    fall = [(20.0, 0.06), (10.0, 0.2)] + [(5.0 / (i + 1), 0.01) for i in range(n)] + [(0.1, 0.2), (0.05, 0.2)]
+    assert _run(fall) == [True] * (2 + n) + [False, False]
+    # one call fewer under it than required: the gap rising again re-arms the count, so the window stays open
+    assert _run(fall, gap_close_calls=n + 1) == [True] * (4 + n)
 
 
 def test_before_arming_the_run_waits_down_to_the_predicted_noise_level():
     # first call: gap 0.01 at sigma 20 -> grows as 1/sigma -> reaches 0.05 at sigma 4: no guidance above 4;
     # the call that measures a gap under the cutoff is still guided, the next is not
     seq = [(20.0, 0.01), (10.0, 0.02), (6.0, 0.03), (3.9, 0.06), (2.0, 0.1), (1.0, 0.01), (0.5, 0.1)]
-    assert _run(seq, gap_wait_margin=1.0) == [True, False, False, True, True, True, False]
+    assert _run(seq, gap_wait_margin=1.0, gap_close_calls=1) == [True, False, False, True, True, True, False]
     # the shipped margin (guidance.toml) resumes at margin x 4: every call above that level waits
     m = tunable("gap_wait_margin")
     assert GuidanceSettings(gap_cutoff=CUT).gap_wait_margin == m >= 1.0
     expected = [True] + [sigma <= 4.0 * m for sigma, _ in seq[1:4]] + [True, True, False]
-    assert _run(seq) == expected
+    assert _run(seq, gap_close_calls=1) == expected
 
 
 def test_a_margin_resumes_guidance_earlier_and_a_huge_one_guides_from_the_start():
@@ -87,6 +102,9 @@ def test_a_gap_that_stays_flat_under_the_cutoff_keeps_guiding():
 def test_the_window_tunables_are_checked_by_name():
     with pytest.raises(ValueError, match="gap_peak_fraction"):
         GuidanceSettings(gap_cutoff=CUT, gap_peak_fraction=1.5)
+    for bad_calls in (0, 1.5, True):
+        with pytest.raises(ValueError, match="gap_close_calls"):
+            GuidanceSettings(gap_cutoff=CUT, gap_close_calls=bad_calls)
     for bad in (0.5, math.nan):
         with pytest.raises(ValueError, match="gap_wait_margin"):
             GuidanceSettings(gap_cutoff=CUT, gap_wait_margin=bad)
@@ -94,10 +112,13 @@ def test_the_window_tunables_are_checked_by_name():
 
 def test_the_schedule_output_says_what_the_window_did():
     c, _ = _controller([(20.0, 0.01), (10.0, 0.02), (6.0, 0.03), (3.9, 0.06), (2.0, 0.1), (1.0, 0.01), (0.5, 0.1)],
-                       gap_wait_margin=1.0)
+                       gap_wait_margin=1.0, gap_close_calls=1)
     note = c.summary()["gap_note"]
     assert note == ("unguided above sigma 4 (2 calls); guided from sigma 20 to 1; "
                     "then off: the gap fell under the cutoff at sigma 1")
+    c, _ = _controller([(20.0, 0.06), (10.0, 0.2), (5.0, 0.01), (2.0, 0.01), (1.0, 0.2)], gap_close_calls=2)
+    assert c.gap_note() == ("guided from sigma 20 to 2; "
+                            "then off: the gap stayed under the cutoff for 2 calls, to sigma 2")
     c, _ = _controller([(20.0, 0.04), (10.0, 0.03), (5.0, 0.001), (2.0, 0.001)])
     frac = tunable("gap_peak_fraction")
     assert c.gap_note().endswith(f"then off: the gap peaked at 0.04 under the cutoff and fell under {frac:g} of it "
