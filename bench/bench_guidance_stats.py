@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -22,6 +23,7 @@ BOOTSTRAP = 200
 PROJECTIONS = 128
 
 
+@lru_cache(maxsize=8)  # a handful of levels, asked once per verdict
 def z_quantile(p: float) -> float:
     """Inverse standard normal CDF (bisection on erf: no scipy needed here)."""
     lo, hi = -10.0, 10.0
@@ -34,17 +36,13 @@ def z_quantile(p: float) -> float:
     return (lo + hi) / 2
 
 
-Z = z_quantile(1 - ALPHA)
-
-
 def precision_lower(p_method: float, p_ref: float, n: int, alpha: float = ALPHA) -> bool:
     """One-sided test: is the method's precision significantly below the reference's (n samples each)?"""
     pooled = (p_method + p_ref) / 2
     se = math.sqrt(max(2 * pooled * (1 - pooled) / n, 1e-12))
     if pooled in (0.0, 1.0):
         return p_method < p_ref
-    z = Z if alpha == ALPHA else z_quantile(1 - alpha)
-    return (p_method - p_ref) / se < -z
+    return (p_method - p_ref) / se < -z_quantile(1 - alpha)
 
 
 def projections(dim: int, seed: int = 7) -> torch.Tensor:

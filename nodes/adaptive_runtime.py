@@ -113,9 +113,10 @@ def early_stop_note(settings: GuidanceSettings, stopped_at: float | None, used: 
     early = settings.early_exit
     if early is None:
         return "early stop off"
-    if stopped_at is not None and used < steps:
-        return f"early stop ({early.rule}) saved {steps - used} of {steps} steps"
-    if stopped_at is not None:  # the test passed only at the last call: nothing was left to skip
+    if stopped_at is not None:
+        if used < steps:
+            return f"early stop ({early.rule}) saved {steps - used} of {steps} steps"
+        # the test passed only at the last call: nothing was left to skip
         return f"early stop ({early.rule}) saved nothing: the run converged only at its last step"
     return (f"early stop ({early.rule}) saved nothing: the run did not converge within tolerance "
             f"{early.tolerance:g} before its last step")

@@ -217,8 +217,10 @@ class GuidanceController:
             return
         if self._gap_armed:
             self._gap_under += 1
-        if (self._gap_armed and self._gap_under >= self.settings.gap_close_calls) or (
-                not self._gap_armed and gap < self.settings.gap_peak_fraction * self._gap_peak):
+            closing = self._gap_under >= self.settings.gap_close_calls
+        else:
+            closing = gap < self.settings.gap_peak_fraction * self._gap_peak
+        if closing:
             if not self._guidance_off:
                 k = self._gap_under
                 self._gap_off_reason = ((f"the gap fell under the cutoff at sigma {sigma:.3g}" if k == 1 else
