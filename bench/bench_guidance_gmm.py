@@ -34,6 +34,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import statistics
@@ -97,7 +98,19 @@ def candidate_settings(ac: Any, params: dict[str, Any] | None) -> Any:
     `params` in place of its own values (--search, --params)."""
     if params is None:
         return ac.settings_from_inputs({"preset": candidate_preset})
-    return ac.settings_from_inputs({**preset_options(), **params})
+    g = importlib.import_module("m4_director.agents.guidance")
+    options = {k: v for k, v in params.items() if k in g.OPTION_NAMES}
+    settings = ac.settings_from_inputs({**preset_options(), **options})
+    # the rest are GuidanceSettings fields that are tunables, not node options (e.g. gap_close_span)
+    fields = {f.name: f for f in dataclasses.fields(settings)}
+    extra = {}
+    for k, v in params.items():
+        if k in options:
+            continue
+        if k not in fields or k in ("early_exit", "base_override"):
+            raise SystemExit(f"--params/--vary: {k!r} is neither a node option nor a guidance setting")
+        extra[k] = int(v) if isinstance(getattr(settings, k), int) and not isinstance(v, str) else v
+    return dataclasses.replace(settings, **extra)
 
 
 def preset_options() -> dict[str, Any]:
@@ -301,6 +314,9 @@ def main() -> None:
     ap.add_argument("--estimates", default="denoised", help="--search: early_stop_estimate values (';' between)")
     ap.add_argument("--agreements", default="0", help="--search: agreement_cutoff values (0 = off)")
     ap.add_argument("--measures", default="residual", help="--search: gap_measure values")
+    ap.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                    help="--search: also cross these values of any option or guidance setting (repeatable), "
+                    "e.g. gap_close_span=0,0.4,100")
     ap.add_argument("--t1-only", action="store_true", help="no anchors (T2 not tested): static, defaults, candidate")
     ap.add_argument("--preset", default="gap_residual", help="the candidate's preset (guidance.toml [presets])")
     ap.add_argument("--params", default=None, help="the candidate with these options over its preset's, "
@@ -318,6 +334,10 @@ def main() -> None:
                 for m in args.measures.split(",") for gc in map(float, args.gaps.split(","))
                 for tol in map(float, args.tols.split(",")) for e in args.estimates.split(";")
                 for ag in map(float, args.agreements.split(","))]
+        for item in args.vary:
+            key, _, values = item.partition("=")
+            choices = [parse_params(f"{key}={v}") or {} for v in values.split(",")]
+            grid = [{**p, **c} for p in grid for c in choices]
         search(ac, g, samples, grid)
         return
     cs = configs.check_set() if args.set == "check" else configs.tune_set()
