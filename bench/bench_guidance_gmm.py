@@ -29,6 +29,8 @@ Usage (from the repository root):
   $PY bench/bench_guidance_gmm.py --search        # choose the candidate's parameters on the tuning set only
   $PY bench/bench_guidance_gmm.py --params "gap_measure=estimate"   # the candidate with other option values
   $PY bench/bench_guidance_gmm.py --quick --t1-only --range 12:13  # one row, no anchors (T1 only), quick
+  $PY bench/bench_guidance_gmm.py --t1-only --batch 1   # each image its own sampling run (per-run decisions)
+  $PY bench/bench_guidance_gmm.py --search --vary gap_wait_margin=1,2   # also vary a tunable in the search
 """
 
 from __future__ import annotations
@@ -148,8 +150,18 @@ def patched_model(ac: Any, model: Any, m: Method) -> Any:
     return model if m.settings is None else ac.patch_model(model, m.settings)
 
 
+def decides_per_run(m: Method) -> bool:
+    """Whether the method makes decisions from what a sampling run sees (early stop, the guidance gap, Adaptive
+    Guidance, the quality adjustment): then one run of a large batch decides for every item in it, and its
+    results depend on the batch size. Fixed schedules and ComfyUI's core patches act on each item alike."""
+    s = m.settings
+    return s is not None and bool(s.early_exit or s.gap_cutoff > 0 or s.agreement_cutoff > 0 or s.quality_adjust)
+
+
 def run_method(ac: Any, gm: Any, spec: Any, model: Any, c: configs.Config, m: Method, samples: int,
-               seed: int) -> Result:
+               seed: int, batch: int | None = None) -> Result:
+    """`batch`: the sampling run's batch size for methods that decide per run (None: one run of `samples` per
+    class). The initial noise is the same either way; an SDE sampler's noise differs per run."""
     import comfy.sample
 
     proj = stats.projections(spec.dim)
@@ -158,12 +170,15 @@ def run_method(ac: Any, gm: Any, spec: Any, model: Any, c: configs.Config, m: Me
     patched = patched_model(ac, model, m)
     neg = [[gm.class_context(spec, None), {}]]
     prec, swds = [], []
+    size = batch if batch is not None and decides_per_run(m) else samples
     for cls in range(spec.classes):
         latent = torch.zeros(samples, spec.dim, 1, 1)
         noise = comfy.sample.prepare_noise(latent, seed + cls)
-        out = comfy.sample.sample(patched, noise, c.steps, c.base, c.sampler, c.scheduler,
-                                  [[gm.class_context(spec, cls), {}]], neg, latent, seed=seed + cls, disable_pbar=True)
-        x = out.reshape(samples, -1).double()
+        pos = [[gm.class_context(spec, cls), {}]]
+        outs = [comfy.sample.sample(patched, noise[a:a + size], c.steps, c.base, c.sampler, c.scheduler, pos, neg,
+                                    latent[a:a + size], seed=seed + cls + 7919 * (a // size), disable_pbar=True)
+                for a in range(0, samples, size)]
+        x = torch.cat(outs).reshape(samples, -1).double()
         mode = torch.cdist(x, spec.means).argmin(dim=1)
         prec.append(float((spec.mode_class[mode] == cls).double().mean()))
         ref = gm.sample_true(spec, cls, samples, seed=seed + 1000 + cls)
@@ -217,7 +232,8 @@ def verdict(results: list[Result], name: str, alpha: float = stats.ALPHA) -> Ver
 
 
 def run_config(ac: Any, g: Any, c: configs.Config, samples: int, full: bool,
-               params: dict[str, float] | None = None, only: tuple[str, ...] | None = None) -> list[Result]:
+               params: dict[str, float] | None = None, only: tuple[str, ...] | None = None,
+               batch: int | None = None) -> list[Result]:
     from bench import gmm_model as gm
 
     spec = gm.make_gmm(c.dim, c.classes, c.modes, std=c.std, spread=c.spread, seed=c.seed)
@@ -226,7 +242,7 @@ def run_config(ac: Any, g: Any, c: configs.Config, samples: int, full: bool,
     ms = methods(ac, g, interval, full, params)
     if only is not None:
         ms = [m for m in ms if m.role in only]
-    return [run_method(ac, gm, spec, model, c, m, samples, c.seed) for m in ms]
+    return [run_method(ac, gm, spec, model, c, m, samples, c.seed, batch) for m in ms]
 
 
 def row(c: configs.Config, results: list[Result], name: str) -> tuple[str, Verdict]:
@@ -254,21 +270,24 @@ HEADER = ("| config | evals method / static | saving | precision method / static
 
 
 def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool,
-           params: dict[str, Any] | None = None, only: tuple[str, ...] | None = None) -> None:
+           params: dict[str, Any] | None = None, only: tuple[str, ...] | None = None,
+           batch: int | None = None) -> None:
     verdicts: dict[str, list[Verdict]] = {CANDIDATE: [], PACK_DEFAULT: []}
     t0 = time.perf_counter()
     print(f"\nmethod = {CANDIDATE}, then {PACK_DEFAULT}, one row each per configuration (as they finish)\n")
     print(HEADER.replace("| config |", "| method | config |", 1).replace("|---|", "|---|---|", 1))
     for c in cs:
-        results = run_config(ac, g, c, samples, full, params=params, only=only)
+        results = run_config(ac, g, c, samples, full, params=params, only=only, batch=batch)
         for name in verdicts:
             text, v = row(c, results, name)
             print(f"| {name} {text}", flush=True)
             verdicts[name].append(v)
         print(f"  {c.name} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     print()
+    runs = f"runs of {batch}" if batch else "one run per class"
     for name in (CANDIDATE, PACK_DEFAULT):
-        print(summary_line(f"{name} over {len(cs)} configurations, {samples} samples/class", verdicts[name]))
+        print(summary_line(f"{name} over {len(cs)} configurations, {samples} samples/class in {runs}",
+                           verdicts[name]))
     print(f"time: {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.1f}, torch threads 1)")
 
 
@@ -277,7 +296,7 @@ def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool,
 TIE_ALPHA = 0.25
 
 
-def search(ac: Any, g: Any, samples: int, grid: list[dict[str, Any]]) -> None:
+def search(ac: Any, g: Any, samples: int, grid: list[dict[str, Any]], batch: int | None = None) -> None:
     """Grid search of the candidate's parameters on the tuning set only: most T1 passes, then most T1 passes at
     TIE_ALPHA, then the median saving."""
     cs = configs.tune_set()
@@ -286,7 +305,8 @@ def search(ac: Any, g: Any, samples: int, grid: list[dict[str, Any]]) -> None:
     for params in grid:
         vs, loose_vs = [], []
         for c in cs:
-            res = base[c.name] + run_config(ac, g, c, samples, False, params=params, only=("candidate",))
+            res = base[c.name] + run_config(ac, g, c, samples, False, params=params, only=("candidate",),
+                                            batch=batch)
             vs.append(verdict(res, CANDIDATE))
             loose_vs.append(verdict(res, CANDIDATE, TIE_ALPHA))
         t1, t1s = sum(v.t1 for v in vs), sum(v.t1 for v in loose_vs)
@@ -317,6 +337,9 @@ def main() -> None:
     ap.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                     help="--search: also cross these values of any option or guidance setting (repeatable), "
                     "e.g. gap_close_span=0,0.4,100")
+    ap.add_argument("--batch", type=int, default=None, help="batch size of each sampling run for the methods "
+                    "that decide per run (default: one run of all samples per class; 1: each image its own run, "
+                    "as most ComfyUI users generate)")
     ap.add_argument("--t1-only", action="store_true", help="no anchors (T2 not tested): static, defaults, candidate")
     ap.add_argument("--preset", default="gap_residual", help="the candidate's preset (guidance.toml [presets])")
     ap.add_argument("--params", default=None, help="the candidate with these options over its preset's, "
@@ -328,6 +351,8 @@ def main() -> None:
     torch.set_num_threads(1)  # the machine is shared; the GMM model is tiny anyway
     ac, g = setup()
     samples = args.samples or (96 if args.quick else 256)
+    if args.batch is not None and not 1 <= args.batch <= samples:
+        raise SystemExit(f"--batch: must be an integer from 1 to the samples per class ({samples}), got {args.batch}")
     if args.search:
         grid = [{"gap_cutoff": gc, "early_stop_tolerance": tol, "early_stop_estimate": e, "gap_measure": m,
                  "agreement_cutoff": ag}
@@ -338,7 +363,7 @@ def main() -> None:
             key, _, values = item.partition("=")
             choices = [parse_params(f"{key}={v}") or {} for v in values.split(",")]
             grid = [{**p, **c} for p in grid for c in choices]
-        search(ac, g, samples, grid)
+        search(ac, g, samples, grid, args.batch)
         return
     cs = configs.check_set() if args.set == "check" else configs.tune_set()
     if args.range is not None:
@@ -353,7 +378,7 @@ def main() -> None:
     print(f"candidate {CANDIDATE} = preset {candidate_preset} {preset}" + (f" with {params}" if params else "")
           + f"; significance level {stats.ALPHA}, {stats.BOOTSTRAP} bootstrap draws")
     report(ac, g, cs, samples, full=not args.quick, params=params,
-           only=("static", "pack", "candidate") if args.t1_only else None)
+           only=("static", "pack", "candidate") if args.t1_only else None, batch=args.batch)
 
 
 def parse_params(text: str | None) -> dict[str, Any] | None:
