@@ -102,16 +102,21 @@ def candidate_settings(ac: Any, params: dict[str, Any] | None) -> Any:
         return ac.settings_from_inputs({"preset": candidate_preset})
     g = importlib.import_module("m4_director.agents.guidance")
     options = {k: v for k, v in params.items() if k in g.OPTION_NAMES}
-    settings = ac.settings_from_inputs({**preset_options(), **options})
-    # the rest are GuidanceSettings fields that are tunables, not node options (e.g. gap_close_span)
-    fields = {f.name: f for f in dataclasses.fields(settings)}
+    try:
+        return _with_fields(ac.settings_from_inputs({**preset_options(), **options}),
+                            {k: v for k, v in params.items() if k not in options})
+    except g.GuidanceInputError as e:  # a bad value: the one-line message that names it, no traceback
+        raise SystemExit(f"--params/--vary: {e}") from None
+
+
+def _with_fields(settings: Any, params: dict[str, Any]) -> Any:
+    """`settings` with GuidanceSettings fields that are tunables, not node options (e.g. gap_wait_margin)."""
+    fields = {f.name for f in dataclasses.fields(settings)} - {"early_exit", "base_override"}
     extra = {}
     for k, v in params.items():
-        if k in options:
-            continue
-        if k not in fields or k in ("early_exit", "base_override"):
+        if k not in fields:
             raise SystemExit(f"--params/--vary: {k!r} is neither a node option nor a guidance setting")
-        extra[k] = int(v) if isinstance(getattr(settings, k), int) and not isinstance(v, str) else v
+        extra[k] = int(v) if type(getattr(settings, k)) is int and not isinstance(v, str) else v  # not bools
     return dataclasses.replace(settings, **extra)
 
 
@@ -336,7 +341,7 @@ def main() -> None:
     ap.add_argument("--measures", default="residual", help="--search: gap_measure values")
     ap.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                     help="--search: also cross these values of any option or guidance setting (repeatable), "
-                    "e.g. gap_close_span=0,0.4,100")
+                    "e.g. gap_close_calls=1,2,3")
     ap.add_argument("--batch", type=int, default=None, help="batch size of each sampling run for the methods "
                     "that decide per run (default: one run of all samples per class; 1: each image its own run, "
                     "as most ComfyUI users generate)")
@@ -363,6 +368,8 @@ def main() -> None:
             key, _, values = item.partition("=")
             choices = [parse_params(f"{key}={v}") or {} for v in values.split(",")]
             grid = [{**p, **c} for p in grid for c in choices]
+        for p in grid:
+            candidate_settings(ac, p)  # a bad key or value stops here, not after the static baseline's runs
         search(ac, g, samples, grid, args.batch)
         return
     cs = configs.check_set() if args.set == "check" else configs.tune_set()
