@@ -26,7 +26,9 @@ Usage (from the repository root):
   $PY bench/bench_guidance_gmm.py                 # the check set (24 configurations), full anchors
   $PY bench/bench_guidance_gmm.py --quick         # 8 configurations, 96 samples per class, fewer anchors
   $PY bench/bench_guidance_gmm.py --set tune      # the same report on the tuning configurations
+  $PY bench/bench_guidance_gmm.py --set tune_short --t1-only   # the short-run tuning draw (8-12 steps)
   $PY bench/bench_guidance_gmm.py --search        # choose the candidate's parameters on the tuning set only
+  $PY bench/bench_guidance_gmm.py --search --set tune_all   # ... on both tuning draws
   $PY bench/bench_guidance_gmm.py --params "gap_measure=estimate"   # the candidate with other option values
   $PY bench/bench_guidance_gmm.py --quick --t1-only --range 12:13  # one row, no anchors (T1 only), quick
   $PY bench/bench_guidance_gmm.py --t1-only --batch 1   # each image its own sampling run (per-run decisions)
@@ -110,13 +112,22 @@ def candidate_settings(ac: Any, params: dict[str, Any] | None) -> Any:
 
 
 def _with_fields(settings: Any, params: dict[str, Any]) -> Any:
-    """`settings` with GuidanceSettings fields that are tunables, not node options (e.g. gap_wait_margin)."""
+    """`settings` with GuidanceSettings fields that are tunables, not node options (e.g. gap_wait_margin), and
+    the early stop's (early_stop_patience, early_stop_min_fraction: EarlyExitSettings patience, min_fraction)."""
     fields = {f.name for f in dataclasses.fields(settings)} - {"early_exit", "base_override"}
-    extra = {}
+    early = {"early_stop_patience": "patience", "early_stop_min_fraction": "min_fraction"}
+    extra, early_extra = {}, {}
     for k, v in params.items():
-        if k not in fields:
-            raise SystemExit(f"--params/--vary: {k!r} is neither a node option nor a guidance setting")
-        extra[k] = int(v) if type(getattr(settings, k)) is int and not isinstance(v, str) else v  # not bools
+        if k in early and settings.early_exit is not None:
+            owner, name, out = settings.early_exit, early[k], early_extra
+        elif k in fields:
+            owner, name, out = settings, k, extra
+        else:
+            raise SystemExit(f"--params/--vary: {k!r} is neither a node option nor a guidance setting"
+                             + (" (the early stop is off)" if k in early else ""))
+        out[name] = int(v) if type(getattr(owner, name)) is int and not isinstance(v, str) else v  # not bools
+    if early_extra:
+        extra["early_exit"] = dataclasses.replace(settings.early_exit, **early_extra)
     return dataclasses.replace(settings, **extra)
 
 
@@ -301,10 +312,11 @@ def report(ac: Any, g: Any, cs: list[configs.Config], samples: int, full: bool,
 TIE_ALPHA = 0.25
 
 
-def search(ac: Any, g: Any, samples: int, grid: list[dict[str, Any]], batch: int | None = None) -> None:
-    """Grid search of the candidate's parameters on the tuning set only: most T1 passes, then most T1 passes at
+def search(ac: Any, g: Any, samples: int, grid: list[dict[str, Any]], batch: int | None = None,
+           set_name: str = "tune") -> None:
+    """Grid search of the candidate's parameters on tuning data only: most T1 passes, then most T1 passes at
     TIE_ALPHA, then the median saving."""
-    cs = configs.tune_set()
+    cs = configs.SETS[set_name]()
     base = {c.name: run_config(ac, g, c, samples, False, only=("static",)) for c in cs}
     scored = []
     for params in grid:
@@ -329,7 +341,9 @@ def search(ac: Any, g: Any, samples: int, grid: list[dict[str, Any]], batch: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="8 check configurations, 96 samples/class, fewer anchors")
-    ap.add_argument("--set", choices=("check", "tune"), default="check")
+    ap.add_argument("--set", choices=tuple(configs.SETS), default=None,
+                    help="configurations to run (default check; with --search: tune). tune_short: the short-run "
+                    "tuning draw (8-12 steps); tune_all: tune and tune_short")
     ap.add_argument("--samples", type=int, default=None, help="samples per class (default 256, quick 96)")
     ap.add_argument("--only", type=int, default=None, help="run one configuration of the set (its index)")
     ap.add_argument("--range", default=None, help="run configurations A:B of the set (with --quick: in place of 0:8)")
@@ -350,6 +364,8 @@ def main() -> None:
     ap.add_argument("--params", default=None, help="the candidate with these options over its preset's, "
                     "e.g. early_stop_estimate=half step,gap_measure=estimate")
     args = ap.parse_args()
+    if args.search and args.set == "check":
+        raise SystemExit("--set: --search tunes on tuning data only (tune, tune_short, tune_all), got 'check'")
     global candidate_preset, CANDIDATE
     candidate_preset = args.preset
     CANDIDATE = "m4 " + candidate_preset.replace("_", "+")
@@ -370,9 +386,9 @@ def main() -> None:
             grid = [{**p, **c} for p in grid for c in choices]
         for p in grid:
             candidate_settings(ac, p)  # a bad key or value stops here, not after the static baseline's runs
-        search(ac, g, samples, grid, args.batch)
+        search(ac, g, samples, grid, args.batch, args.set or "tune")
         return
-    cs = configs.check_set() if args.set == "check" else configs.tune_set()
+    cs = configs.SETS[args.set or "check"]()
     if args.range is not None:
         a, b = (int(v) for v in args.range.split(":"))
         cs = cs[a:b]
