@@ -28,7 +28,7 @@ from ..agents.guidance import (
     HeuristicPromptAnalyzer,
     ScheduleEntry,
 )
-from ..agents.guidance.noise_level import NoiseLevelTable
+from ..agents.guidance.noise_level import NoiseLevelTable, next_scheduled_sigma
 
 WRAPPER_KEY = "m4_adaptive_cfg"
 STATE_KEY = "m4_adaptive_cfg_run"
@@ -137,7 +137,8 @@ def adaptive_step(call_next: CallNext, state: RunState, inner_model: Any, base_c
     ctl = state.controller
     # Another node (SAG, *_cfg_pp) may force the uncond pass: the record (and the live event) says it ran.
     plan = ctl.begin(base_cfg, sigma, t_norm,
-                     forced_uncond=bool(model_options.get("disable_cfg1_optimization", False)))
+                     forced_uncond=bool(model_options.get("disable_cfg1_optimization", False)),
+                     next_sigma=next_scheduled_sigma(state.sigma_values, sigma))
     if plan.frozen is not None:
         # early exit: the converged estimate stands for every later call, no model evaluation
         return plan.frozen.to(device=x.device, dtype=x.dtype)

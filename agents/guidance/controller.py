@@ -46,6 +46,7 @@ class GuidanceSettings:
     gap_peak_fraction: float = tunable("gap_peak_fraction")  # an unarmed gap: off under this share of its peak
     gap_wait_margin: float = tunable("gap_wait_margin")  # before arming: no guidance above margin x predicted sigma
     gap_close_calls: int = int(tunable("gap_close_calls"))  # armed: off after this many calls under the cutoff
+    gap_wait_lookahead: int = int(tunable("gap_wait_lookahead"))  # 1: the wait ends at the step that crosses its level
     gap_measure: str = _D["gap_measure"]  # what the gap is relative to: "residual" (x - D_cond) or "estimate" (D_cond)
     base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
     early_exit: EarlyExitSettings | None = None
@@ -68,6 +69,8 @@ class GuidanceSettings:
         if isinstance(self.gap_close_calls, bool) or not isinstance(self.gap_close_calls, int) \
                 or self.gap_close_calls < 1:
             raise GuidanceInputError(f"gap_close_calls: must be an integer >= 1, got {self.gap_close_calls!r}")
+        if isinstance(self.gap_wait_lookahead, bool) or self.gap_wait_lookahead not in (0, 1):
+            raise GuidanceInputError(f"gap_wait_lookahead: must be 0 or 1, got {self.gap_wait_lookahead!r}")
         if not self.gap_wait_margin >= 1.0:  # math.inf: never wait (NaN fails here too)
             raise GuidanceInputError(f"gap_wait_margin: must be a number >= 1, got {self.gap_wait_margin}")
         if not (0.0 <= self.agreement_cutoff <= 1.0):
@@ -137,15 +140,20 @@ class GuidanceController:
         self.stopped_at_sigma: float | None = None
         self._frozen: torch.Tensor | None = None
 
-    def effective_cfg(self, base: float, t_norm: float, sigma: float) -> tuple[float, float | None]:
-        """The scale for one call and the schedule weight behind it (None = guidance off)."""
+    def effective_cfg(self, base: float, t_norm: float, sigma: float,
+                      next_sigma: float | None = None) -> tuple[float, float | None]:
+        """The scale for one call and the schedule weight behind it (None = guidance off). next_sigma: the
+        run's next scheduled noise level below this call's (None: unknown), where this call's step ends."""
         s = self.settings
         if not math.isfinite(base) or base < 0:
             raise GuidanceInputError(f"cfg: the base scale must be a finite number >= 0, got {base}")
         if not math.isfinite(sigma) or sigma < 0:
             raise GuidanceInputError(f"sigma: must be a finite number >= 0, got {sigma}")
         base = s.base_override if s.base_override is not None else base
-        waiting = self._wait_above is not None and not self._gap_armed and sigma > self._wait_above
+        # With the lookahead the wait holds only while the whole step stays above its level: a short run's
+        # step may jump from above the level to below the noise levels where the class is decided.
+        reach = next_sigma if s.gap_wait_lookahead and next_sigma is not None else sigma
+        waiting = self._wait_above is not None and not self._gap_armed and reach > self._wait_above
         weight = None if self._guidance_off or waiting else self.schedule.weight(t_norm, sigma)
         if weight is None or abs(base - 1.0) <= s.skip_epsilon:
             return 1.0, weight
@@ -157,14 +165,15 @@ class GuidanceController:
             return 1.0, weight
         return scale, weight
 
-    def begin(self, base: float, sigma: float, t_norm: float, *, forced_uncond: bool = False) -> CallPlan:
+    def begin(self, base: float, sigma: float, t_norm: float, *, forced_uncond: bool = False,
+              next_sigma: float | None = None) -> CallPlan:
         """Plan one model call. forced_uncond: the host runs the uncond pass anyway (another node needs
-        it), so the record says it ran whatever the scale."""
+        it), so the record says it ran whatever the scale. next_sigma: see effective_cfg."""
         if self._frozen is not None:
             entry = ScheduleEntry(len(self.entries), sigma, t_norm, 1.0, False, None, 0.0, skipped=True)
             self._record(entry)
             return CallPlan(cfg=1.0, uncond=False, frozen=self._frozen, entry=entry)
-        cfg, weight = self.effective_cfg(base, t_norm, sigma)
+        cfg, weight = self.effective_cfg(base, t_norm, sigma, next_sigma)
         uncond = forced_uncond or not math.isclose(cfg, 1.0)
         adj = self._adjustment if self.settings.quality_adjust and weight is not None else 0.0
         entry = ScheduleEntry(len(self.entries), float(sigma), float(t_norm), float(cfg), uncond, weight, adj)

@@ -44,3 +44,12 @@ class NoiseLevelTable:
         i = bisect.bisect_left(keys, key)
         f = (key - keys[i - 1]) / (keys[i] - keys[i - 1])
         return 1.0 - (ps[i - 1] + f * (ps[i] - ps[i - 1]))
+
+
+def next_scheduled_sigma(sample_sigmas: list[float] | None, sigma: float) -> float | None:
+    """The run's next scheduled noise level below `sigma` (0.0 after the last; None if the schedule is unknown),
+    where the step that starts at this call ends. An in-between call (heun, dpm_2) gets its step's end too."""
+    if not sample_sigmas:
+        return None
+    below = [v for v in sample_sigmas if v < sigma * (1.0 - 1e-6)]
+    return max(below) if below else 0.0

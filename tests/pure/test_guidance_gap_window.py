@@ -35,8 +35,9 @@ def _controller(gaps_at: list[tuple[float, float]], **kw: Any) -> tuple[Guidance
     s = GuidanceSettings(schedule="constant", skip_below=0.0, cfg_min=0.0, gap_cutoff=CUT, **kw)
     c = GuidanceController(s)
     unconds = []
-    for sigma, gap in gaps_at:
-        plan = c.begin(4.0, sigma, min(sigma / 20.0, 1.0))
+    for i, (sigma, gap) in enumerate(gaps_at):
+        following = gaps_at[i + 1][0] if i + 1 < len(gaps_at) else 0.0  # the step ends at the next call's sigma
+        plan = c.begin(4.0, sigma, min(sigma / 20.0, 1.0), next_sigma=following)
         unconds.append(plan.uncond)
         x, cond, uncond = _estimates(gap)
         assert guidance_gap(x, cond, uncond) == pytest.approx(gap, rel=1e-4)
@@ -83,6 +84,25 @@ def test_a_margin_resumes_guidance_earlier_and_a_huge_one_guides_from_the_start(
     assert _run(seq, gap_wait_margin=math.inf) == [True] * 5
 
 
+def test_the_lookahead_guides_the_step_that_crosses_the_wait_level():
+    # gap 0.01 at sigma 20 predicts the cutoff at sigma 4; margin 2: wait above sigma 8. A short run's step from
+    # 12 lands at 3: without the lookahead it is unguided (the levels 8..3 pass unguided), with it guided
+    short = [(20.0, 0.01), (12.0, 0.02), (3.0, 0.06), (0.5, 0.1)]
+    assert _run(short, gap_wait_margin=2.0) == [True, False, True, True]
+    assert _run(short, gap_wait_margin=2.0, gap_wait_lookahead=1) == [True, True, True, True]
+    # a long run's step that ends above the level still waits: the lookahead costs at most the crossing step
+    long = [(20.0, 0.01), (16.0, 0.012), (12.0, 0.017), (9.0, 0.022), (7.0, 0.03), (5.0, 0.05), (3.0, 0.08)]
+    assert _run(long, gap_wait_margin=2.0) == [True, False, False, False, True, True, True]  # 9 > 8 waits
+    assert _run(long, gap_wait_margin=2.0, gap_wait_lookahead=1) == [True, False, False, True, True, True, True]
+    # an unknown schedule (next_sigma None) falls back to the call's own sigma
+    c = GuidanceController(GuidanceSettings(schedule="constant", skip_below=0.0, cfg_min=0.0, gap_cutoff=CUT,
+                                            gap_wait_margin=2.0, gap_wait_lookahead=1))
+    x, cond, uncond = _estimates(0.01)
+    c.end(x, cond, cond, uncond, 20.0, 1.0, 0.0)
+    assert not c.begin(4.0, 12.0, 0.6).uncond
+    assert c.begin(4.0, 12.0, 0.6, next_sigma=3.0).uncond
+
+
 def test_a_gap_that_peaks_under_the_cutoff_turns_guidance_off_after_its_peak():
     frac = tunable("gap_peak_fraction")
     assert 0.0 < frac < 1.0
@@ -108,6 +128,9 @@ def test_the_window_tunables_are_checked_by_name():
     for bad in (0.5, math.nan):
         with pytest.raises(ValueError, match="gap_wait_margin"):
             GuidanceSettings(gap_cutoff=CUT, gap_wait_margin=bad)
+    for bad_look in (2, -1, 0.5, True):
+        with pytest.raises(ValueError, match="gap_wait_lookahead"):
+            GuidanceSettings(gap_cutoff=CUT, gap_wait_lookahead=bad_look)
 
 
 def test_the_schedule_output_says_what_the_window_did():
@@ -126,3 +149,14 @@ def test_the_schedule_output_says_what_the_window_did():
     c, _ = _controller([(20.0, 0.06), (10.0, 0.2)])
     assert c.gap_note() == "guided from sigma 20 to 10; guided to the end: the gap never fell under the cutoff"
     assert GuidanceController(GuidanceSettings()).gap_note() == "guidance gap off"
+
+
+def test_the_next_scheduled_sigma_is_where_a_calls_step_ends():
+    from agents.guidance.noise_level import next_scheduled_sigma
+
+    sigmas = [14.6, 6.0, 2.0, 0.5, 0.0]
+    assert next_scheduled_sigma(sigmas, 14.6) == 6.0
+    assert next_scheduled_sigma(sigmas, 3.1) == 2.0  # heun's in-between call at 3.1 inside the step 6 -> 2
+    assert next_scheduled_sigma(sigmas, 0.5) == 0.0  # the last step ends at sigma 0
+    assert next_scheduled_sigma(sigmas, 0.5 * (1 + 1e-9)) == 0.0  # float noise on the host's sigma
+    assert next_scheduled_sigma(None, 3.0) is None and next_scheduled_sigma([], 3.0) is None
