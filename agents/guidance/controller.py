@@ -47,6 +47,7 @@ class GuidanceSettings:
     gap_wait_margin: float = tunable("gap_wait_margin")  # before arming: no guidance above margin x predicted sigma
     gap_close_calls: int = int(tunable("gap_close_calls"))  # armed: off after this many calls under the cutoff
     gap_wait_lookahead: int = int(tunable("gap_wait_lookahead"))  # 1: the wait ends at the step that crosses its level
+    gap_effect_floor: float = tunable("gap_effect_floor")  # armed: off once guidance moves no item's estimate more
     gap_measure: str = _D["gap_measure"]  # what the gap is relative to: "residual" (x - D_cond) or "estimate" (D_cond)
     base_override: float | None = None  # e.g. the prompt analyser's base instead of the sampler's cfg
     early_exit: EarlyExitSettings | None = None
@@ -69,6 +70,8 @@ class GuidanceSettings:
         if isinstance(self.gap_close_calls, bool) or not isinstance(self.gap_close_calls, int) \
                 or self.gap_close_calls < 1:
             raise GuidanceInputError(f"gap_close_calls: must be an integer >= 1, got {self.gap_close_calls!r}")
+        if not (0.0 <= self.gap_effect_floor <= 1.0):
+            raise GuidanceInputError(f"gap_effect_floor: must be in [0, 1] (0 = off), got {self.gap_effect_floor}")
         if isinstance(self.gap_wait_lookahead, bool) or self.gap_wait_lookahead not in (0, 1):
             raise GuidanceInputError(f"gap_wait_lookahead: must be 0 or 1, got {self.gap_wait_lookahead!r}")
         if not self.gap_wait_margin >= 1.0:  # math.inf: never wait (NaN fails here too)
@@ -201,6 +204,7 @@ class GuidanceController:
             self._guidance_off = True
         if self.settings.gap_cutoff > 0 and cond_denoised is not None and uncond_denoised is not None:
             self._gap_latch(guidance_gap(x, cond_denoised, uncond_denoised, self.settings.gap_measure), float(sigma))
+            self._effect_latch(cond_denoised, uncond_denoised, float(sigma))
         if self.early is not None and self.early.update(denoised, sigma, progress, x):
             self._frozen = final_estimate(x, denoised, float(sigma), self.early.settings.estimate)
             self.stopped_at_sigma = float(sigma)
@@ -237,6 +241,23 @@ class GuidanceController:
                                         if self._gap_armed else
                                         f"the gap peaked at {self._gap_peak:.3g} under the cutoff and fell under "
                                         f"{self.settings.gap_peak_fraction:g} of it at sigma {sigma:.3g}")
+            self._guidance_off = True
+
+    def _effect_latch(self, cond: torch.Tensor, uncond: torch.Tensor, sigma: float) -> None:
+        """Once the window is open, guidance ends when this call's guidance moved no batch item's estimate by
+        more than `gap_effect_floor` of its size: (scale - 1) ||D_c - D_u|| / ||D_c||. At low noise on overlapping
+        classes the gap over the residual stays high (both shrink together), so the window alone guides to the
+        end, where the uncond pass no longer changes the result (a short run's last calls)."""
+        floor = self.settings.gap_effect_floor
+        if floor <= 0 or not self._gap_armed or self._guidance_off or not self.entries:
+            return
+        scale = self.entries[-1].cfg
+        c = cond.detach().float().flatten(1)
+        moved = (scale - 1.0) * (c - uncond.detach().float().flatten(1)).norm(dim=1) / c.norm(dim=1).clamp_min(1e-12)
+        effect = float(moved.abs().max())
+        if effect < floor:
+            self._gap_off_reason = (f"guidance moved every estimate by under {floor:g} of its size "
+                                    f"({effect:.3g}) at sigma {sigma:.3g}")
             self._guidance_off = True
 
     def _record(self, entry: ScheduleEntry) -> None:

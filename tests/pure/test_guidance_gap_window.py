@@ -103,6 +103,17 @@ def test_the_lookahead_guides_the_step_that_crosses_the_wait_level():
     assert c.begin(4.0, 12.0, 0.6, next_sigma=3.0).uncond
 
 
+def test_the_effect_floor_ends_guidance_that_no_longer_moves_the_estimate():
+    # _estimates: ||D_c|| = 4, ||D_c - D_u|| = 4 gap, so at scale 4 guidance moves the estimate by 3 x gap
+    seq = [(20.0, 0.1), (10.0, 0.2), (5.0, 0.07), (2.0, 0.2), (1.0, 0.2)]  # never under the cutoff 0.05
+    assert _run(seq) == [True] * 5  # off by default (guidance.toml)
+    c, unconds = _controller(seq, gap_effect_floor=0.25)
+    assert unconds == [True, True, True, False, False]  # 3 x 0.07 = 0.21 < 0.25 at sigma 5
+    assert "under 0.25 of its size (0.21) at sigma 5" in c.gap_note()
+    # before the window opens (the gap under the cutoff) the floor does not act: the wait and arming decide
+    assert _run([(20.0, 0.01), (10.0, 0.01)], gap_effect_floor=0.9, gap_wait_margin=1000.0) == [True, True]
+
+
 def test_a_gap_that_peaks_under_the_cutoff_turns_guidance_off_after_its_peak():
     frac = tunable("gap_peak_fraction")
     assert 0.0 < frac < 1.0
@@ -128,6 +139,9 @@ def test_the_window_tunables_are_checked_by_name():
     for bad in (0.5, math.nan):
         with pytest.raises(ValueError, match="gap_wait_margin"):
             GuidanceSettings(gap_cutoff=CUT, gap_wait_margin=bad)
+    for bad_floor in (-0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match="gap_effect_floor"):
+            GuidanceSettings(gap_cutoff=CUT, gap_effect_floor=bad_floor)
     for bad_look in (2, -1, 0.5, True):
         with pytest.raises(ValueError, match="gap_wait_lookahead"):
             GuidanceSettings(gap_cutoff=CUT, gap_wait_lookahead=bad_look)
