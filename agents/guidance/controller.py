@@ -90,8 +90,11 @@ class GuidanceSettings:
         """Settings from checked node options (agents.guidance.data.parse_options), the one path every
         guidance node takes."""
         o = options
+        # the residual rule reads one call, so it has its own patience (tunables.early_stop_residual_patience)
+        patience = int(tunable("early_stop_residual_patience" if o["early_stop_rule"] == "residual"
+                               else "early_stop_patience"))
         early = EarlyExitSettings(tolerance=o["early_stop_tolerance"], rule=o["early_stop_rule"],
-                                  estimate=o["early_stop_estimate"]) if o["early_stop"] else None
+                                  estimate=o["early_stop_estimate"], patience=patience) if o["early_stop"] else None
         return cls(schedule=o["schedule"], cfg_min=o["cfg_min"], cfg_max=o["cfg_max"], skip_below=o["skip_below"],
                    quality_adjust=o["quality_adjust"], agreement_cutoff=o["agreement_cutoff"],
                    interval_sigma_lo=o["interval_sigma_lo"], interval_sigma_hi=o["interval_sigma_hi"],
@@ -287,7 +290,7 @@ class GuidanceController:
         wait = self._wait_above
         waited = 0 if wait is None else sum(1 for e in self.entries[1:]
                                             if not e.skipped and not e.uncond and e.sigma > wait)
-        parts = [f"unguided above sigma {wait:.3g} ({waited} calls)"] if waited else []
+        parts = [f"unguided above sigma {wait:.3g} ({waited} call{'' if waited == 1 else 's'})"] if waited else []
         parts.append(f"guided from sigma {guided[0]:.3g} to {guided[-1]:.3g}" if guided else "never guided")
         parts.append(f"then off: {self._gap_off_reason}" if self._gap_off_reason else
                      "guided to the end: the gap never fell under the cutoff")

@@ -102,6 +102,25 @@ def _guided_window(unconds: list[bool]) -> tuple[int, int]:
     return first, end
 
 
+def test_the_wait_ends_at_the_step_that_crosses_its_level_on_a_short_run(comfy, ac, gmm):
+    # The runtime reads the run's schedule (sample_sigmas) and hands the controller each call's step end: with the
+    # lookahead the crossing step is guided, one call before the call-by-call wait resumes guidance, never later.
+    import dataclasses
+
+    spec, model, pos, neg = gmm
+    latent = torch.zeros(16, spec.dim, 1, 1)
+    firsts, sigmas = [], []
+    for look in (0, 1):
+        runs: list[dict] = []
+        s = dataclasses.replace(_opts(ac, gap_cutoff=0.1, early_stop=False), gap_wait_lookahead=look)
+        _sample(comfy, ac.patch_model(model, s, sink=runs.append), pos, neg, latent, "euler", steps=12)
+        firsts.append(_guided_window([c["uncond"] for c in runs[0]["calls"]])[0])
+        sigmas.append([c["sigma"] for c in runs[0]["calls"]])
+    assert firsts[0] > 1  # the run does wait without the lookahead
+    assert firsts[1] == firsts[0] - 1
+    assert sigmas[0] == sigmas[1]
+
+
 def test_guidance_gap_guides_where_the_class_is_decided_and_only_there(comfy, ac, gmm):
     spec, model, pos, neg = gmm
     latent = torch.zeros(32, spec.dim, 1, 1)
@@ -112,7 +131,7 @@ def test_guidance_gap_guides_where_the_class_is_decided_and_only_there(comfy, ac
     first, end = _guided_window(unconds)
     assert 1 < first < end < 28  # unguided at the highest noise, guided in between, dropped at the end
     note = runs[0]["gap_note"]  # the schedule output says so
-    assert note.startswith("unguided above sigma") and f"({first - 1} calls)" in note and "then off" in note
+    assert note.startswith("unguided above sigma") and f"({first - 1} call" in note and "then off" in note
     # overlapping classes need guidance longer: the drop comes later (per run, not a fixed noise level)
     from bench.gmm_model import build_model, class_context, make_gmm
 

@@ -86,6 +86,19 @@ def test_bad_settings_name_the_input():
         GuidanceSettings(cfg_max=float("nan"))
 
 
+def test_the_residual_rule_has_its_own_patience():
+    # the residual test reads one call (not the change between two), so the nodes' path gives it its own patience
+    from agents.guidance.data import parse_options, tunable
+
+    preset = GuidanceSettings.from_options(parse_options({"preset": "gap_residual"}))
+    assert preset.early_exit is not None and preset.early_exit.rule == "residual"
+    assert preset.early_exit.patience == tunable("early_stop_residual_patience") == 1
+    assert preset.early_exit.tolerance == 0.1 and preset.gap_wait_lookahead == 1
+    plain = GuidanceSettings.from_options(parse_options({}))  # the node defaults: "denoised change", unchanged
+    assert plain.early_exit is not None and plain.early_exit.rule == "denoised change"
+    assert plain.early_exit.patience == tunable("early_stop_patience") == 2
+
+
 def test_prompt_complexity_orders_prompts():
     a = HeuristicPromptAnalyzer()
     simple = a.analyze("a cat", None)

@@ -68,18 +68,20 @@ def test_an_armed_gap_closes_only_after_gap_close_calls_calls_in_a_row_under_the
 def test_before_arming_the_run_waits_down_to_the_predicted_noise_level():
     # first call: gap 0.01 at sigma 20 -> grows as 1/sigma -> reaches 0.05 at sigma 4: no guidance above 4;
     # the call that measures a gap under the cutoff is still guided, the next is not
+    # (without the lookahead: each call waits by its own sigma; the lookahead test below has the step's end)
     seq = [(20.0, 0.01), (10.0, 0.02), (6.0, 0.03), (3.9, 0.06), (2.0, 0.1), (1.0, 0.01), (0.5, 0.1)]
-    assert _run(seq, gap_wait_margin=1.0, gap_close_calls=1) == [True, False, False, True, True, True, False]
+    assert _run(seq, gap_wait_margin=1.0, gap_close_calls=1, gap_wait_lookahead=0) == \
+        [True, False, False, True, True, True, False]
     # the shipped margin (guidance.toml) resumes at margin x 4: every call above that level waits
     m = tunable("gap_wait_margin")
     assert GuidanceSettings(gap_cutoff=CUT).gap_wait_margin == m >= 1.0
     expected = [True] + [sigma <= 4.0 * m for sigma, _ in seq[1:4]] + [True, True, False]
-    assert _run(seq, gap_close_calls=1) == expected
+    assert _run(seq, gap_close_calls=1, gap_wait_lookahead=0) == expected
 
 
 def test_a_margin_resumes_guidance_earlier_and_a_huge_one_guides_from_the_start():
     seq = [(20.0, 0.01), (10.0, 0.02), (6.0, 0.03), (3.9, 0.06), (2.0, 0.1)]
-    assert _run(seq, gap_wait_margin=2.0) == [True, False, True, True, True]  # waits above sigma 8
+    assert _run(seq, gap_wait_margin=2.0, gap_wait_lookahead=0) == [True, False, True, True, True]  # waits above 8
     assert _run(seq, gap_wait_margin=1000.0) == [True] * 5
     assert _run(seq, gap_wait_margin=math.inf) == [True] * 5
 
@@ -88,11 +90,12 @@ def test_the_lookahead_guides_the_step_that_crosses_the_wait_level():
     # gap 0.01 at sigma 20 predicts the cutoff at sigma 4; margin 2: wait above sigma 8. A short run's step from
     # 12 lands at 3: without the lookahead it is unguided (the levels 8..3 pass unguided), with it guided
     short = [(20.0, 0.01), (12.0, 0.02), (3.0, 0.06), (0.5, 0.1)]
-    assert _run(short, gap_wait_margin=2.0) == [True, False, True, True]
+    assert GuidanceSettings(gap_cutoff=CUT).gap_wait_lookahead == tunable("gap_wait_lookahead") == 1  # shipped on
+    assert _run(short, gap_wait_margin=2.0, gap_wait_lookahead=0) == [True, False, True, True]
     assert _run(short, gap_wait_margin=2.0, gap_wait_lookahead=1) == [True, True, True, True]
     # a long run's step that ends above the level still waits: the lookahead costs at most the crossing step
     long = [(20.0, 0.01), (16.0, 0.012), (12.0, 0.017), (9.0, 0.022), (7.0, 0.03), (5.0, 0.05), (3.0, 0.08)]
-    assert _run(long, gap_wait_margin=2.0) == [True, False, False, False, True, True, True]  # 9 > 8 waits
+    assert _run(long, gap_wait_margin=2.0, gap_wait_lookahead=0) == [True, False, False, False, True, True, True]
     assert _run(long, gap_wait_margin=2.0, gap_wait_lookahead=1) == [True, False, False, True, True, True, True]
     # an unknown schedule (next_sigma None) falls back to the call's own sigma
     c = GuidanceController(GuidanceSettings(schedule="constant", skip_below=0.0, cfg_min=0.0, gap_cutoff=CUT,
@@ -151,7 +154,8 @@ def test_the_schedule_output_says_what_the_window_did():
     c, _ = _controller([(20.0, 0.01), (10.0, 0.02), (6.0, 0.03), (3.9, 0.06), (2.0, 0.1), (1.0, 0.01), (0.5, 0.1)],
                        gap_wait_margin=1.0, gap_close_calls=1)
     note = c.summary()["gap_note"]
-    assert note == ("unguided above sigma 4 (2 calls); guided from sigma 20 to 1; "
+    # with the lookahead the call at sigma 6 is guided: its step ends at 3.9, under the wait level 4
+    assert note == ("unguided above sigma 4 (1 call); guided from sigma 20 to 1; "
                     "then off: the gap fell under the cutoff at sigma 1")
     c, _ = _controller([(20.0, 0.06), (10.0, 0.2), (5.0, 0.01), (2.0, 0.01), (1.0, 0.2)], gap_close_calls=2)
     assert c.gap_note() == ("guided from sigma 20 to 2; "
