@@ -33,6 +33,7 @@ Usage (from the repository root):
   $PY bench/bench_guidance_gmm.py --quick --t1-only --range 12:13  # one row, no anchors (T1 only), quick
   $PY bench/bench_guidance_gmm.py --t1-only --batch 1   # each image its own sampling run (per-run decisions)
   $PY bench/bench_guidance_gmm.py --search --vary gap_wait_margin=1,2   # also vary a tunable in the search
+  $PY bench/bench_guidance_gmm.py --cond-error 0.2   # a conditional model with a known error (not the targets')
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ STATIC = "static cfg"
 INTERVAL_GRID = ((0.1, 2.0), (0.1, 5.42), (0.28, 5.42), (0.28, 20.0), (0.6, 5.42), (0.6, 20.0), (1.2, 20.0))
 AG_CUTOFFS = (0.95, 0.99, 0.999)
 candidate_preset = "gap_residual"  # --preset
+cond_error = 0.0  # --cond-error: the conditional model's known error (bench/gmm_model.py); 0 = exact
 
 
 def setup() -> tuple[Any, Any]:
@@ -252,7 +254,7 @@ def run_config(ac: Any, g: Any, c: configs.Config, samples: int, full: bool,
                batch: int | None = None) -> list[Result]:
     from bench import gmm_model as gm
 
-    spec = gm.make_gmm(c.dim, c.classes, c.modes, std=c.std, spread=c.spread, seed=c.seed)
+    spec = gm.make_gmm(c.dim, c.classes, c.modes, std=c.std, spread=c.spread, seed=c.seed, cond_error=cond_error)
     model = gm.build_model(spec)
     interval = tune_interval(ac, g, gm, spec, model, c, max(samples // 2, 32)) if only is None else (0.28, 5.42)
     ms = methods(ac, g, interval, full, params)
@@ -361,13 +363,19 @@ def main() -> None:
                     "as most ComfyUI users generate)")
     ap.add_argument("--t1-only", action="store_true", help="no anchors (T2 not tested): static, defaults, candidate")
     ap.add_argument("--preset", default="gap_residual", help="the candidate's preset (guidance.toml [presets])")
+    ap.add_argument("--cond-error", type=float, default=0.0, help="an imperfect conditional model: its density is "
+                    "(1 - E) p(x|c) + E p(x), the target stays p(x|c) (a checkpoint with weak prompt adherence; "
+                    "0 = exact, the targets' model)")
     ap.add_argument("--params", default=None, help="the candidate with these options over its preset's, "
                     "e.g. early_stop_estimate=half step,gap_measure=estimate")
     args = ap.parse_args()
+    if not 0.0 <= args.cond_error < 1.0:
+        raise SystemExit(f"--cond-error: must be a number in [0, 1), got {args.cond_error}")
     if args.search and args.set == "check":
         raise SystemExit("--set: --search tunes on tuning data only (tune, tune_short, tune_all), got 'check'")
-    global candidate_preset, CANDIDATE
+    global candidate_preset, CANDIDATE, cond_error
     candidate_preset = args.preset
+    cond_error = args.cond_error
     CANDIDATE = "m4 " + candidate_preset.replace("_", "+")
     torch.set_num_threads(1)  # the machine is shared; the GMM model is tiny anyway
     ac, g = setup()
@@ -399,6 +407,7 @@ def main() -> None:
     preset = preset_options()
     params = parse_params(args.params)
     print(f"candidate {CANDIDATE} = preset {candidate_preset} {preset}" + (f" with {params}" if params else "")
+          + (f"; imperfect conditional model, error {cond_error:g}" if cond_error else "")
           + f"; significance level {stats.ALPHA}, {stats.BOOTSTRAP} bootstrap draws")
     report(ac, g, cs, samples, full=not args.quick, params=params,
            only=("static", "pack", "candidate") if args.t1_only else None, batch=args.batch)

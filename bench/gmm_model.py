@@ -6,6 +6,12 @@ r_m the posterior mode responsibilities. Conditioning picks a class (one-hot cro
 the zero tensor = the unconditional mixture over all classes), so CFG, every guidance schedule and
 ComfyUI's own samplers run on a model whose score is known exactly.
 
+`cond_error` e > 0 makes the conditional model imperfect in a known way, as a checkpoint whose prompt
+adherence is weak: its conditional density is (1 - e) p(x | c) + e p(x) (still a mixture, so still exact in
+closed form), while the target stays p(x | c). Unguided samples then land in another class with
+probability about e (1 - 1/classes), which guidance has to correct; with e = 0 the conditional model is
+exact and needs no guidance at all.
+
 The wrapper is a comfy.model_base.BaseModel (EPS prediction, EDM-style continuous sigmas) inside a
 comfy.model_patcher.ModelPatcher, so comfy.sample / CFGGuider drive it like any checkpoint. Latents
 are [N, C, *spatial] and the mixture lives on the flattened C*spatial vector, so video-shaped latents
@@ -29,6 +35,7 @@ class GMMSpec:
     log_weights: torch.Tensor  # [modes_total] log w within the full mixture
     std: float
     classes: int
+    cond_error: float = 0.0  # the conditional model's weight on the unconditional mixture (module docstring)
 
     @property
     def dim(self) -> int:
@@ -36,15 +43,17 @@ class GMMSpec:
 
 
 def make_gmm(dim: int = 8, classes: int = 3, modes: int = 3, std: float = 0.35, spread: float = 1.2,
-             seed: int = 0) -> GMMSpec:
+             seed: int = 0, cond_error: float = 0.0) -> GMMSpec:
     """Random class-conditional mixture: `modes` equally weighted modes per class, classes equally weighted."""
     if dim < 1 or classes < 2 or modes < 1:
         raise ValueError("make_gmm: need dim >= 1, classes >= 2, modes >= 1")
+    if not 0.0 <= cond_error < 1.0:
+        raise ValueError(f"make_gmm: cond_error must be in [0, 1), got {cond_error}")
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(classes * modes, dim, generator=g, dtype=torch.float64) * spread
     mode_class = torch.arange(classes).repeat_interleave(modes)
     log_w = torch.full((classes * modes,), -math.log(classes * modes), dtype=torch.float64)
-    return GMMSpec(means, mode_class, log_w, float(std), classes)
+    return GMMSpec(means, mode_class, log_w, float(std), classes, float(cond_error))
 
 
 def posterior_mean(spec: GMMSpec, x: torch.Tensor, sigma: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
@@ -53,9 +62,16 @@ def posterior_mean(spec: GMMSpec, x: torch.Tensor, sigma: torch.Tensor, class_id
     sigma = sigma.double().reshape(-1, 1)
     v = spec.std**2 + sigma**2  # [B, 1]
     d2 = torch.cdist(x, spec.means).square()  # [B, M]
-    logit = spec.log_weights.unsqueeze(0) - d2 / (2 * v) - 0.5 * spec.dim * torch.log(v)
-    allowed = (class_idx.reshape(-1, 1) < 0) | (spec.mode_class.unsqueeze(0) == class_idx.reshape(-1, 1))
-    logit = logit.masked_fill(~allowed, -math.inf)
+    uncond = class_idx.reshape(-1, 1) < 0
+    in_class = spec.mode_class.unsqueeze(0) == class_idx.reshape(-1, 1)  # [B, M]
+    log_w = spec.log_weights.unsqueeze(0).expand(x.shape[0], -1)
+    if spec.cond_error > 0:  # (1 - e) p(x | c) + e p(x) as mode weights; e = 0 keeps the exact path bit for bit
+        w, e = spec.log_weights.exp().unsqueeze(0), spec.cond_error
+        cond_w = (1.0 - e) * in_class.double() * w / (in_class.double() * w).sum(dim=1, keepdim=True) + e * w
+        log_w = torch.where(uncond, log_w, cond_w.log())
+    logit = log_w - d2 / (2 * v) - 0.5 * spec.dim * torch.log(v)
+    if spec.cond_error == 0:
+        logit = logit.masked_fill(~(uncond | in_class), -math.inf)
     r = torch.softmax(logit, dim=1)  # [B, M]
     shrink = spec.std**2 / v  # [B, 1]
     per_mode = spec.means.unsqueeze(0) + shrink.unsqueeze(2) * (x.unsqueeze(1) - spec.means.unsqueeze(0))
