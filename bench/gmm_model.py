@@ -65,13 +65,13 @@ def posterior_mean(spec: GMMSpec, x: torch.Tensor, sigma: torch.Tensor, class_id
     uncond = class_idx.reshape(-1, 1) < 0
     in_class = spec.mode_class.unsqueeze(0) == class_idx.reshape(-1, 1)  # [B, M]
     log_w = spec.log_weights.unsqueeze(0).expand(x.shape[0], -1)
-    if spec.cond_error > 0:  # (1 - e) p(x | c) + e p(x) as mode weights; e = 0 keeps the exact path bit for bit
+    if spec.cond_error > 0:  # (1 - e) p(x | c) + e p(x) as mode weights
         w, e = spec.log_weights.exp().unsqueeze(0), spec.cond_error
         cond_w = (1.0 - e) * in_class.double() * w / (in_class.double() * w).sum(dim=1, keepdim=True) + e * w
         log_w = torch.where(uncond, log_w, cond_w.log())
+    else:  # the exact model: a class's own modes only (the same values as masking the logits afterwards)
+        log_w = log_w.masked_fill(~(uncond | in_class), -math.inf)
     logit = log_w - d2 / (2 * v) - 0.5 * spec.dim * torch.log(v)
-    if spec.cond_error == 0:
-        logit = logit.masked_fill(~(uncond | in_class), -math.inf)
     r = torch.softmax(logit, dim=1)  # [B, M]
     shrink = spec.std**2 / v  # [B, 1]
     per_mode = spec.means.unsqueeze(0) + shrink.unsqueeze(2) * (x.unsqueeze(1) - spec.means.unsqueeze(0))
