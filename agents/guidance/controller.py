@@ -208,7 +208,8 @@ class GuidanceController:
         if self.settings.gap_cutoff > 0 and cond_denoised is not None and uncond_denoised is not None:
             self._gap_latch(guidance_gap(x, cond_denoised, uncond_denoised, self.settings.gap_measure), float(sigma))
             self._effect_latch(cond_denoised, uncond_denoised, float(sigma))
-        if self.early is not None and self.early.update(denoised, sigma, progress, x):
+        guided = bool(self.entries) and not math.isclose(self.entries[-1].cfg, 1.0)
+        if self.early is not None and self.early.update(denoised, sigma, progress, x, guided=guided):
             self._frozen = final_estimate(x, denoised, float(sigma), self.early.settings.estimate)
             self.stopped_at_sigma = float(sigma)
 

@@ -57,12 +57,13 @@ _OPTIONS: dict[str, tuple[Kind, tuple[str, ...], bool]] = {
 OPTION_NAMES: tuple[str, ...] = tuple(_OPTIONS)
 
 _TUNABLE_INTS = frozenset({"early_stop_patience", "early_stop_residual_patience", "gap_close_calls",
-                           "gap_wait_lookahead"})
+                           "gap_wait_lookahead", "early_stop_residual_unguided"})
 TUNABLE_NAMES: tuple[str, ...] = (
     "skip_epsilon", "early_stop_patience", "early_stop_min_fraction", "quality_adj_min", "quality_adj_max",
     "quality_agree_lo", "quality_agree_hi", "quality_spike_tol", "quality_ema", "prompt_base_simple",
     "prompt_base_complex", "gap_peak_fraction", "gap_wait_margin", "gap_close_calls",
-    "gap_wait_lookahead", "gap_effect_floor", "early_stop_residual_patience",
+    "gap_wait_lookahead", "gap_effect_floor", "early_stop_residual_patience", "early_stop_residual_unguided",
+    "early_stop_residual_history",
 )
 
 
