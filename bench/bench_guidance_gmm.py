@@ -67,6 +67,8 @@ INTERVAL_GRID = ((0.1, 2.0), (0.1, 5.42), (0.28, 5.42), (0.28, 20.0), (0.6, 5.42
 AG_CUTOFFS = (0.95, 0.99, 0.999)
 candidate_preset = "gap_residual"  # --preset
 cond_error = 0.0  # --cond-error: the conditional model's known error (bench/gmm_model.py); 0 = exact
+noise_draw = 0  # --noise-draw: which draw of the sampling seeds (0 = the sets' own); the mixtures stay
+NOISE_DRAW_STRIDE = 1_000_003  # a prime far above every seed offset used inside one configuration
 
 
 def setup() -> tuple[Any, Any]:
@@ -115,9 +117,11 @@ def candidate_settings(ac: Any, params: dict[str, Any] | None) -> Any:
 
 def _with_fields(settings: Any, params: dict[str, Any]) -> Any:
     """`settings` with GuidanceSettings fields that are tunables, not node options (e.g. gap_wait_margin), and
-    the early stop's (early_stop_patience, early_stop_min_fraction: EarlyExitSettings patience, min_fraction)."""
+    the early stop's (early_stop_patience, early_stop_min_fraction, early_stop_residual_unguided: EarlyExitSettings
+    patience, min_fraction, unguided_only)."""
     fields = {f.name for f in dataclasses.fields(settings)} - {"early_exit", "base_override"}
-    early = {"early_stop_patience": "patience", "early_stop_min_fraction": "min_fraction"}
+    early = {"early_stop_patience": "patience", "early_stop_min_fraction": "min_fraction",
+             "early_stop_residual_unguided": "unguided_only", "early_stop_residual_history": "history"}
     extra, early_extra = {}, {}
     for k, v in params.items():
         if k in early and settings.early_exit is not None:
@@ -209,14 +213,15 @@ def run_method(ac: Any, gm: Any, spec: Any, model: Any, c: configs.Config, m: Me
                   time.perf_counter() - t0)
 
 
-def tune_interval(ac: Any, g: Any, gm: Any, spec: Any, model: Any, c: configs.Config, samples: int) -> tuple:
+def tune_interval(ac: Any, g: Any, gm: Any, spec: Any, model: Any, c: configs.Config, samples: int,
+                  seed: int) -> tuple:
     """The interval with the best (precision rounded to 0.01, then lowest SWD) on a separate seed."""
     plain = dict(quality_adjust=False, skip_below=0.0, cfg_min=0.0, cfg_max=100.0)
     best, key = INTERVAL_GRID[0], None
     for lo, hi in INTERVAL_GRID:
         m = Method("tune", "anchor", g.GuidanceSettings(schedule="interval", interval_sigma_lo=lo,
                                                         interval_sigma_hi=hi, **plain))
-        r = run_method(ac, gm, spec, model, c, m, samples, seed=c.seed + 50_000)
+        r = run_method(ac, gm, spec, model, c, m, samples, seed=seed + 50_000)
         k = (-round(r.precision, 2), r.swd)
         if key is None or k < key:
             best, key = (lo, hi), k
@@ -256,11 +261,13 @@ def run_config(ac: Any, g: Any, c: configs.Config, samples: int, full: bool,
 
     spec = gm.make_gmm(c.dim, c.classes, c.modes, std=c.std, spread=c.spread, seed=c.seed, cond_error=cond_error)
     model = gm.build_model(spec)
-    interval = tune_interval(ac, g, gm, spec, model, c, max(samples // 2, 32)) if only is None else (0.28, 5.42)
+    seed = c.seed + NOISE_DRAW_STRIDE * noise_draw  # initial noise, SDE noise and reference samples
+    interval = tune_interval(ac, g, gm, spec, model, c, max(samples // 2, 32), seed) if only is None \
+        else (0.28, 5.42)
     ms = methods(ac, g, interval, full, params)
     if only is not None:
         ms = [m for m in ms if m.role in only]
-    return [run_method(ac, gm, spec, model, c, m, samples, c.seed, batch) for m in ms]
+    return [run_method(ac, gm, spec, model, c, m, samples, seed, batch) for m in ms]
 
 
 def row(c: configs.Config, results: list[Result], name: str) -> tuple[str, Verdict]:
@@ -366,16 +373,22 @@ def main() -> None:
     ap.add_argument("--cond-error", type=float, default=0.0, help="an imperfect conditional model: its density is "
                     "(1 - E) p(x|c) + E p(x), the target stays p(x|c) (a checkpoint with weak prompt adherence; "
                     "0 = exact, the targets' model)")
+    ap.add_argument("--noise-draw", type=int, default=0, help="another draw of every sampling seed (initial noise, "
+                    "SDE noise, reference samples) for the same configurations and mixtures: how stable the "
+                    "verdicts are from run to run (0 = the sets' own seeds)")
     ap.add_argument("--params", default=None, help="the candidate with these options over its preset's, "
                     "e.g. early_stop_estimate=half step,gap_measure=estimate")
     args = ap.parse_args()
     if not 0.0 <= args.cond_error < 1.0:
         raise SystemExit(f"--cond-error: must be a number in [0, 1), got {args.cond_error}")
+    if not 0 <= args.noise_draw <= 1000:
+        raise SystemExit(f"--noise-draw: must be an integer from 0 to 1000, got {args.noise_draw}")
     if args.search and args.set == "check":
         raise SystemExit("--set: --search tunes on tuning data only (tune, tune_short, tune_all), got 'check'")
-    global candidate_preset, CANDIDATE, cond_error
+    global candidate_preset, CANDIDATE, cond_error, noise_draw
     candidate_preset = args.preset
     cond_error = args.cond_error
+    noise_draw = args.noise_draw
     CANDIDATE = "m4 " + candidate_preset.replace("_", "+")
     torch.set_num_threads(1)  # the machine is shared; the GMM model is tiny anyway
     ac, g = setup()
@@ -408,22 +421,28 @@ def main() -> None:
     params = parse_params(args.params)
     print(f"candidate {CANDIDATE} = preset {candidate_preset} {preset}" + (f" with {params}" if params else "")
           + (f"; imperfect conditional model, error {cond_error:g}" if cond_error else "")
+          + (f"; noise draw {noise_draw}" if noise_draw else "")
           + f"; significance level {stats.ALPHA}, {stats.BOOTSTRAP} bootstrap draws")
     report(ac, g, cs, samples, full=not args.quick, params=params,
            only=("static", "pack", "candidate") if args.t1_only else None, batch=args.batch)
 
 
 def parse_params(text: str | None) -> dict[str, Any] | None:
-    """'a=0.5,b=estimate' -> {'a': 0.5, 'b': 'estimate'} (numbers where they parse)."""
+    """'a=0.5,b=estimate,c=false' -> {'a': 0.5, 'b': 'estimate', 'c': False} (numbers and booleans where
+    they parse: the node's boolean options, e.g. early_stop, accept only true or false)."""
     if not text:
         return None
     out: dict[str, Any] = {}
     for item in text.split(","):
         key, _, value = item.partition("=")
+        word = value.strip()
+        if word.lower() in ("true", "false"):
+            out[key.strip()] = word.lower() == "true"
+            continue
         try:
             out[key.strip()] = float(value)
         except ValueError:
-            out[key.strip()] = value.strip()
+            out[key.strip()] = word
     return out
 
 
