@@ -181,3 +181,35 @@ def test_the_preset_on_the_adaptive_ksampler_with_an_sde_sampler(comfy, pack, gm
     assert plot.shape[0] == 1 and plot.shape[3] == 3
     plain = asamp.M4AdaptiveKSampler.execute(model, 0, 30, 3.0, "dpmpp_2m_sde", "karras", pos, neg, latent, 1.0)
     assert plain.result[1]["settings"]["early_exit"]["rule"] == "denoised change"  # no preset: today's rule
+
+
+def test_a_multistep_sampler_still_moves_points_that_sit_on_their_estimate(comfy, ac):
+    """Why the residual rule's optional history condition exists (tunables.early_stop_residual_history): on the
+    tuning row tune_short18 (dpmpp_3m_sde, 9 steps, base 7.5) the plain rule stops with two steps left, each
+    point within 10 % of its own estimate, and the result lands far from the full run, because the sampler
+    extrapolates the trend of its past estimates; with the history condition the stop waits and the result is
+    the full run's."""
+    import dataclasses
+
+    from bench import bench_guidance_configs as configs
+    from bench.gmm_model import build_model, class_context, make_gmm
+
+    c = configs.tune_short_set()[18]
+    assert (c.sampler, c.steps, c.base) == ("dpmpp_3m_sde", 9, 7.5)
+    spec = make_gmm(c.dim, c.classes, c.modes, std=c.std, spread=c.spread, seed=c.seed)
+    model, pos, neg = build_model(spec), [[class_context(spec, 0), {}]], [[class_context(spec, None), {}]]
+    latent = torch.zeros(32, spec.dim, 1, 1)
+    plain = _opts(ac, early_stop=True, early_stop_rule="residual", early_stop_tolerance=0.1)
+    held = dataclasses.replace(plain, early_exit=dataclasses.replace(plain.early_exit, history=0.1))
+
+    def run(model_):
+        return _sample(comfy, model_, pos, neg, latent, c.sampler, steps=c.steps, cfg=c.base, seed=c.seed,
+                       scheduler=c.scheduler).flatten(1)
+
+    full = run(model)
+    runs: dict[str, list[dict]] = {"plain": [], "held": []}
+    outs = {k: run(ac.patch_model(model, s, sink=runs[k].append)) for k, s in (("plain", plain), ("held", held))}
+    rel = ((outs["plain"] - full).norm(dim=1) / full.norm(dim=1)).mean()
+    assert runs["plain"][0]["steps_used"] < c.steps and float(rel) > 0.2  # stopped, and far from the full run
+    assert runs["held"][0]["steps_used"] == c.steps
+    assert torch.allclose(outs["held"], full, atol=1e-4)
