@@ -117,8 +117,8 @@ def candidate_settings(ac: Any, params: dict[str, Any] | None) -> Any:
 
 def _with_fields(settings: Any, params: dict[str, Any]) -> Any:
     """`settings` with GuidanceSettings fields that are tunables, not node options (e.g. gap_wait_margin), and
-    the early stop's (early_stop_patience, early_stop_min_fraction, early_stop_residual_unguided: EarlyExitSettings
-    patience, min_fraction, unguided_only)."""
+    the early stop's (early_stop_patience, early_stop_min_fraction, early_stop_residual_unguided,
+    early_stop_residual_history: EarlyExitSettings patience, min_fraction, unguided_only, history)."""
     fields = {f.name for f in dataclasses.fields(settings)} - {"early_exit", "base_override"}
     early = {"early_stop_patience": "patience", "early_stop_min_fraction": "min_fraction",
              "early_stop_residual_unguided": "unguided_only", "early_stop_residual_history": "history"}
@@ -248,14 +248,14 @@ def verdict(results: list[Result], name: str, alpha: float = stats.ALPHA) -> Ver
     t1 = saving >= 0.25 and not p_low and not s_high
     notes = [w for w, bad in (("saving<25%", saving < 0.25), ("precision lower", p_low), ("SWD higher", s_high))
              if bad]
-    beaten = [r.method.name for r in results if r.method.role == "anchor" and r.evals <= me.evals + 1e-9
+    rivals = [r for r in results if r.method.role == "anchor" and r.evals <= me.evals + 1e-9
               and r.precision >= me.precision and stats.swd_bounds(r.boot, me.boot)[1] < 0]
-    if beaten:
-        notes.append("beaten by " + ", ".join(beaten))
+    if rivals:
+        notes.append("beaten by " + ", ".join(r.method.name for r in rivals))
     # The bench's T2 counts an anchor at equal precision; the issue's wording ("both better precision and
     # significantly better SWD") would not, which matters where every method reaches precision 1.
-    literal = not any(r.method.name in beaten and r.precision > me.precision for r in results)
-    return Verdict(saving, t1, not beaten, "; ".join(notes), literal)
+    literal = not any(r.precision > me.precision for r in rivals)
+    return Verdict(saving, t1, not rivals, "; ".join(notes), literal)
 
 
 def run_config(ac: Any, g: Any, c: configs.Config, samples: int, full: bool,
